@@ -1,0 +1,64 @@
+"""The ``ana`` console script: one subcommand per workflow step, each a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from analysis.errors import AnalysisError
+
+# Each module in analysis/commands registers its own subcommand (keeps this file conflict-free).
+COMMAND_MODULES = (
+    "generate",
+    "run",
+    "fit",
+    "demo",
+    "search",
+    "ftest",
+    "reinterpret",
+    "scale",
+    "reweight",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="ana", description="Columnar HEP analysis framework.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"analysis.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"analysis.commands.{name}":
+                continue  # subcommand not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ana``; user errors print one line and return 2, bugs raise."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = args.func(args)
+    except AnalysisError as err:
+        print(f"ana {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ana {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

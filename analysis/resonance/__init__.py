@@ -1,0 +1,1 @@
+"""Resonance searches: signal models, background families, f-test, envelope, significance, limits."""

@@ -1,0 +1,1 @@
+"""fileset package."""
