@@ -1,0 +1,77 @@
+"""Histogram I/O with the AGC key convention: ``{region}_{process}[_{variation}]``, plus pseudodata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hist
+import uproot
+
+from analysis.errors import AnalysisError
+
+PSEUDODATA_PARTS = (("ttbar", "ME_var", 0.5), ("ttbar", "PS_var", 0.5), ("wjets", "nominal", 1.0))
+
+
+def histogram_key(region: str, process: str, variation: str) -> str:
+    """AGC key: ``{region}_{process}`` for nominal, ``{region}_{process}_{variation}`` otherwise."""
+    return f"{region}_{process}" if variation == "nominal" else f"{region}_{process}_{variation}"
+
+
+def fit_slice(h: hist.Hist, start_gev: float = 110.0, rebin: int = 2) -> hist.Hist:
+    """AGC's fit binning: from the bin containing ``start_gev`` on, merging ``rebin`` bins (40 GeV)."""
+    return h[hist.loc(start_gev)::hist.rebin(rebin), ...]
+
+
+def pseudodata(h: hist.Hist, region: str, ttbar_scale: float = 1.0) -> hist.Hist:
+    """AGC pseudodata: ttbar_scale·(ttbar ME_var + PS_var)/2 + W+jets nominal, for one region."""
+    processes, variations = set(h.axes["process"]), set(h.axes["variation"])
+    missing = [f"{p}/{v}" for p, v, _ in PSEUDODATA_PARTS if p not in processes or v not in variations]
+    if missing:
+        raise AnalysisError(f"cannot build pseudodata: histograms lack {', '.join(missing)}")
+    total = None
+    for process, variation, weight in PSEUDODATA_PARTS:
+        scale = weight * (ttbar_scale if process == "ttbar" else 1.0)
+        part = h[:, region, process, variation] * scale
+        total = part if total is None else total + part
+    return total
+
+
+def to_keyed(h: hist.Hist, filled: set[tuple[str, str]] | None = None, ttbar_scale: float = 1.0,
+             start_gev: float = 110.0, rebin: int = 2) -> dict[str, hist.Hist]:
+    """1D histograms with AGC keys (fit binning) for each filled (process, variation), plus pseudodata."""
+    hs = fit_slice(h, start_gev, rebin)
+    out: dict[str, hist.Hist] = {}
+    if filled is None:
+        filled = {(p, v) for p in hs.axes["process"] for v in hs.axes["variation"]
+                  if hs[:, :, p, v].values().any() or hs[:, :, p, v].variances().any()}
+    for region in hs.axes["region"]:
+        for process, variation in sorted(filled):
+            out[histogram_key(region, process, variation)] = hs[:, region, process, variation]
+        try:
+            out[f"{region}_pseudodata"] = pseudodata(hs, region, ttbar_scale)
+        except AnalysisError:
+            pass
+    return out
+
+
+def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]] | None = None,
+                    ttbar_scale: float = 1.0) -> list[str]:
+    """Write ``histograms.root`` with AGC keys; return the keys written."""
+    keyed = to_keyed(h, filled, ttbar_scale)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as f:
+        for key, hh in keyed.items():
+            f[key] = hh
+    return list(keyed)
+
+
+def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
+    """Read every histogram of a ROOT file into ``hist`` objects keyed by name."""
+    p = Path(path)
+    if not p.is_file():
+        raise AnalysisError(f"{p}: histogram file not found")
+    try:
+        with uproot.open(p) as f:
+            return {k.split(";")[0]: f[k].to_hist() for k in f.keys(cycle=False, filter_classname="TH1*")}
+    except (OSError, ValueError) as err:
+        raise AnalysisError(f"{p}: cannot read histograms: {err}") from None

@@ -1,0 +1,128 @@
+"""AGC-style ntuples/NanoAOD json (local or remote paths) → coffea fileset with metadata."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis.errors import AnalysisError
+from analysis.validation import validate
+
+REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://", "xroot://")
+
+SAMPLES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["luminosity_pb", "cross_sections_pb"],
+    "properties": {
+        "luminosity_pb": {"type": "number", "exclusiveMinimum": 0},
+        "tree": {"type": "string"},
+        "cross_sections_pb": {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+    },
+}
+
+FILESET_JSON_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["path", "nevts"],
+                        "properties": {"path": {"type": "string"}, "nevts": {"type": "integer", "minimum": 0}},
+                    },
+                },
+                "nevts_total": {"type": "integer", "minimum": 0},
+                "pseudodata_scale": {"type": "number", "minimum": 0},
+                "format": {"enum": ["ntuple", "nanoaod"]},
+            },
+        },
+    },
+}
+
+
+def load_samples_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Cross-sections and luminosity: the packaged ``fileset/samples.yml`` unless a path is given."""
+    if path is None:
+        text = resources.files("fileset").joinpath("samples.yml").read_text()
+        source = "fileset/samples.yml"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise AnalysisError(f"{p}: samples config not found")
+        text, source = p.read_text(), str(p)
+    doc = yaml.safe_load(text)
+    validate(doc, SAMPLES_SCHEMA, source)
+    doc.setdefault("tree", "events")
+    return doc
+
+
+def is_remote(path: str) -> bool:
+    """True for xrootd/http(s)/s3 paths, which are passed to uproot unchanged."""
+    return path.startswith(REMOTE_PREFIXES)
+
+
+def load_ntuples_json(path: str | Path) -> dict[str, Any]:
+    """Read and validate an AGC ntuples.json / nanoaod_inputs.json document."""
+    p = Path(path)
+    if not p.is_file():
+        raise AnalysisError(f"{p}: fileset json not found")
+    try:
+        doc = json.loads(p.read_text())
+    except json.JSONDecodeError as err:
+        raise AnalysisError(f"{p}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
+    validate(doc, FILESET_JSON_SCHEMA, str(p))
+    return doc
+
+
+def build_fileset(
+    json_path: str | Path,
+    n_files_max_per_sample: int = -1,
+    samples_config: str | Path | dict[str, Any] | None = None,
+    processes: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Coffea fileset ``{process__variation: {files, treename, metadata}}`` from an AGC-style json.
+
+    Relative paths are resolved against the json's folder; remote paths are kept as they are.
+    ``nevts`` in the metadata is the total over the files actually used (AGC's normalisation).
+    """
+    doc = load_ntuples_json(json_path)
+    cfg = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
+    base = Path(json_path).resolve().parent
+    fileset: dict[str, dict[str, Any]] = {}
+    for process, variations in doc.items():
+        if processes is not None and process not in processes:
+            continue
+        if process not in cfg["cross_sections_pb"]:
+            raise AnalysisError(f"{json_path}: process {process!r} has no cross-section in the samples config")
+        for variation, entry in variations.items():
+            files = entry["files"] if n_files_max_per_sample < 0 else entry["files"][:n_files_max_per_sample]
+            paths = [f["path"] if is_remote(f["path"]) else str((base / f["path"]).resolve()) for f in files]
+            fileset[f"{process}__{variation}"] = {
+                "files": paths,
+                "treename": cfg["tree"] if entry.get("format", "ntuple") == "ntuple" else "Events",
+                "metadata": {
+                    "process": process,
+                    "variation": variation,
+                    "xsec": float(cfg["cross_sections_pb"][process]),
+                    "lumi": float(cfg["luminosity_pb"]),
+                    "nevts": int(sum(f["nevts"] for f in files)),
+                    "pseudodata_scale": float(entry.get("pseudodata_scale", 1.0)),
+                    "format": entry.get("format", "ntuple"),
+                },
+            }
+    if not fileset:
+        raise AnalysisError(f"{json_path}: no samples selected")
+    return fileset
