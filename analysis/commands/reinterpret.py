@@ -1,0 +1,78 @@
+"""``ana reinterpret``: CLs μ-scan and 95 % CL limit for a new signal against preserved data and background."""
+
+from __future__ import annotations
+
+import argparse
+
+from analysis.errors import AnalysisError
+from analysis.reinterpret import reinterpret_histograms, reinterpret_workspace
+
+HIST_FLAGS = ("filedata", "histdata", "filebkg", "histbkg", "filesig", "histsig")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``reinterpret`` subcommand."""
+    p = sub.add_parser(
+        "reinterpret",
+        help="CLs mu-scan and 95%% CL upper limit for a new signal (RECAST fitting step)",
+        description="Either the six histogram flags (data, background, signal: ROOT file + key each) or "
+        "--workspace ws.json [--patch patch.json]. Writes the Brazil-band plot (--outputfile), the spectrum "
+        "plot (--plotfile; PNG and PDF with the same stem) and results.json (--json, default next to "
+        "--outputfile).",
+    )
+    h = p.add_argument_group("histogram inputs")
+    h.add_argument("--filedata", metavar="FILE", help="ROOT file with the observed data histogram")
+    h.add_argument("--histdata", metavar="KEY", help="data histogram key")
+    h.add_argument("--filebkg", metavar="FILE", help="ROOT file with the background histogram")
+    h.add_argument("--histbkg", metavar="KEY", help="background histogram key")
+    h.add_argument("--filesig", metavar="FILE", help="ROOT file with the (scaled) signal histogram")
+    h.add_argument("--histsig", metavar="KEY", help="signal histogram key")
+    h.add_argument("--bkg-uncertainty", type=float, default=0.1, metavar="FRAC",
+                   help="relative background normalisation uncertainty (normsys; default 0.1, 0 = none)")
+    h.add_argument("--bkg-mc-stat", choices=("staterror", "shapesys", "none"), default="staterror",
+                   help="per-bin background MC-stat modifier from the histogram variances (default staterror)")
+    w = p.add_argument_group("workspace inputs")
+    w.add_argument("--workspace", metavar="WS_JSON", help="pyhf JSON workspace (e.g. from HEPData)")
+    w.add_argument("--patch", metavar="PATCH_JSON", help="JSON patch or pyhf patchset with the new signal")
+    w.add_argument("--patch-name", metavar="NAME", help="patch to apply when --patch is a patchset of several")
+    w.add_argument("--measurement", metavar="NAME", help="workspace measurement (default: the first)")
+    p.add_argument("--outputfile", default="limit.png", help="Brazil-band CLs scan plot (default limit.png)")
+    p.add_argument("--plotfile", default="spectrum.png", help="data/background/signal spectrum plot")
+    p.add_argument("--json", dest="json_path", metavar="RESULTS_JSON",
+                   help="results file (default: results.json next to --outputfile)")
+    p.add_argument("--poi-max", type=float, metavar="X", help="upper end of the mu scan (default: automatic)")
+    p.add_argument("--scan-points", type=int, default=41, metavar="N", help="mu grid points (default 41)")
+    p.add_argument("--xsec", type=float, metavar="PB",
+                   help="signal cross-section in pb the signal histogram corresponds to: also report sigma limits")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the histogram or workspace API and print the limits."""
+    given = [f for f in HIST_FLAGS if getattr(args, f) is not None]
+    common = dict(poi_max=args.poi_max, xsec_pb=args.xsec, scan_points=args.scan_points,
+                  outputfile=args.outputfile, plotfile=args.plotfile, json_path=args.json_path)
+    if args.workspace is not None:
+        if given:
+            raise AnalysisError(f"--workspace cannot be combined with histogram inputs (--{given[0]})")
+        result = reinterpret_workspace(args.workspace, patch=args.patch, patch_name=args.patch_name,
+                                       measurement=args.measurement, **common)
+    else:
+        if args.patch is not None:
+            raise AnalysisError("--patch needs --workspace")
+        missing = [f"--{f}" for f in HIST_FLAGS if getattr(args, f) is None]
+        if missing:
+            raise AnalysisError(f"missing {', '.join(missing)} (or use --workspace ws.json)")
+        result = reinterpret_histograms(
+            args.filedata, args.histdata, args.filebkg, args.histbkg, args.filesig, args.histsig,
+            bkg_uncertainty=args.bkg_uncertainty, mc_stat=args.bkg_mc_stat, **common,
+        )
+    exp = result.mu_upper_limit_expected
+    print(f"95% CL upper limit on {result.scan.poi_name}: observed {result.mu_upper_limit_observed:.4g}, "
+          f"expected {exp[2]:.4g} [-1sigma {exp[1]:.4g}, +1sigma {exp[3]:.4g}; -2sigma {exp[0]:.4g}, "
+          f"+2sigma {exp[4]:.4g}]")
+    if result.signal_cross_section_pb is not None:
+        print(f"cross-section limit: observed {result.signal_cross_section_pb * result.mu_upper_limit_observed:.4g} pb")
+    for kind, paths in result.outputs.items():
+        print(f"wrote {kind}: {', '.join(paths)}")
+    return 0

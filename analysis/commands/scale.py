@@ -1,0 +1,45 @@
+"""``ana scale``: scale a raw MC histogram to expected events, scale = σ[pb]·L[fb⁻¹]·1000·k·ε / Σw."""
+
+from __future__ import annotations
+
+import argparse
+
+from analysis.scale import scale_histogram
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``scale`` subcommand."""
+    p = sub.add_parser(
+        "scale",
+        help="scale a histogram by sigma*L*k*eps/sum(w) (RECAST scaling step)",
+        description="Write HIST scaled by xsec[pb] * lumi[fb^-1] * 1000 * kfactor * filterfactor / sumweights "
+        "to OUT_FILE under the same name (plus OUT_FILE with .json suffix holding the factor).",
+    )
+    p.add_argument("--input", required=True, metavar="HIST_FILE", help="ROOT file with the raw histogram")
+    p.add_argument("--hist", required=True, metavar="NAME", help="histogram key, e.g. h_mjj")
+    p.add_argument("--xsec", required=True, type=float, metavar="PB", help="cross-section in pb")
+    p.add_argument("--sumweights", required=True, type=float, metavar="W", help="sum of generator weights of the sample")
+    p.add_argument("--kfactor", type=float, default=1.0, metavar="K", help="higher-order k-factor (default 1)")
+    p.add_argument("--filterfactor", type=float, default=1.0, metavar="F", help="generator filter efficiency (default 1)")
+    p.add_argument("--luminosity", required=True, type=float, metavar="FB_INV", help="integrated luminosity in fb^-1")
+    p.add_argument("--out", required=True, metavar="OUT_FILE", help="output ROOT file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scaling and print the factor."""
+    result = scale_histogram(
+        args.input,
+        args.hist,
+        args.out,
+        xsec_pb=args.xsec,
+        sumweights=args.sumweights,
+        kfactor=args.kfactor,
+        filterfactor=args.filterfactor,
+        luminosity_fb_inv=args.luminosity,
+    )
+    print(
+        f"scaled {result.histogram} by {result.scale_factor:.8g} "
+        f"({result.raw_integral:.6g} -> {result.scaled_integral:.6g} events) -> {result.output_file}"
+    )
+    return 0
