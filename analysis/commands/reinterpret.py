@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_path", metavar="RESULTS_JSON",
                    help="results file (default: results.json next to --outputfile)")
     p.add_argument("--poi-max", type=float, metavar="X", help="upper end of the mu scan (default: automatic)")
-    p.add_argument("--scan-points", type=int, default=41, metavar="N", help="mu grid points (default 41)")
+    p.add_argument("--scan-points", type=int, default=25, metavar="N", help="mu grid points (default 25)")
     p.add_argument("--xsec", type=float, metavar="PB",
                    help="signal cross-section in pb the signal histogram corresponds to: also report sigma limits")
     p.set_defaults(func=run)
