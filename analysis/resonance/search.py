@@ -1,0 +1,342 @@
+"""The automated X→γγ search: config → selection → signal model → background fit → significance → limits.
+
+``run_search(config, out_dir, unblind=False)`` writes ``results.json`` (the issue's exact keys),
+``details.json`` (everything else: fits, checks, expected significances, toy validation) and the plots.
+While blinded, data with m_γγ inside the blind window (search range widened by ``blind_margin_sigma`` signal
+widths, snapped outward to bin edges) are dropped by the processor before any histogram is filled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.errors import AnalysisError
+from analysis.resonance import likelihood as lk
+from analysis.resonance import limits as lim
+from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
+from analysis.resonance.signal_model import SignalModel, build_signal_model
+from analysis.validation import load_yaml, validate
+from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, run_processor
+from schemas.diphoton import load_events
+
+log = logging.getLogger(__name__)
+PB_PER_FB = 1000.0
+_NUM = {"type": "number"}
+_POS = {"type": "number", "exclusiveMinimum": 0}
+_RANGE = {"type": "array", "items": _POS, "minItems": 2, "maxItems": 2}
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["luminosity_fb", "mass_range_gev", "signal", "background", "data"],
+    "properties": {
+        "luminosity_fb": _POS,
+        "mass_range_gev": _RANGE,
+        "signal": {
+            "type": "object", "additionalProperties": False,
+            "required": ["cross_section_pb", "filter_efficiency", "samples"],
+            "properties": {
+                "cross_section_pb": _POS,
+                "filter_efficiency": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "samples": {"type": "object", "minProperties": 1,
+                            "propertyNames": {"pattern": r"^[0-9]+(\.[0-9]+)?$"},
+                            "additionalProperties": {"type": "string", "minLength": 1}},
+            },
+        },
+        "background": {
+            "type": "object", "additionalProperties": False,
+            "required": ["cross_section_pb", "filter_efficiency", "file"],
+            "properties": {
+                "cross_section_pb": _POS,
+                "filter_efficiency": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "file": {"type": "string", "minLength": 1},
+                "model": {"enum": ["parametric", "envelope"]},
+                "function": {"enum": list(lk.FAMILY_ORDER)},
+                "families": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            },
+        },
+        "data": {"type": "string", "minLength": 1},
+        "fit_range_gev": _RANGE,
+        "bin_width_gev": _POS,
+        "scan_step_gev": _POS,
+        "blind_margin_sigma": {"type": "number", "minimum": 0},
+        "selection": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "method": {"enum": ["cuts", "classifier", "none"]},
+                "variables": {"type": "array", "items": {"enum": list(FEATURES)}, "minItems": 1, "uniqueItems": True},
+            },
+        },
+        "global_toys": {"type": "integer", "minimum": 0},
+        "limit_validation_toys": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+@dataclass
+class SearchConfig:
+    """Validated configuration with absolute paths."""
+
+    source: Path
+    luminosity_fb: float
+    mass_range: tuple[float, float]
+    signal_xsec_pb: float
+    signal_filter_eff: float
+    signal_samples: dict[float, Path]
+    bkg_xsec_pb: float
+    bkg_filter_eff: float
+    bkg_file: Path
+    data_file: Path
+    model: str = "parametric"
+    function: str | None = None
+    families: list[str] | None = None
+    fit_range: tuple[float, float] = (0.0, 0.0)
+    bin_width: float = 10.0
+    scan_step: float = 10.0
+    blind_margin_sigma: float = 2.0
+    selection_method: str = "cuts"
+    selection_variables: tuple[str, ...] = REQUIRED_FEATURES
+    global_toys: int = 20
+    limit_validation_toys: int = 200
+    seed: int = 12345
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def lumi_pb(self) -> float:
+        """Integrated luminosity in pb⁻¹."""
+        return self.luminosity_fb * PB_PER_FB
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    """Read and validate the YAML config; resolve file paths relative to it."""
+    p = Path(path).resolve()
+    doc = load_yaml(p)
+    if isinstance(doc.get("signal"), dict) and isinstance(doc["signal"].get("samples"), dict):
+        doc["signal"]["samples"] = {str(k): v for k, v in doc["signal"]["samples"].items()}
+    validate(doc, CONFIG_SCHEMA, str(p))
+    lo, hi = doc["mass_range_gev"]
+    if not lo < hi:
+        raise AnalysisError(f"{p}: mass_range_gev: lower edge {lo} must be below upper edge {hi}")
+    fit_range = tuple(doc.get("fit_range_gev", (max(lo - 200.0, 1.0), hi + 500.0)))
+    if not (fit_range[0] < lo and fit_range[1] > hi):
+        raise AnalysisError(f"{p}: fit_range_gev {list(fit_range)} must contain mass_range_gev {[lo, hi]} with sidebands")
+
+    def resolve(rel: str, key: str) -> Path:
+        q = Path(rel)
+        q = q if q.is_absolute() else p.parent / q
+        if not q.is_file():
+            raise AnalysisError(f"{p}: {key}: file not found: {q}")
+        return q
+
+    samples = {float(m): resolve(f, f"signal/samples/{m}") for m, f in doc["signal"]["samples"].items()}
+    bkg = doc["background"]
+    sel = doc.get("selection", {})
+    return SearchConfig(
+        source=p, luminosity_fb=float(doc["luminosity_fb"]), mass_range=(float(lo), float(hi)),
+        signal_xsec_pb=float(doc["signal"]["cross_section_pb"]), signal_filter_eff=float(doc["signal"]["filter_efficiency"]),
+        signal_samples=dict(sorted(samples.items())), bkg_xsec_pb=float(bkg["cross_section_pb"]),
+        bkg_filter_eff=float(bkg["filter_efficiency"]), bkg_file=resolve(bkg["file"], "background/file"),
+        data_file=resolve(doc["data"], "data"), model=bkg.get("model", "parametric"), function=bkg.get("function"),
+        families=bkg.get("families"), fit_range=(float(fit_range[0]), float(fit_range[1])),
+        bin_width=float(doc.get("bin_width_gev", 10.0)), scan_step=float(doc.get("scan_step_gev", 10.0)),
+        blind_margin_sigma=float(doc.get("blind_margin_sigma", 2.0)), selection_method=sel.get("method", "cuts"),
+        selection_variables=tuple(sel.get("variables", REQUIRED_FEATURES)), global_toys=int(doc.get("global_toys", 20)),
+        limit_validation_toys=int(doc.get("limit_validation_toys", 200)), seed=int(doc.get("seed", 12345)), raw=doc,
+    )
+
+
+def _sample(res: dict, weight: float) -> Sample:
+    arr = res["arrays"]
+    feats = {k: v for k, v in arr.items() if k not in ("mass", "selected")}
+    return Sample(feats, arr["mass"], np.full(len(arr["mass"]), weight))
+
+
+def blind_window(model: SignalModel, cfg: SearchConfig, edges: np.ndarray) -> tuple[float, float]:
+    """Search range widened by k signal widths, snapped outward to bin edges."""
+    lo = cfg.mass_range[0] - cfg.blind_margin_sigma * model.width(cfg.mass_range[0])
+    hi = cfg.mass_range[1] + cfg.blind_margin_sigma * model.width(cfg.mass_range[1])
+    lo_e = edges[max(np.searchsorted(edges, lo, side="right") - 1, 0)]
+    hi_e = edges[min(np.searchsorted(edges, hi, side="left"), len(edges) - 1)]
+    if lo_e <= edges[0] or hi_e >= edges[-1]:
+        raise AnalysisError(f"{cfg.source}: fit_range_gev leaves no sideband around the blind window [{lo:.0f}, {hi:.0f}] GeV")
+    return float(lo_e), float(hi_e)
+
+
+def _make_profiler(cfg: SearchConfig, edges: np.ndarray, counts: np.ndarray, family: str, blind: tuple[float, float] | None,
+                   theta0: np.ndarray) -> tuple[lk.Profiler, dict]:
+    """Parametric model (default) or the discrete-profiling envelope of analysis.resonance.envelope."""
+    if cfg.model == "parametric":
+        return lk.ParametricModel(edges, lk.FAMILIES[family], None, theta0=theta0), {"model": "parametric", "function": family}
+    try:
+        from analysis.resonance.envelope import build_envelope
+    except ImportError as err:
+        raise AnalysisError(f"{cfg.source}: background/model: envelope model not available ({err})") from None
+    env = build_envelope(edges, counts, families=cfg.families, blind=blind, seed=cfg.seed)
+    return env, {"model": "envelope", **env.to_dict()}
+
+
+def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = False, make_plots: bool = True) -> dict:
+    """Run the whole search; write results.json, details.json and plots into ``out_dir``; return the results."""
+    cfg = load_config(config_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    edges = np.arange(cfg.fit_range[0], cfg.fit_range[1] + 0.5 * cfg.bin_width, cfg.bin_width)
+    if len(edges) < 10:
+        raise AnalysisError(f"{cfg.source}: fit range / bin width give only {len(edges) - 1} bins")
+    details: dict[str, Any] = {"config": str(cfg.source), "luminosity_pb": cfg.lumi_pb,
+                               "cross_section_convention": "pb, before the filter efficiency (as signal.cross_section_pb)"}
+
+    # --- simulation through the processor (no selection yet: arrays for the optimisation)
+    sig_events = {m: load_events(p) for m, p in cfg.signal_samples.items()}
+    bkg_events = load_events(cfg.bkg_file)
+    w_sig = {m: cfg.lumi_pb * cfg.signal_xsec_pb * cfg.signal_filter_eff / len(ev) for m, ev in sig_events.items()}
+    w_bkg = cfg.lumi_pb * cfg.bkg_xsec_pb * cfg.bkg_filter_eff / len(bkg_events)
+    sig_raw = {m: run_processor(ev, DiphotonProcessor(edges, weight=w_sig[m])) for m, ev in sig_events.items()}
+    bkg_raw = run_processor(bkg_events, DiphotonProcessor(edges, weight=w_bkg))
+    sig_s = {m: _sample(r, w_sig[m]) for m, r in sig_raw.items()}
+    bkg_s = _sample(bkg_raw, w_bkg)
+
+    # --- selection optimised on simulation (±2σ windows from the raw signal peaks)
+    windows = {}
+    for m, s in sig_s.items():
+        med = float(np.median(s.mass))
+        width = float(0.5 * (np.percentile(s.mass, 84) - np.percentile(s.mass, 16)))
+        windows[m] = (med - 2 * width, med + 2 * width)
+    variables = tuple(v for v in cfg.selection_variables if v in bkg_s.features)
+    missing = [v for v in cfg.selection_variables if v not in bkg_s.features or any(v not in s.features for s in sig_s.values())]
+    if missing:
+        raise AnalysisError(f"{cfg.source}: selection/variables {missing} not present in every simulation file")
+    if cfg.selection_method == "cuts":
+        selection, sel_report = optimise_cuts(sig_s, bkg_s, windows, variables)
+    elif cfg.selection_method == "classifier":
+        selection, sel_report = train_classifier(sig_s, bkg_s, windows, variables, seed=cfg.seed)
+    else:
+        selection, sel_report = CutSelection({}), {"method": "none"}
+    sel_report["windows_gev"] = {f"{m:g}": [float(a), float(b)] for m, (a, b) in windows.items()}
+
+    # --- signal model on selected simulation
+    sig_sel = {m: {"mass": s.mass[selection(s.features)], "n_gen": len(sig_events[m])} for m, s in sig_s.items()}
+    smodel, sig_fits = build_signal_model(sig_sel, cfg.lumi_pb, cfg.signal_filter_eff)
+    details["signal_fits"] = sig_fits
+
+    # --- background function chosen and checked on simulation (unweighted counts, uniform weights)
+    bkg_hist = run_processor(bkg_events, DiphotonProcessor(edges, weight=1.0, selection=selection, keep_arrays=False))["hist"]
+    bkg_counts_sim = bkg_hist.values()
+    lk.require_positive(bkg_counts_sim, str(cfg.bkg_file))
+    family, fam_report = lk.choose_family(edges, bkg_counts_sim) if cfg.function is None else (cfg.function, [])
+    sim_model = lk.ParametricModel(edges, lk.FAMILIES[family])
+    spurious = []
+    for m in cfg.signal_samples:
+        tmpl = smodel.template(m, edges) / w_bkg  # signal in simulated-event units: μ stays in pb
+        mu, err, _ = sim_model.fit_mu(bkg_counts_sim, tmpl, (-np.inf, np.inf))
+        spurious.append({"mass_gev": m, "mu_pb": mu, "mu_err_pb": err, "mu_over_err": mu / err if err > 0 else 0.0})
+    details["background_choice"] = {"chosen": family, "candidates": fam_report, "spurious_signal_on_simulation": spurious}
+
+    # --- data (window never read while blinded)
+    blind = None if unblind else blind_window(smodel, cfg, edges)
+    data_events = load_events(cfg.data_file)
+    data_res = run_processor(data_events, DiphotonProcessor(edges, weight=1.0, selection=selection, blind=blind, keep_arrays=False))
+    del data_events
+    counts = data_res["hist"].values().astype(float)
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    side = np.ones(len(centers), bool) if blind is None else ~((centers > blind[0]) & (centers < blind[1]))
+    lk.require_positive(counts[side], str(cfg.data_file))
+    bfit_model = lk.ParametricModel(edges, lk.FAMILIES[family], side)
+    bfit = bfit_model.fit(counts)
+    b_exp = bfit_model.background(bfit.theta)
+    dev, ndof, pgof = lk.goodness_of_fit(counts, b_exp, side, lk.FAMILIES[family].npar)
+    details["background_fit"] = {"function": family, "theta": bfit.theta.tolist(), "valid": bfit.valid,
+                                 "sideband_only": blind is not None, "deviance": dev, "ndof": ndof, "pvalue": pgof,
+                                 "blind_window_gev": None if blind is None else list(blind),
+                                 "data_events_selected_fit_bins": float(counts[side].sum()),
+                                 "data_events_in_blind_window_dropped": data_res["n_blinded"]}
+    profiler, prof_info = _make_profiler(cfg, edges, counts, family, blind, bfit.theta)
+    if cfg.model == "envelope":
+        from analysis.resonance.families import make_grid  # noqa: F401  (envelope present)
+        b_exp = profiler.expected(profiler.best, profiler.full_grid)
+    details["background_model"] = prof_info
+
+    # --- expected results (Asimov = background-only fit extrapolated over the full range)
+    step = cfg.scan_step
+    grid = np.arange(cfg.mass_range[0], cfg.mass_range[1] + 0.5 * step, step)
+    templates = np.array([smodel.template(m, edges) for m in grid])
+    bounds = lk.mu_bounds_for(b_exp, templates, np.ones(len(centers), bool))
+    exp_z, sig_a, bands = [], [], []
+    for t, m in zip(templates, grid):
+        sa = lim.sigma_asimov(profiler, b_exp, t)
+        sig_a.append(sa)
+        bands.append(lim.expected_limits(sa))
+        nll = profiler.profile_nll(b_exp + cfg.signal_xsec_pb * t, t, np.array([0.0, cfg.signal_xsec_pb]))
+        exp_z.append(float(np.sqrt(max(nll[0] - nll[1], 0.0))))
+    details["expected"] = {"mass_gev": grid.tolist(), "z_at_nominal_xsec": exp_z, "sigma_mu_asimov_pb": sig_a,
+                           "nominal_cross_section_pb": cfg.signal_xsec_pb}
+    limits = {"mass_gev": grid.tolist(), "observed_pb": None,
+              "expected_pb": [b[0] for b in bands],
+              "expected_1sigma_pb": [[b[-1], b[1]] for b in bands],
+              "expected_2sigma_pb": [[b[-2], b[2]] for b in bands]}
+
+    # --- toy validation of the asymptotic CLs at the middle of the range
+    if cfg.limit_validation_toys > 0:
+        i = len(grid) // 2
+        details["limit_toy_validation"] = {"mass_gev": float(grid[i]), **lim.toy_cls(
+            profiler, b_exp, templates[i], bands[i][0], sig_a[i], tuple(bounds[i]), cfg.limit_validation_toys, cfg.seed + 1)}
+
+    results: dict[str, Any] = {
+        "blinded": blind is not None, "selection": sel_report, "best_mass_gev": None,
+        "local_significance": None, "global_significance": None, "evidence": False, "discovery": False,
+        "measurement": None, "limits": limits,
+    }
+    scan = None
+    meas = None
+    if blind is None:
+        scan = lk.q0_scan(profiler, counts, templates, bounds)
+        ibest = int(np.argmax(scan["z_local"]))
+        z_loc = float(scan["z_local"][ibest])
+        toys = lk.toy_upcrossings(profiler, b_exp, templates, bounds, cfg.global_toys, cfg.seed + 2) if cfg.global_toys else None
+        n_up = toys["mean_upcrossings"] if toys else float((grid[-1] - grid[0]) / (2 * smodel.width(float(np.mean(grid)))))
+        p_glob, z_glob = lk.global_significance(z_loc, n_up)
+        details["observed_scan"] = {"mass_gev": grid.tolist(), "z_local": scan["z_local"].tolist(),
+                                    "p_local": scan["p_local"].tolist(), "mu_hat_pb": scan["mu_hat"].tolist(),
+                                    "mu_err_pb": scan["mu_err"].tolist()}
+        details["global"] = {"method": "Gross-Vitells upcrossings" + (" from background-only toys" if toys else " (analytic estimate)"),
+                             "mean_upcrossings_at_z0": n_up, "z0": 1.0, "p_global": p_glob,
+                             "p_local": float(scan["p_local"][ibest]), "toys": toys}
+        results.update(best_mass_gev=float(grid[ibest]), local_significance=z_loc, global_significance=z_glob,
+                       evidence=z_loc >= 3.0, discovery=z_loc >= 5.0)
+        if z_loc >= 3.0:
+            meas = lk.measure_mass(profiler, counts, lambda m: smodel.template(m, edges), float(grid[ibest]),
+                                   smodel.width(float(grid[ibest])), cfg.mass_range)
+            results["measurement"] = {k: float(meas[k]) for k in ("mass_gev", "mass_err_gev", "cross_section_pb", "cross_section_err_pb")}
+        obs = [lim.observed_limit(profiler, counts, t, sa, tuple(bd)) for t, sa, bd in zip(templates, sig_a, bounds)]
+        limits["observed_pb"] = [o["limit"] for o in obs]
+
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (out / "details.json").write_text(json.dumps(details, indent=2, default=_json_default))
+    if make_plots:
+        from analysis.resonance import plots
+
+        plots.make_all(out, cfg=cfg, edges=edges, counts=counts, side=side, blind=blind, b_exp=b_exp,
+                       sig_s=sig_s, bkg_s=bkg_s, selection=selection, sel_report=sel_report, smodel=smodel,
+                       sig_fits=sig_fits, sig_sel=sig_sel, grid=grid, templates=templates, expected_z=exp_z,
+                       scan=scan, limits=limits, results=results, meas=meas, profiler=profiler, bounds=bounds)
+    return results
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars/arrays and paths to JSON."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
