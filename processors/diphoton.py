@@ -61,7 +61,7 @@ class DiphotonProcessor(processor.ProcessorABC):
         self.keep_arrays = keep_arrays
 
     def process(self, events: ak.Array) -> dict:
-        """Return ``{dataset: {"hist", "arrays", "n_events", "n_blinded"}}`` for one chunk."""
+        """Return ``{dataset: {"hist", "arrays", "n_events"}}``; n_events counts only events outside the blind window."""
         dataset = events.metadata.get("dataset", "unknown")
         mass = diphoton_mass(events)
         features = event_features(events)
@@ -76,8 +76,7 @@ class DiphotonProcessor(processor.ProcessorABC):
         h.fill(mass=mass[selected], weight=np.full(int(selected.sum()), self.weight))
         out = {
             "hist": h,
-            "n_events": processor.value_accumulator(int, len(keep)),
-            "n_blinded": processor.value_accumulator(int, int((~keep).sum())),
+            "n_events": processor.value_accumulator(int, int(keep.sum())),
             "arrays": processor.dict_accumulator(),
         }
         if self.keep_arrays:
@@ -99,5 +98,4 @@ def run_processor(events: ak.Array, proc: DiphotonProcessor) -> dict:
         "hist": payload["hist"],
         "arrays": arrays,
         "n_events": int(payload["n_events"].value),
-        "n_blinded": int(payload["n_blinded"].value),
     }

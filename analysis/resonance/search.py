@@ -255,8 +255,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     details["background_fit"] = {"function": family, "theta": bfit.theta.tolist(), "valid": bfit.valid,
                                  "sideband_only": blind is not None, "deviance": dev, "ndof": ndof, "pvalue": pgof,
                                  "blind_window_gev": None if blind is None else list(blind),
-                                 "data_events_selected_fit_bins": float(counts[side].sum()),
-                                 "data_events_in_blind_window_dropped": data_res["n_blinded"]}
+                                 "data_events_selected_fit_bins": float(counts[side].sum())}
     profiler, prof_info = _make_profiler(cfg, edges, counts, family, blind, bfit.theta)
     if cfg.model == "envelope":
         from analysis.resonance.families import make_grid  # noqa: F401  (envelope present)
