@@ -208,7 +208,7 @@ def _read_table(path: Path, columns: list[str], tree: str | None) -> dict[str, n
 
 
 def _read_root(path: Path, columns: list[str], tree: str | None) -> dict[str, Any]:
-    """Columns of a TTree, or ('hist:' name → (edges, counts)) for a file of histograms."""
+    """Columns of a TTree (or RNTuple), or ('hist:' name → (edges, counts)) for a file of histograms."""
     import uproot
 
     try:
@@ -217,7 +217,7 @@ def _read_root(path: Path, columns: list[str], tree: str | None) -> dict[str, An
         raise AnalysisError(f"{path}: cannot open as ROOT file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     with f:
         classes = {k.rsplit(";", 1)[0]: v for k, v in f.classnames().items()}
-        trees = [k for k, v in classes.items() if v in ("TTree", "TNtuple", "TNtupleD")]
+        trees = [k for k, v in classes.items() if v in ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple")]
         hists = [k for k, v in classes.items() if v.startswith("TH1")]
         if tree is not None:
             if tree not in classes:
@@ -614,6 +614,9 @@ def _execute(tasks: list[CategoryTask], executor: str, workers: int | None,
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
 
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level
+        dask_log.setLevel(logging.ERROR)  # the scheduler's INFO chatter is not for users of this command
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             futures = client.map(run_category, tasks, key=[f"ftest-{_safe_dir(t.category.name)}-{i}" for i, t in enumerate(tasks)], pure=False)
@@ -622,6 +625,7 @@ def _execute(tasks: list[CategoryTask], executor: str, workers: int | None,
                 name = names[fut.key]
                 results[name] = _future_result(name, fut.exception, fut.result)
                 on_done(results[name])
+        dask_log.setLevel(level)
     else:
         raise AnalysisError(f"executor {executor!r}: choose from {', '.join(EXECUTORS)}")
     return [results[t.category.name] for t in tasks]
