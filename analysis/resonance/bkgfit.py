@@ -7,11 +7,14 @@ the value itself is the Baker–Cousins χ² used for goodness of fit.
 
 from __future__ import annotations
 
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from iminuit import Minuit
+from iminuit._core import MnPrint
 from scipy import stats
 
 from analysis.errors import AnalysisError
@@ -138,7 +141,7 @@ def _minimise(cost, start: np.ndarray, spec: FunctionSpec, names: tuple[str, ...
               ncall: int = 4000) -> Minuit:
     """Run Migrad from ``start`` with bounds (errordef 1 for −2lnL)."""
     names = names or spec.param_names
-    m = Minuit(cost, *start, name=names) if names else None
+    m = Minuit(cost, *start, name=names)
     m.errordef = Minuit.LEAST_SQUARES
     for name, (lo, hi) in zip(names, bounds or spec.bounds):
         m.limits[name] = (lo, hi)
@@ -146,10 +149,23 @@ def _minimise(cost, start: np.ndarray, spec: FunctionSpec, names: tuple[str, ...
         m.values[name] = value
         m.fixed[name] = True
     m.strategy = 1
-    m.migrad(ncall=ncall)
-    if not m.valid:
-        m.migrad(ncall=ncall)  # a second pass often recovers edm problems
+    with _quiet_minuit():
+        m.migrad(ncall=ncall)
+        if not m.valid:
+            m.migrad(ncall=ncall)  # a second pass often recovers edm problems
     return m
+
+
+@contextmanager
+def _quiet_minuit() -> Iterator[None]:
+    """Silence Minuit's C++ diagnostics (e.g. 'Initial matrix not pos.def.') during one minimisation;
+    convergence is judged from the returned state instead.  Restores the previous level."""
+    previous = MnPrint.global_level
+    MnPrint.global_level = -1
+    try:
+        yield
+    finally:
+        MnPrint.global_level = previous
 
 
 def fit_function(spec: FunctionSpec, data: BinnedData, *, seed: int = 0, n_random_starts: int = 3,
@@ -164,7 +180,7 @@ def fit_function(spec: FunctionSpec, data: BinnedData, *, seed: int = 0, n_rando
     if spec.n_params == 0:
         nll = cost()
         return FitResult(spec, np.zeros(0), np.zeros(0), np.zeros((0, 0)), total, nll, bool(np.isfinite(nll)), 1)
-    rng = np.random.default_rng([seed, spec.n_params, abs(hash(spec.name)) % (2**31)])
+    rng = np.random.default_rng([seed, spec.n_params, zlib.crc32(spec.name.encode())])  # stable across processes
     starts = spec.starts(rng, n_random_starts, None if lower is None else (lower.spec, lower.params))
     best: Minuit | None = None
     for start in starts:
@@ -178,7 +194,8 @@ def fit_function(spec: FunctionSpec, data: BinnedData, *, seed: int = 0, n_rando
         raise FitError(f"{spec.name}: no starting point led to a finite likelihood")
     if best.valid:
         try:
-            best.hesse()
+            with _quiet_minuit():
+                best.hesse()
         except RuntimeError:  # pragma: no cover - iminuit raises only on internal failures
             pass
     cov = None
@@ -267,7 +284,8 @@ def fit_sb(spec: FunctionSpec, grid: BinGrid, counts: np.ndarray, signal: np.nda
     m = _minimise(cost, start, spec, names, bounds, None if fix_mu is None else {"mu": fix_mu})
     if fix_mu is None and m.valid:
         try:
-            m.hesse()
+            with _quiet_minuit():
+                m.hesse()
         except RuntimeError:  # pragma: no cover
             pass
     vals = np.array(m.values)
