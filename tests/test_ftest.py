@@ -196,6 +196,9 @@ def test_envelope_profile_contract_and_interval():
     assert at[0] - at[1] == pytest.approx(1.0, abs=0.05)
     assert at[2] - at[1] == pytest.approx(1.0, abs=0.05)
     assert 0.1 < err < 1.0
+    # the search calls with a one-sided, unbounded range: same answer when μ̂ is well inside
+    mu_inf, err_inf, name_inf = env.fit_mu(counts, signal, (0.0, np.inf))
+    assert name_inf == name and mu_inf == pytest.approx(mu, abs=1e-3) and err_inf == pytest.approx(err, rel=0.02)
     with pytest.raises(AnalysisError, match="envelope has 40 bins"):
         env.profile_nll(counts[:-1], signal, 1.0)
 

@@ -161,7 +161,7 @@ class Envelope:
         """Best-fit μ through the envelope and its asymmetric Δ(−2lnL) = 1 interval."""
         counts, signal = self._check(counts, signal)
         mu_bounds = (float(mu_bounds[0]), float(mu_bounds[1]))
-        if not mu_bounds[0] < mu_bounds[1]:
+        if np.isnan(mu_bounds).any() or not mu_bounds[0] < mu_bounds[1]:
             raise AnalysisError(f"mu_bounds {mu_bounds}: lower bound must be below upper bound")
         if not np.any(signal > 0):
             raise AnalysisError("signal template has no positive bin")
@@ -178,7 +178,9 @@ class Envelope:
             if penalised[fn.name] >= level:
                 continue
             offset = self.correction * fn.n_params - level
-            step = max(fit.mu_error if np.isfinite(fit.mu_error) and fit.mu_error > 0 else 1.0, 1e-3 * (mu_bounds[1] - mu_bounds[0]))
+            span = mu_bounds[1] - mu_bounds[0]
+            step = fit.mu_error if np.isfinite(fit.mu_error) and fit.mu_error > 0 else 1.0
+            step = max(step, 1e-3 * span) if np.isfinite(span) else step  # infinite bounds (e.g. (0, inf)) are fine
             f_lo = self._crossing(fn, counts, signal, fit, offset, -step, mu_bounds)
             f_hi = self._crossing(fn, counts, signal, fit, offset, +step, mu_bounds)
             lo, hi = min(lo, f_lo), max(hi, f_hi)
