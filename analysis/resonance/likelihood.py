@@ -299,12 +299,23 @@ def measure_mass(profiler: Profiler, counts: np.ndarray, template_at: Callable[[
     else:
         shift = 0.0
     m_hat = float(grid[i] + shift)
-    inside = grid[d2 <= 1.0]
-    err = 0.5 * (float(inside.max() - inside.min()) + step) if len(inside) else step
+    err = 0.5 * (_crossing(grid, d2, i, -1) + _crossing(grid, d2, i, +1))
     t = template_at(m_hat)
     mu, mu_err, name = profiler.fit_mu(counts, t, (0.0, np.inf))
     return {"mass_gev": m_hat, "mass_err_gev": err, "cross_section_pb": float(mu),
             "cross_section_err_pb": float(mu_err), "family": name, "grid": grid, "delta_2nll": d2}
+
+
+def _crossing(grid: np.ndarray, d2: np.ndarray, i: int, direction: int) -> float:
+    """Distance from grid[i] to where −2ΔlnL first reaches 1 going in ``direction`` (linear interpolation)."""
+    j = i
+    while 0 <= j + direction < len(grid) and d2[j + direction] < 1.0:
+        j += direction
+    k = j + direction
+    if not 0 <= k < len(grid):
+        return float(abs(grid[j] - grid[i]))  # interval reaches the scan edge
+    frac = (1.0 - d2[j]) / (d2[k] - d2[j]) if d2[k] != d2[j] else 0.0
+    return float(abs(grid[j] + frac * (grid[k] - grid[j]) - grid[i]))
 
 
 def require_positive(counts: np.ndarray, what: str) -> None:
