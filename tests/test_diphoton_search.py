@@ -114,3 +114,22 @@ def test_config_errors_name_the_key(shared_dir: Path, tmp_path: Path) -> None:
     bad.write_text(text + "background_model: envelope\n")
     with pytest.raises(AnalysisError, match="background_model"):
         run_search(bad, tmp_path / "o")
+
+
+def test_classifier_selection_and_envelope_background(shared_dir: Path, tmp_path: Path) -> None:
+    """Alternatives: gradient-boosted selection (gain ≥ cuts-free baseline) and the discrete-profiling envelope."""
+    res = generate_diphoton(tmp_path, seed=3, luminosity_fb=0.02, n_background_sim=15000, signal_dir=shared_dir / "data" / "xboson")
+    base = res["config"].read_text() + "global_toys: 0\nlimit_validation_toys: 0\nscan_step_gev: 250\n"
+    cfg = tmp_path / "bdt.yml"
+    cfg.write_text(base + "selection: {method: classifier}\n")
+    out = run_search(cfg, tmp_path / "bdt", make_plots=False)
+    sel = out["selection"]
+    assert sel["method"] == "classifier" and sel["gain"] > 1.1 and 0 < sel["threshold"] < 1
+    assert out["blinded"] and len(out["limits"]["expected_pb"]) == 3
+    env = tmp_path / "env.yml"
+    env.write_text(base.replace("  file: background.csv\n", "  file: background.csv\n  model: envelope\n"))
+    out_env = run_search(env, tmp_path / "env", make_plots=False)
+    details = json.loads((tmp_path / "env" / "details.json").read_text())
+    assert details["background_model"]["model"] == "envelope" and details["background_model"]["functions"]
+    exp_env, b2 = np.array(out_env["limits"]["expected_pb"]), np.array(out_env["limits"]["expected_2sigma_pb"])
+    assert np.all(exp_env > 0) and np.all(b2[:, 0] < exp_env) and np.all(exp_env < b2[:, 1])

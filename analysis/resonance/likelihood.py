@@ -279,14 +279,14 @@ def toy_upcrossings(profiler: Profiler, expected: np.ndarray, templates: np.ndar
 # --- measurement ------------------------------------------------------------------------------------
 
 def measure_mass(profiler: Profiler, counts: np.ndarray, template_at: Callable[[float], np.ndarray],
-                 m_best: float, width: float, m_range: tuple[float, float], step: float = 1.0) -> dict:
+                 m_best: float, width: float, m_range: tuple[float, float], mu_max: float, step: float = 1.0) -> dict:
     """Profile −2ΔlnL in the signal mass around ``m_best``: minimum, ±1σ crossings, μ̂ and σ_μ there."""
     lo, hi = max(m_range[0], m_best - 3 * width), min(m_range[1], m_best + 3 * width)
     grid = np.arange(lo, hi + 0.5 * step, step)
     nlls, mus = [], []
     for m in grid:
         t = template_at(float(m))
-        mu, err, _ = profiler.fit_mu(counts, t, (0.0, np.inf))
+        mu, err, _ = profiler.fit_mu(counts, t, (0.0, mu_max))
         nlls.append(float(profiler.profile_nll(counts, t, np.array([mu]))[0]))
         mus.append((mu, err))
     nlls = np.array(nlls)
@@ -301,7 +301,7 @@ def measure_mass(profiler: Profiler, counts: np.ndarray, template_at: Callable[[
     m_hat = float(grid[i] + shift)
     err = 0.5 * (_crossing(grid, d2, i, -1) + _crossing(grid, d2, i, +1))
     t = template_at(m_hat)
-    mu, mu_err, name = profiler.fit_mu(counts, t, (0.0, np.inf))
+    mu, mu_err, name = profiler.fit_mu(counts, t, (0.0, mu_max))
     return {"mass_gev": m_hat, "mass_err_gev": err, "cross_section_pb": float(mu),
             "cross_section_err_pb": float(mu_err), "family": name, "grid": grid, "delta_2nll": d2}
 

@@ -311,7 +311,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                        evidence=z_loc >= 3.0, discovery=z_loc >= 5.0)
         if z_loc >= 3.0:
             meas = lk.measure_mass(profiler, counts, lambda m: smodel.template(m, edges), float(grid[ibest]),
-                                   smodel.width(float(grid[ibest])), cfg.mass_range)
+                                   smodel.width(float(grid[ibest])), cfg.mass_range, float(bounds[ibest][1]))
             results["measurement"] = {k: float(meas[k]) for k in ("mass_gev", "mass_err_gev", "cross_section_pb", "cross_section_err_pb")}
         obs = [lim.observed_limit(profiler, counts, t, sa, tuple(bd)) for t, sa, bd in zip(templates, sig_a, bounds)]
         limits["observed_pb"] = [o["limit"] for o in obs]
