@@ -306,7 +306,9 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                                     "mu_err_pb": scan["mu_err"].tolist()}
         details["global"] = {"method": "Gross-Vitells upcrossings" + (" from background-only toys" if toys else " (analytic estimate)"),
                              "mean_upcrossings_at_z0": n_up, "z0": 1.0, "p_global": p_glob,
-                             "p_local": float(scan["p_local"][ibest]), "toys": toys}
+                             "p_local": float(scan["p_local"][ibest]), "toys": toys,
+                             "toy_fraction_zmax_at_least_observed": (float(np.mean(np.array(toys["z_max"]) >= z_loc))
+                                                                     if toys else None)}
         results.update(best_mass_gev=float(grid[ibest]), local_significance=z_loc, global_significance=z_glob,
                        evidence=z_loc >= 3.0, discovery=z_loc >= 5.0)
         if z_loc >= 3.0:
