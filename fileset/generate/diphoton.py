@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,12 +184,3 @@ def generate_diphoton(
         "truth": asdict(truth),
     }
 
-
-def copy_signal_samples(signal_dir: Path, out_dir: Path) -> dict[float, Path]:
-    """Copy the real signal CSVs into an output directory (for self-contained runs); return the new paths."""
-    copied = {}
-    for m, p in signal_samples(signal_dir).items():
-        dst = Path(out_dir) / p.name
-        shutil.copyfile(p, dst)
-        copied[m] = dst
-    return copied
