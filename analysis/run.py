@@ -134,6 +134,18 @@ def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: proces
     return output, metrics
 
 
+def schema_for(fileset: dict[str, dict[str, Any]]):
+    """NanoEvents schema for the fileset's format (``ntuple`` → AGCSchema, ``nanoaod`` → NanoAODSchema)."""
+    formats = {spec["metadata"].get("format", "ntuple") for spec in fileset.values()}
+    if len(formats) > 1:
+        raise AnalysisError(f"fileset mixes input formats {sorted(formats)}; use one format per run")
+    if formats == {"nanoaod"}:
+        from coffea.nanoevents import NanoAODSchema
+
+        return NanoAODSchema
+    return AGCSchema
+
+
 def verify_event_counts(nevents: dict[str, int], fileset: dict[str, dict[str, Any]]) -> None:
     """Fail loudly unless every dataset's processed events equal the fileset's nevts."""
     problems = []
@@ -151,7 +163,8 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
     """AGC ttbar step: fileset json → TtbarAnalysis → histograms (written to ``out_dir`` if given)."""
     fileset = build_fileset(fileset_json, max_files, samples_config)
     output, metrics = run_processor(fileset, TtbarAnalysis(), executor=executor, workers=workers,
-                                    scheduler=scheduler, chunksize=chunksize, progress=progress)
+                                    scheduler=scheduler, chunksize=chunksize, schema=schema_for(fileset),
+                                    progress=progress)
     verify_event_counts(output["nevents"], fileset)
     total = sum(output["nevents"].values())
     metrics.update({

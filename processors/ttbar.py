@@ -106,18 +106,29 @@ class TtbarAnalysis(processor.ProcessorABC):
                     ">= 1 b-tag": int(selected.sum()), "4j1b": int((selected & (nb == 1)).sum()),
                     "4j2b": int((selected & (nb >= 2)).sum()),
                 }
+            base_w, extra = self.event_weights(events, njet, ht)
             for region, mask, obs in (("4j1b", selected & (nb == 1), ht), ("4j2b", selected & (nb >= 2), mbjj)):
                 x = obs[mask]
-                weights = {label: np.ones(x.shape[0])}
+                w0 = base_w[mask]
+                weights = {label: w0}
                 if pt_var == "nominal" and variation == "nominal" and not is_data:
-                    weights.update(btag_weight_variations(lead_pt[mask], c.btag_strength))
+                    weights.update({k: w0 * v for k, v in btag_weight_variations(lead_pt[mask], c.btag_strength).items()})
                     if process == "wjets":
-                        weights.update(flat_variation(x.shape[0], "scale_var", c.wjets_scale))
+                        weights.update({k: w0 * v for k, v in flat_variation(x.shape[0], "scale_var", c.wjets_scale).items()})
+                    weights.update({k: v[mask] for k, v in extra.items()})
                 for name, w in weights.items():
                     sumw.fill(observable=x, region=region, process=process, variation=name, weight=quantise(w))
                     sumw2.fill(observable=x, region=region, process=process, variation=name, weight=quantise(w * w))
                     out["norms"][f"{process}/{name}"] = Constant(norm)
         return out
+
+    def event_weights(self, events: ak.Array, njet: np.ndarray, ht: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per-event weight on top of the normalisation, and named weight variations (absolute, per event).
+
+        Hook for subclasses (e.g. a data-driven reweighting): the default is 1 with no variations.
+        ``njet``/``ht`` are the selected-jet multiplicity and HT under the current jet variation.
+        """
+        return np.ones(len(events)), {}
 
     # ---- after merging ---------------------------------------------------------------------
     def postprocess(self, accumulator: dict) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-TARGETS = ("agc", "diphoton")
+TARGETS = ("agc", "diphoton", "recast")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
