@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # libraries log recoverable fit retries with tracebacks; keep user output clean
+        for noisy in ("pyhf", "cabinetry"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         result = args.func(args)
     except AnalysisError as err:

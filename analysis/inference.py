@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from contextlib import contextmanager
 import json
 import logging
@@ -17,6 +18,7 @@ import numpy as np
 import pyhf
 import uproot
 from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
 from analysis.errors import AnalysisError
 from analysis.plotting import save_figure
@@ -167,26 +169,46 @@ class LimitCalculator:
         self.model, self.data = model, data
         self.init, self.fixed = model.config.suggested_init(), model.config.suggested_fixed()
         self.bounds = model.config.suggested_bounds()
-        i = model.config.poi_index
+        self.poi_index = i = model.config.poi_index
         self.bounds[i] = (max(0.0, self.bounds[i][0]), self.bounds[i][1])
         pars = np.asarray(self.init, dtype=float)
         pars[i] = 0.0
         self.asimov = model.expected_data(pars)
+        # the Asimov free fit is exact by construction: μ̂ = 0 with nominal nuisance parameters
+        self._free = {"asimov": (pars, float(-2 * model.logpdf(pars, self.asimov)[0]))}
         self._sqrt_qa: dict[float, float] = {}
 
-    def _qmu(self, mu: float, data) -> float:
-        args = (mu, data, self.model, self.init, self.bounds, self.fixed)
-        try:
-            q = pyhf.infer.test_statistics.qmu_tilde(*args)
-        except pyhf.exceptions.FailedMinimization:
-            with minuit_backend(strategy=2, tolerance=1.0):  # one more careful attempt
-                q = pyhf.infer.test_statistics.qmu_tilde(*args)
-        return max(float(q), 0.0)
+    def _fit(self, data, mu: float | None, init) -> tuple[np.ndarray, float]:
+        """(parameters, −2lnL) of a free (mu None) or fixed-POI fit, retrying once more carefully."""
+        for kwargs in ({}, {"strategy": 2, "tolerance": 1.0}):
+            try:
+                with minuit_backend(**kwargs):
+                    if mu is None:
+                        pars, val = pyhf.infer.mle.fit(data, self.model, init, self.bounds, self.fixed,
+                                                       return_fitted_val=True)
+                    else:
+                        pars, val = pyhf.infer.mle.fixed_poi_fit(mu, data, self.model, init, self.bounds, self.fixed,
+                                                                 return_fitted_val=True)
+                return np.asarray(pars), float(val)
+            except pyhf.exceptions.FailedMinimization:
+                continue
+        raise pyhf.exceptions.FailedMinimization(f"fit at {self.model.config.poi_name} = {mu} failed")
+
+    def _qmu(self, mu: float, which: str) -> float:
+        """q̃_μ (bounded μ̂ ≥ 0) on the observed ("data") or Asimov data, free fit cached."""
+        data = self.data if which == "data" else self.asimov
+        if which not in self._free:
+            self._free[which] = self._fit(data, None, self.init)
+        free_pars, free_val = self._free[which]
+        if free_pars[self.poi_index] > mu:
+            return 0.0
+        _, fixed_val = self._fit(data, mu, free_pars.tolist())
+        return max(fixed_val - free_val, 0.0)
 
     def sqrt_qmu_asimov(self, mu: float) -> float:
         """√q̃_μ on the background-only Asimov data (cached)."""
         if mu not in self._sqrt_qa:
-            self._sqrt_qa[mu] = float(np.sqrt(self._qmu(mu, self.asimov)))
+            self._sqrt_qa[mu] = float(np.sqrt(self._qmu(mu, "asimov")))
         return self._sqrt_qa[mu]
 
     def expected(self, mu: float) -> np.ndarray:
@@ -194,10 +216,16 @@ class LimitCalculator:
         sqa = self.sqrt_qmu_asimov(mu)
         return np.array([norm.sf(sqa - n) / norm.sf(-n) if sqa > 0 else 1.0 for n in (-2, -1, 0, 1, 2)])
 
+    def sigma_asimov(self, mu: float) -> float:
+        """σ_A of the POI from the Asimov data, σ_A = μ/√q̃_μ,A (Cowan et al., eq. 31), computed once."""
+        if not hasattr(self, "_sigma_a"):
+            self._sigma_a = mu / max(self.sqrt_qmu_asimov(mu), 1e-300)
+        return self._sigma_a
+
     def observed(self, mu: float) -> float:
-        """Observed CLs (asymptotic q̃_μ formulae of Cowan et al.)."""
-        sqa = self.sqrt_qmu_asimov(mu)
-        sq = float(np.sqrt(self._qmu(mu, self.data)))
+        """Observed CLs (asymptotic q̃_μ formulae of Cowan et al., √q̃_μ,A = μ/σ_A)."""
+        sqa = mu / self.sigma_asimov(mu)
+        sq = float(np.sqrt(self._qmu(mu, "data")))
         t = sq - sqa if sq <= sqa else (sq**2 - sqa**2) / (2 * sqa)
         return float(min(norm.sf(t + sqa) / norm.sf(t), 1.0)) if sqa > 0 else 1.0
 
@@ -215,6 +243,28 @@ def _first_crossing(f, start: float, step: float, rtol: float = 1e-3, limit: flo
             return float(brentq(f, lo, hi, xtol=1e-9, rtol=rtol))
         lo, step = hi, 2 * step
     return float("nan")
+
+
+def _expected_limit(calc: "LimitCalculator", n_sigma: int, target: float, rtol: float = 1e-3) -> float:
+    """Expected limit for a band by fixed-point iteration μ ← σ_A(μ)·x_n, where √q̃_A(μ) = μ/σ_A.
+
+    x_n solves Φ̄(x − n)/Φ̄(−n) = target (the asymptotic expected-CLs condition), so at the fixed
+    point the expected CLs equals the target exactly; it converges in a few Asimov fits.
+    """
+    from scipy.optimize import brentq
+
+    x_n = brentq(lambda x: norm.sf(x - n_sigma) / norm.sf(-n_sigma) - target, -10 + n_sigma, 20 + n_sigma)
+    mu = 1e-3
+    for _ in range(8):
+        sqa = calc.sqrt_qmu_asimov(mu)
+        if sqa <= 0:
+            mu *= 10
+            continue
+        new = mu / sqa * x_n
+        if abs(new - mu) <= rtol * new:
+            return float(new)
+        mu = new
+    return _first_crossing(lambda m: calc.expected(m)[n_sigma + 2] - target, 1e-4, 1e-4)
 
 
 def upper_limit(model: pyhf.pdf.Model, data: list[float], confidence_level: float = 0.95) -> cabinetry.fit.LimitResults:
@@ -236,11 +286,11 @@ def upper_limit(model: pyhf.pdf.Model, data: list[float], confidence_level: floa
         return obs_cache[mu]
 
     with minuit_backend():
-        expected = np.array([_first_crossing(lambda mu, k=k: calc.expected(mu)[k] - target, 1e-4, 1e-4)
-                             for k in range(5)])
+        expected = np.array([_expected_limit(calc, n, target) for n in (-2, -1, 0, 1, 2)])
         observed = _first_crossing(lambda mu: obs(mu) - target, max(poi_hat, 1e-4), max(poi_err, 1e-3))
         mus = np.array(sorted(obs_cache))
-        expected_cls = np.array([calc.expected(m) for m in mus])
+        expected_cls = np.array([[norm.sf(m / calc.sigma_asimov(m) - n) / norm.sf(-n) for n in (-2, -1, 0, 1, 2)]
+                                 for m in mus])
     return cabinetry.fit.LimitResults(observed, expected, np.array([obs_cache[m] for m in mus]),
                                       expected_cls, mus, confidence_level)
 
@@ -364,29 +414,47 @@ def make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool = True) -> dict
 def run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool = True,
             scan: bool = True, significance: bool = True, limit: bool = True, plots: bool = True) -> FitOutcome:
     """The full ``ana fit`` step: workspace.json, fit_results.json and plots under ``out_dir``."""
+    # small models: multi-threaded BLAS only adds overhead (several times slower fits on busy cores)
+    with threadpool_limits(1):
+        return _run_fit(config_path, histograms, out_dir, ranking=ranking, scan=scan, significance=significance,
+                        limit=limit, plots=plots)
+
+
+def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool,
+             scan: bool, significance: bool, limit: bool, plots: bool) -> FitOutcome:
+    """Body of :func:`run_fit`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    timing: dict[str, float] = {}
+
+    def timed(name: str, func, *args):
+        t0 = time.perf_counter()
+        try:
+            return func(*args)
+        finally:
+            timing[name] = round(time.perf_counter() - t0, 3)
+
     config = load_config(config_path, histograms, out)
-    ws = build_workspace(config)
+    ws = timed("workspace", build_workspace, config)
     cabinetry.workspace.save(ws, out / "workspace.json")
-    outcome = fit(config, ws)
-    poi_name = outcome.model.config.poi_name
+    outcome = timed("fit", fit, config, ws)
     if ranking:
-        outcome.ranking = rank_impacts(outcome)
+        outcome.ranking = timed("ranking", rank_impacts, outcome)
     if scan:
-        outcome.scan = scan_poi(outcome)
+        outcome.scan = timed("scan", scan_poi, outcome)
     if significance:
         try:
-            outcome.significance = discovery_significance(outcome.model, outcome.data)
+            outcome.significance = timed("significance", discovery_significance, outcome.model, outcome.data)
         except pyhf.exceptions.FailedMinimization as err:
             log.warning("discovery significance not determined: %s", err)
     if limit:
         try:
-            outcome.limit = upper_limit(outcome.model, outcome.data)
+            outcome.limit = timed("limit", upper_limit, outcome.model, outcome.data)
         except (ValueError, RuntimeError, pyhf.exceptions.FailedMinimization) as err:
             log.warning("upper limit not determined: %s", err)
-    outcome.summary = fit_summary(outcome)
-    (out / "fit_results.json").write_text(json.dumps(outcome.summary, indent=2) + "\n")
     if plots:
-        outcome.plots = make_plots(outcome, out, ranking)
+        outcome.plots = timed("plots", make_plots, outcome, out, ranking)
+    outcome.summary = fit_summary(outcome)
+    outcome.summary["timing_s"] = timing
+    (out / "fit_results.json").write_text(json.dumps(outcome.summary, indent=2) + "\n")
     return outcome
