@@ -1,9 +1,11 @@
-"""``ana run ttbar``: process a fileset into histograms on a chosen executor."""
+"""``ana run ttbar``: process a fileset into histograms locally or on a Dask cluster."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from analysis.cluster import CLUSTER_KINDS
 from analysis.run import EXECUTORS
 
 
@@ -11,12 +13,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run`` subcommand."""
     parser = sub.add_parser("run", help="run a processor over a fileset and save histograms")
     parser.add_argument("workflow", choices=["ttbar"], help="which processor to run")
-    parser.add_argument("--fileset", required=True, help="AGC-style ntuples.json (local or remote paths)")
-    parser.add_argument("--out", required=True, help="output directory (histograms.root, metrics.json)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="futures")
-    parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
-    parser.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
-    parser.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
+    parser.add_argument("--fileset", help="AGC-style ntuples.json (local or remote paths)")
+    parser.add_argument("--out", help="output directory (histograms.root, metrics.json)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help="default: dask with --scheduler/--cluster, else futures")
+    parser.add_argument("--workers", type=int, default=None, help="local workers (default: all cores)")
+    parser.add_argument("--scheduler", default=None, help="existing Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--cluster", choices=CLUSTER_KINDS, default=None, help="start Dask workers as batch jobs")
+    parser.add_argument("--cluster-config", default=None, help="YAML with a 'cluster:' section (cores, memory, ...)")
+    parser.add_argument("--print-job-script", action="store_true",
+                        help="print the batch job script for --cluster/--cluster-config and exit (submits nothing)")
+    parser.add_argument("--no-ship-code", action="store_true",
+                        help="do not upload the project code to the workers (they have it installed)")
+    parser.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (clamped to the worker memory)")
+    parser.add_argument("--skip-bad-files", action="store_true",
+                        help="skip unreadable files/chunks, reporting each with the events lost")
+    parser.add_argument("--retries", type=int, default=3, help="extra attempts per chunk for transient errors")
+    parser.add_argument("--checkpoint", default=None, help="directory for per-chunk checkpoints (resume)")
     parser.add_argument("--max-files", type=int, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
     parser.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
@@ -24,13 +37,42 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the ttbar processor and print a short summary."""
+    """Run the ttbar processor and print a short summary (with every skipped file and the events lost)."""
+    from analysis.errors import AnalysisError
+
+    if args.print_job_script:
+        from analysis.cluster import job_script, load_cluster_config
+
+        if not args.cluster or not args.cluster_config:
+            raise AnalysisError("--print-job-script needs --cluster and --cluster-config")
+        print(job_script(args.cluster, load_cluster_config(args.cluster_config, args.cluster)))
+        return 0
+    missing = [f"--{name}" for name in ("fileset", "out") if getattr(args, name) is None]
+    if missing:
+        raise AnalysisError(f"missing required option(s): {', '.join(missing)}")
+
     from analysis.run import run_ttbar
 
     result = run_ttbar(args.fileset, args.out, executor=args.executor, workers=args.workers,
                        scheduler=args.scheduler, chunksize=args.chunksize, max_files=args.max_files,
-                       samples_config=args.samples, progress=not args.no_progress)
+                       samples_config=args.samples, progress=not args.no_progress, cluster=args.cluster,
+                       cluster_config=args.cluster_config, skip_bad_files=args.skip_bad_files,
+                       retries=args.retries, checkpoint=args.checkpoint,
+                       ship_code=False if args.no_ship_code else None)
     m = result.metrics
-    print(f"processed {m['events_processed']} events in {m['wall_time_s']:.1f} s "
-          f"({m['events_per_s']:.0f} events/s) with {args.executor}; wrote {result.output_dir}/histograms.root")
+    print(f"processed {m['events_processed']} events in {m['processing_time_s']:.1f} s "
+          f"({m['events_per_s']:.0f} events/s) with {m['executor']} on {m['workers']} worker(s); "
+          f"wrote {result.output_dir}/histograms.root")
+    if m["chunks_from_checkpoint"]:
+        print(f"{m['chunks_from_checkpoint']} of {m['chunks']} chunks taken from the checkpoint {m['checkpoint_dir']}")
+    for w in m["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    skipped = m["bad_files"] + m["lost_chunks"]
+    if skipped:
+        print(f"SKIPPED {len(m['bad_files'])} file(s) and {len(m['lost_chunks'])} chunk(s):")
+        for r in m["bad_files"]:
+            print(f"  {r['path']}: {r['reason']} ({r['events_lost']} events lost)")
+        for r in m["lost_chunks"]:
+            print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")
+        print(f"events: {m['events_processed']} processed + {m['events_lost']} lost = {m['events_expected']} expected")
     return 0

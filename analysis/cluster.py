@@ -1,0 +1,255 @@
+"""Dask clusters for ``ana run``: a LocalCluster, an existing scheduler, or HTCondor/Slurm via dask-jobqueue.
+
+The project's own packages (``analysis``, ``processors``, ``schemas``, ``fileset``) are zipped and sent to
+every worker with ``Client.upload_file`` (a worker plugin, so workers that join later, e.g. adaptive batch
+jobs, receive them too). Workers need the same third-party environment (coffea, uproot, numba, ...), e.g.
+the same venv or container; only the project code travels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+import zipfile
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from analysis.errors import AnalysisError
+from analysis.validation import load_yaml, validate
+
+log = logging.getLogger(__name__)
+
+CLUSTER_KINDS = ("htcondor", "slurm")
+PROJECT_PACKAGES = ("analysis", "processors", "schemas", "fileset")
+_SIZE = r"^\s*[0-9]+(\.[0-9]+)?\s*([kKMGTP]i?B|[kKMGTP]|B)?\s*$"
+_WALLTIME = r"^([0-9]+-)?[0-9]{1,3}:[0-9]{2}:[0-9]{2}$"
+
+
+def default_workers() -> int:
+    """Workers for local parallel executors: the usable cores."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine."""
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+# ---- cluster configuration ----------------------------------------------------------------------
+
+def cluster_schema(kind: str) -> dict[str, Any]:
+    """JSON schema of a ``--cluster-config`` YAML file for ``kind`` (htcondor or slurm)."""
+    strings = {"type": "array", "items": {"type": "string"}}
+    props: dict[str, Any] = {
+        "cores": {"type": "integer", "minimum": 1},
+        "memory": {"type": "string", "pattern": _SIZE},
+        "processes": {"type": "integer", "minimum": 1},
+        "walltime": {"type": "string", "pattern": _WALLTIME},
+        "queue": {"type": "string", "minLength": 1},
+        "jobs": {"type": "integer", "minimum": 1},
+        "adaptive": {
+            "type": "object", "additionalProperties": False, "required": ["maximum"],
+            "properties": {"minimum": {"type": "integer", "minimum": 0}, "maximum": {"type": "integer", "minimum": 1}},
+        },
+        "python": {"type": "string", "minLength": 1},
+        "job_script_prologue": strings,
+        "worker_extra_args": strings,
+        "log_directory": {"type": "string", "minLength": 1},
+        "local_directory": {"type": "string", "minLength": 1},
+        "interface": {"type": "string", "minLength": 1},
+        "death_timeout": {"type": "number", "exclusiveMinimum": 0},
+    }
+    if kind == "slurm":
+        props["account"] = {"type": "string", "minLength": 1}
+        props["job_extra_directives"] = strings
+    else:
+        props["disk"] = {"type": "string", "pattern": _SIZE}
+        props["job_extra_directives"] = {"type": "object",
+                                         "additionalProperties": {"type": ["string", "number", "boolean"]}}
+    section = {"type": "object", "additionalProperties": False, "required": ["cores", "memory"], "properties": props}
+    return {"type": "object", "additionalProperties": False, "required": ["cluster"], "properties": {"cluster": section}}
+
+
+def check_cluster_config(doc: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
+    """Validate a parsed cluster config (schema, then cross-field rules); return its ``cluster`` section."""
+    if kind not in CLUSTER_KINDS:
+        raise AnalysisError(f"unknown cluster kind {kind!r} (choose from {', '.join(CLUSTER_KINDS)})")
+    validate(doc, cluster_schema(kind), source)
+    cfg = dict(doc["cluster"])
+    problems = []
+    if "processes" in cfg and cfg["processes"] > cfg["cores"]:
+        problems.append(f"cluster/processes: {cfg['processes']} worker processes need at least as many cores (cores: {cfg['cores']})")
+    if "adaptive" in cfg and "jobs" in cfg:
+        problems.append("cluster: give either 'jobs' (fixed) or 'adaptive' (minimum/maximum), not both")
+    ad = cfg.get("adaptive", {})
+    if ad.get("minimum", 0) > ad.get("maximum", 1 << 30):
+        problems.append(f"cluster/adaptive: minimum {ad['minimum']} exceeds maximum {ad['maximum']}")
+    if problems:
+        raise AnalysisError(f"{source}: invalid config: " + "; ".join(problems))
+    return cfg
+
+
+def load_cluster_config(path: str | Path, kind: str) -> dict[str, Any]:
+    """Read and validate a ``--cluster-config`` YAML file; return its ``cluster`` section."""
+    return check_cluster_config(load_yaml(path), kind, str(path))
+
+
+def _walltime_seconds(walltime: str) -> int:
+    """``[D-]HH:MM:SS`` → seconds."""
+    days, _, hms = walltime.rpartition("-")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return (int(days) if days else 0) * 86400 + h * 3600 + m * 60 + s
+
+
+def jobqueue_kwargs(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Translate a validated cluster section into dask-jobqueue constructor arguments."""
+    kw: dict[str, Any] = {
+        "cores": cfg["cores"],
+        "memory": cfg["memory"],
+        "processes": cfg.get("processes", cfg["cores"]),  # one single-threaded worker per core (GIL-bound work)
+    }
+    for key in ("python", "job_script_prologue", "worker_extra_args", "log_directory", "local_directory",
+                "interface", "death_timeout"):
+        if key in cfg:
+            kw[key] = cfg[key]
+    if kind == "slurm":
+        for key in ("queue", "account", "walltime"):
+            if key in cfg:
+                kw[key] = cfg[key]
+        kw["job_extra_directives"] = list(cfg.get("job_extra_directives", []))
+    else:
+        kw["disk"] = cfg.get("disk", cfg["memory"])
+        extra = dict(cfg.get("job_extra_directives", {}))
+        if "walltime" in cfg:
+            extra.setdefault("+MaxRuntime", _walltime_seconds(cfg["walltime"]))
+        if "queue" in cfg:
+            extra.setdefault("+JobFlavour", f'"{cfg["queue"]}"')
+        kw["job_extra_directives"] = extra
+    return kw
+
+
+def make_jobqueue_cluster(kind: str, cfg: dict[str, Any]):
+    """Create (but do not scale) an HTCondorCluster or SLURMCluster from a validated cluster section."""
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise AnalysisError(f"--cluster {kind} needs dask-jobqueue: pip install dask-jobqueue") from None
+    cls = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.HTCondorCluster
+    return cls(**jobqueue_kwargs(kind, cfg), scheduler_options={"dashboard_address": None})
+
+
+def job_script(kind: str, cfg: dict[str, Any]) -> str:
+    """The batch job script dask-jobqueue would submit for this configuration (nothing is submitted)."""
+    cluster = make_jobqueue_cluster(kind, cfg)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+# ---- shipping the project code -------------------------------------------------------------------
+
+def package_zip(dest_dir: str | Path) -> Path:
+    """Zip the project packages (sources only) into ``dest_dir``; the name carries a content hash."""
+    import importlib
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in PROJECT_PACKAGES:
+            root = Path(importlib.import_module(name).__file__).parent
+            for path in sorted(root.rglob("*")):
+                if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".nbi", ".nbc"):
+                    continue
+                info = zipfile.ZipInfo(f"{name}/{path.relative_to(root).as_posix()}", date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
+    data = buf.getvalue()
+    out = Path(dest_dir) / f"ana_code_{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    out.write_bytes(data)
+    return out
+
+
+def ship_code(client) -> str:
+    """Upload the project packages to all current and future workers; return the zip's name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = package_zip(tmp)
+        client.upload_file(str(path), load=True)
+    return path.name
+
+
+# ---- clients ------------------------------------------------------------------------------------
+
+@dataclass
+class ClusterInfo:
+    """What kind of Dask cluster a run used (recorded in metrics.json)."""
+
+    kind: str
+    address: str
+    workers: int
+    code_shipped: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def worker_memory_limit(client) -> int | None:
+    """Smallest per-worker memory limit among connected workers (None: unknown or unlimited)."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info().get("workers", {}).values()]
+    limits = [x for x in limits if x > 0]
+    return min(limits) if limits else None
+
+
+@contextmanager
+def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
+                cluster_config: dict[str, Any] | None = None, workers: int | None = None,
+                allowed_failures: int = 3, ship: bool | None = None) -> Iterator[tuple[Any, ClusterInfo]]:
+    """A Dask client: LocalCluster (default), ``scheduler`` address, or a jobqueue ``cluster``; closed on exit.
+
+    ``allowed_failures`` is how often a task may be running on a worker that dies before the run fails; it
+    applies to the clusters created here (an external scheduler uses its own configuration).
+    ``ship`` uploads the project code (default: for external schedulers and batch clusters).
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    with ExitStack() as stack:
+        stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}))
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError) as err:
+                raise AnalysisError(f"cannot connect to Dask scheduler {scheduler}: {err}") from None
+            info = ClusterInfo("scheduler", scheduler, len(client.scheduler_info().get("workers", {})))
+        elif cluster:
+            if cluster_config is None:
+                raise AnalysisError(f"--cluster {cluster} needs --cluster-config FILE")
+            jq = stack.enter_context(make_jobqueue_cluster(cluster, cluster_config))
+            ad = cluster_config.get("adaptive")
+            if ad:
+                jq.adapt(minimum_jobs=ad.get("minimum", 0), maximum_jobs=ad["maximum"])
+            else:
+                jq.scale(jobs=cluster_config.get("jobs", 1))
+            client = stack.enter_context(Client(jq))
+            info = ClusterInfo(cluster, jq.scheduler_address, 0, details={"jobqueue": jobqueue_kwargs(cluster, cluster_config)})
+        else:
+            n = workers or default_workers()
+            local = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                     dashboard_address=None, memory_limit="auto",
+                                                     silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(local))
+            info = ClusterInfo("local", local.scheduler_address, n)
+        if ship if ship is not None else info.kind != "local":
+            info.code_shipped = ship_code(client)
+            log.info("shipped project code to the workers as %s", info.code_shipped)
+        yield client, info
+
+
+def is_scheduler_address(text: str) -> bool:
+    """Loose check for a Dask scheduler address (``tcp://host:port``, ``tls://...``, ``inproc://...``)."""
+    return re.match(r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s]+$", text) is not None
