@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # libraries log recoverable fit retries with tracebacks; keep user output clean
-        for noisy in ("pyhf", "cabinetry"):
+        for noisy in ("pyhf", "cabinetry", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         result = args.func(args)

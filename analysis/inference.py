@@ -217,7 +217,11 @@ class LimitCalculator:
         return np.array([norm.sf(sqa - n) / norm.sf(-n) if sqa > 0 else 1.0 for n in (-2, -1, 0, 1, 2)])
 
     def sigma_asimov(self, mu: float) -> float:
-        """σ_A of the POI from the Asimov data, σ_A = μ/√q̃_μ,A (Cowan et al., eq. 31), computed once."""
+        """σ_A = μ/√q̃_μ,A (Cowan et al., eq. 31), evaluated once at the first μ asked for.
+
+        ``upper_limit`` first asks at the median expected limit, where Asimov fits are quick and
+        the asymptotic width is the relevant one for a limit.
+        """
         if not hasattr(self, "_sigma_a"):
             self._sigma_a = mu / max(self.sqrt_qmu_asimov(mu), 1e-300)
         return self._sigma_a
@@ -287,6 +291,8 @@ def upper_limit(model: pyhf.pdf.Model, data: list[float], confidence_level: floa
 
     with minuit_backend():
         expected = np.array([_expected_limit(calc, n, target) for n in (-2, -1, 0, 1, 2)])
+        if np.isfinite(expected[2]):
+            calc.sigma_asimov(float(expected[2]))
         observed = _first_crossing(lambda mu: obs(mu) - target, max(poi_hat, 1e-4), max(poi_err, 1e-3))
         mus = np.array(sorted(obs_cache))
         expected_cls = np.array([[norm.sf(m / calc.sigma_asimov(m) - n) / norm.sf(-n) for n in (-2, -1, 0, 1, 2)]
