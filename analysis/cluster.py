@@ -222,7 +222,8 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}))
         if scheduler:
             try:
-                client = stack.enter_context(Client(scheduler, timeout="20s"))
+                timeout = dask.config.get("distributed.comm.timeouts.connect")
+                client = stack.enter_context(Client(scheduler, timeout=timeout))
             except (OSError, TimeoutError) as err:
                 raise AnalysisError(f"cannot connect to Dask scheduler {scheduler}: {err}") from None
             info = ClusterInfo("scheduler", scheduler, len(client.scheduler_info().get("workers", {})))
