@@ -104,14 +104,38 @@ def _check_finite(model: pyhf.pdf.Model, data: list[float]) -> None:
         raise AnalysisError("model prediction contains NaN or infinite bins (check the input histograms)")
 
 
+def _fit_attempts(model: pyhf.pdf.Model, data: list[float]):
+    """Starting points and Minuit settings to try in turn: default, then the POI at a yield-ratio estimate."""
+    init = list(model.config.suggested_init())
+    yield init, {}
+    i = model.config.poi_index
+    nominal = np.asarray(model.expected_actualdata(init))
+    no_poi = list(init)
+    no_poi[i] = 0.0
+    signal = nominal.sum() - np.asarray(model.expected_actualdata(no_poi)).sum()
+    observed = float(np.sum(data[: model.config.nmaindata]))
+    lo, hi = model.config.suggested_bounds()[i]
+    guess = init[i] + (observed - nominal.sum()) / signal if signal > 0 else init[i]
+    start = list(init)
+    start[i] = float(np.clip(guess, lo + 1e-3, hi - 1e-3))
+    yield start, {}
+    yield start, {"strategy": 2, "tolerance": 1.0}
+
+
 def fit(config: dict[str, Any], workspace: dict[str, Any]) -> FitOutcome:
     """Maximum-likelihood fit of the workspace to its data."""
     model, data = cabinetry.model_utils.model_and_data(workspace)
     _check_finite(model, data)
-    try:
-        result = cabinetry.fit.fit(model, data)
-    except pyhf.exceptions.FailedMinimization as err:
-        raise AnalysisError(f"the maximum-likelihood fit did not converge: {err}") from None
+    result = None
+    for init, kwargs in _fit_attempts(model, data):
+        try:
+            result = cabinetry.fit.fit(model, data, init_pars=init, **kwargs)
+            break
+        except pyhf.exceptions.FailedMinimization as err:
+            last = err
+            log.info("fit attempt %s failed: %s", kwargs or "default", err)
+    if result is None:
+        raise AnalysisError(f"the maximum-likelihood fit did not converge: {last}") from None
     if not np.all(np.isfinite(result.uncertainty)):
         raise AnalysisError("the fit converged to a point with undefined uncertainties (Hessian not positive definite)")
     return FitOutcome(config, workspace, model, data, result)
