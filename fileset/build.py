@@ -12,6 +12,7 @@ import yaml
 from analysis.errors import AnalysisError
 from analysis.validation import validate
 
+INPUT_FORMATS = ("ntuple", "nanoaod")
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://", "xroot://")
 
 SAMPLES_SCHEMA = {
@@ -92,12 +93,17 @@ def build_fileset(
     n_files_max_per_sample: int = -1,
     samples_config: str | Path | dict[str, Any] | None = None,
     processes: list[str] | None = None,
+    input_format: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Coffea fileset ``{process__variation: {files, treename, metadata}}`` from an AGC-style json.
 
     Relative paths are resolved against the json's folder; remote paths are kept as they are.
     ``nevts`` in the metadata is the total over the files actually used (AGC's normalisation).
+    The input format is ``input_format`` if given (e.g. AGC's own ``nanoaod_inputs.json``, which has
+    no ``format`` field), else each entry's ``format`` field, else ``ntuple``.
     """
+    if input_format is not None and input_format not in INPUT_FORMATS:
+        raise AnalysisError(f"unknown input format {input_format!r} (choose from {', '.join(INPUT_FORMATS)})")
     doc = load_ntuples_json(json_path)
     cfg = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
     base = Path(json_path).resolve().parent
@@ -110,9 +116,10 @@ def build_fileset(
         for variation, entry in variations.items():
             files = entry["files"] if n_files_max_per_sample < 0 else entry["files"][:n_files_max_per_sample]
             paths = [f["path"] if is_remote(f["path"]) else str((base / f["path"]).resolve()) for f in files]
+            fmt = input_format or entry.get("format", "ntuple")
             fileset[f"{process}__{variation}"] = {
                 "files": paths,
-                "treename": cfg["tree"] if entry.get("format", "ntuple") == "ntuple" else "Events",
+                "treename": cfg["tree"] if fmt == "ntuple" else "Events",
                 "metadata": {
                     "process": process,
                     "variation": variation,
@@ -120,7 +127,7 @@ def build_fileset(
                     "lumi": float(cfg["luminosity_pb"]),
                     "nevts": int(sum(f["nevts"] for f in files)),
                     "pseudodata_scale": float(entry.get("pseudodata_scale", 1.0)),
-                    "format": entry.get("format", "ntuple"),
+                    "format": fmt,
                 },
             }
     if not fileset:

@@ -1,13 +1,14 @@
 """TtbarAnalysis: the AGC ttbar selection, observables and systematics, filling ``hist`` histograms.
 
-Selection (seed 004): exactly one lepton (e or μ) with pT > 25 GeV, ≥ 4 jets with pT > 25 GeV and
-≥ 1 b-tag (score > 0.5). Regions: 4j1b (exactly one b-tag, observable HT = Σ jet pT) and 4j2b
-(≥ 2 b-tags, observable m_bjj of the highest-pT trijet with at least one b-tag).
+Selection: exactly one selected lepton (e or μ), ≥ 4 selected jets and ≥ 1 b-tag (score > threshold).
+Regions: 4j1b (exactly one b-tag, observable HT = Σ jet pT) and 4j2b (≥ 2 b-tags, observable m_bjj of
+the highest-pT trijet with at least one b-tag). Object definitions and thresholds depend on the input
+format (``metadata["format"]``: seed-004 cuts for AGC ntuples, AGC v2 for NanoAOD, see
+``schemas.objects.FORMAT_CUTS``); format adapters only build the common object view, everything
+below that view is shared.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import awkward as ak
 import hist
@@ -18,27 +19,16 @@ from processors.accumulators import Constant, quantise
 from processors.systematics import (
     btag_weight_variations,
     dataset_salt,
-    event_identity,
     flat_variation,
     jet_resolution_factors,
 )
-from processors.ttbar_kernels import select_jets
+from processors.ttbar_kernels import count_jets, trijet_mass
+from schemas.objects import FORMAT_CUTS, Cuts, ObjectView, object_view
+
+__all__ = ["Cuts", "FORMAT_CUTS", "TtbarAnalysis", "make_hist", "normalise"]
 
 REGIONS = ("4j1b", "4j2b")
 PT_VARIATIONS = ("pt_scale_up", "pt_res_up")
-
-
-@dataclass(frozen=True)
-class Cuts:
-    """Selection thresholds (GeV and b-tag score)."""
-
-    lepton_pt: float = 25.0
-    jet_pt: float = 25.0
-    btag: float = 0.5
-    jes_scale: float = 1.03
-    jer_width: float = 0.05
-    wjets_scale: float = 0.025
-    btag_strength: float = 0.075
 
 
 def make_hist(n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, storage: str = "double") -> hist.Hist:
@@ -52,75 +42,120 @@ def make_hist(n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, storage: st
     return h.Weight() if storage == "weight" else h.Double()
 
 
-def _flat(array: ak.Array, dtype=np.float64) -> np.ndarray:
-    """Flatten a jagged column to a contiguous numpy array."""
-    return np.ascontiguousarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=dtype)
-
-
 class TtbarAnalysis(processor.ProcessorABC):
     """AGC ttbar processor. Output: exact per-chunk sums, turned into a Weight ``hist`` in postprocess."""
 
-    def __init__(self, n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, cuts: Cuts = Cuts()) -> None:
-        self.n_bins, self.lo, self.hi, self.cuts = n_bins, lo, hi, cuts
+    def __init__(self, n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, cuts: Cuts | None = None) -> None:
+        """Histogram binning; ``cuts`` (if given) replaces the per-format defaults of ``FORMAT_CUTS``."""
+        self.n_bins, self.lo, self.hi = n_bins, lo, hi
+        self.per_format_cuts = cuts is None
+        self.cuts = FORMAT_CUTS["ntuple"] if cuts is None else cuts
+
+    def cuts_for(self, input_format: str) -> Cuts:
+        """Selection thresholds for an input format (the explicit ``cuts`` if given)."""
+        return FORMAT_CUTS.get(input_format, self.cuts) if self.per_format_cuts else self.cuts
 
     # ---- per chunk -------------------------------------------------------------------------
     def process(self, events: ak.Array) -> dict:
-        """Select, compute observables under every variation, and fill quantised sums."""
+        """Map the input to the common object view, then run the format-independent analysis."""
+        input_format = events.metadata.get("format", "ntuple")
+        c = self.cuts_for(input_format)
+        return self.process_view(events, object_view(events, input_format, c), c)
+
+    def process_view(self, events: ak.Array, view: ObjectView, c: Cuts) -> dict:
+        """Jet-pT variations, selection, regions, observables, weights and exact sums for one chunk.
+
+        Only events with exactly one selected lepton can pass, so all jet work runs on that subset;
+        counting/HT and the trijet search are compiled kernels, and every (region, variation) sum is
+        one ``bincount`` of quantised weights (exact, so identical to a ``hist`` fill).
+        """
         meta = events.metadata
         dataset, process, variation = meta["dataset"], meta["process"], meta["variation"]
         is_data = process == "data"
         norm = 1.0 if is_data else meta["xsec"] * meta["lumi"] / meta["nevts"]
-        c = self.cuts
-        n = len(events)
+        n = view.n
+        one_lepton = view.n_lepton == 1
+        rows = np.flatnonzero(one_lepton)
+        sub = view.subset(rows)
 
-        sumw, sumw2 = make_hist(self.n_bins, self.lo, self.hi), make_hist(self.n_bins, self.lo, self.hi)
-        out = {"sumw": sumw, "sumw2": sumw2, "nevents": {dataset: n}, "norms": {},
-               "cutflow": {dataset: {}}}
-
-        n_lep = ak.to_numpy(ak.sum(events.electron.pt > c.lepton_pt, axis=1) + ak.sum(events.muon.pt > c.lepton_pt, axis=1))
-        one_lepton = n_lep == 1
-
-        jets = events.jet
-        counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        pt, eta, phi = _flat(jets.pt), _flat(jets.eta), _flat(jets.phi)
-        energy, btag = _flat(jets.energy), _flat(jets.btag)
-        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-
-        factors = {"nominal": np.ones_like(pt)}
+        factors = {"nominal": np.ones(sub.pt.shape[0])}
         if variation == "nominal" and not is_data:
-            factors["pt_scale_up"] = np.full_like(pt, c.jes_scale)
-            ids = event_identity(ak.to_numpy(events.event) if "event" in events.fields else None,
-                                 meta.get("filename", ""), int(meta.get("entrystart", 0)), n)
-            factors["pt_res_up"] = jet_resolution_factors(ids, counts, dataset_salt(dataset), c.jer_width)
+            factors["pt_scale_up"] = np.full(sub.pt.shape[0], c.jes_scale)
+            factors["pt_res_up"] = jet_resolution_factors(sub.event_ids, sub.counts, dataset_salt(dataset), c.jer_width)
 
+        counted = {}
         for pt_var, factor in factors.items():
-            lead_pt = np.zeros((n, 4))
-            njet, nb, ht, mbjj = select_jets(offsets, pt, px, py, pz, energy, btag, factor, c.jet_pt, c.btag, lead_pt)
-            selected = one_lepton & (njet >= 4) & (nb >= 1)
+            lead_pt = np.zeros((sub.n, 4))
+            njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt)
+            selected = (njet >= 4) & (nb >= 1)
+            counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
+        p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]))
+
+        njet0, nb0 = counted["nominal"][0], counted["nominal"][1]
+        n4 = int((njet0 >= 4).sum())
+        out = {"nevents": {dataset: n}, "norms": {}, "cutflow": {dataset: {
+            "all": n, "1 lepton": int(rows.shape[0]), ">= 4 jets": n4,
+            ">= 1 b-tag": int(((njet0 >= 4) & (nb0 >= 1)).sum()), "4j1b": int(counted["nominal"][4].sum()),
+            "4j2b": int(counted["nominal"][5].sum())}}}
+
+        sums: dict[str, np.ndarray] = {}  # variation → (2, 2 regions, n_bins + 2): sumw, sumw2
+        for pt_var, (njet, nb, ht, lead_pt, in_1b, in_2b) in counted.items():
+            factor = factors[pt_var]
+            mbjj = trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, in_2b)
             label = variation if pt_var == "nominal" else pt_var
-            if pt_var == "nominal":
-                out["cutflow"][dataset] = {
-                    "all": n, "1 lepton": int(one_lepton.sum()), ">= 4 jets": int((one_lepton & (njet >= 4)).sum()),
-                    ">= 1 b-tag": int(selected.sum()), "4j1b": int((selected & (nb == 1)).sum()),
-                    "4j2b": int((selected & (nb >= 2)).sum()),
-                }
-            base_w, extra = self.event_weights(events, njet, ht)
-            for region, mask, obs in (("4j1b", selected & (nb == 1), ht), ("4j2b", selected & (nb >= 2), mbjj)):
-                x = obs[mask]
+            base_w, extra = self.event_weights(events, _scatter(njet, rows, n), _scatter(ht, rows, n))
+            base_w = np.asarray(base_w, dtype=np.float64)[rows]
+            for r, (mask, obs) in enumerate(((in_1b, ht), (in_2b, mbjj))):
+                bins = self._axis.index(obs[mask]) + 1
                 w0 = base_w[mask]
                 weights = {label: w0}
                 if pt_var == "nominal" and variation == "nominal" and not is_data:
                     weights.update({k: w0 * v for k, v in btag_weight_variations(lead_pt[mask], c.btag_strength).items()})
                     if process == "wjets":
-                        weights.update({k: w0 * v for k, v in flat_variation(x.shape[0], "scale_var", c.wjets_scale).items()})
-                    weights.update({k: v[mask] for k, v in extra.items()})
+                        weights.update({k: w0 * v for k, v in flat_variation(bins.shape[0], "scale_var", c.wjets_scale).items()})
+                    weights.update({k: np.asarray(v, dtype=np.float64)[rows][mask] for k, v in extra.items()})
                 for name, w in weights.items():
-                    sumw.fill(observable=x, region=region, process=process, variation=name, weight=quantise(w))
-                    sumw2.fill(observable=x, region=region, process=process, variation=name, weight=quantise(w * w))
-                    out["norms"][f"{process}/{name}"] = Constant(norm)
+                    acc = sums.setdefault(name, np.zeros((2, len(REGIONS), self.n_bins + 2)))
+                    acc[0, r] += np.bincount(bins, weights=quantise(w), minlength=self.n_bins + 2)
+                    acc[1, r] += np.bincount(bins, weights=quantise(w * w), minlength=self.n_bins + 2)
+        out["sumw"], out["sumw2"] = self._to_hists(process, sums)
+        out["norms"] = {f"{process}/{name}": Constant(norm) for name in sums}
         return out
+
+    @staticmethod
+    def _momenta(view: ObjectView, events_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(px, py, pz, E) per jet, evaluated (numpy) only for jets of events in ``events_mask``."""
+        jets = np.repeat(events_mask, view.counts)
+        px, py, pz = (np.zeros(view.pt.shape[0]) for _ in range(3))
+        pt, phi = view.pt[jets], view.phi[jets]
+        px[jets] = pt * np.cos(phi)
+        py[jets] = pt * np.sin(phi)
+        pz[jets] = pt * np.sinh(view.eta[jets])
+        return px, py, pz, view.energy
+
+    @property
+    def _axis(self) -> hist.axis.Regular:
+        """The observable axis (its ``index`` is the one ``hist.fill`` uses)."""
+        return hist.axis.Regular(self.n_bins, self.lo, self.hi)
+
+    def _to_hists(self, process: str, sums: dict[str, np.ndarray]) -> tuple[hist.Hist, hist.Hist]:
+        """Dense per-variation sums → (sumw, sumw2) histograms with every variation as a category."""
+        names = list(sums)
+        hists = []
+        for k in range(2):
+            h = (
+                hist.Hist.new.Reg(self.n_bins, self.lo, self.hi, name="observable", label="observable [GeV]")
+                .StrCat(list(REGIONS), name="region", label="Region")
+                .StrCat([process] if names else [], name="process", label="Process", growth=True)
+                .StrCat(names, name="variation", label="Systematic variation", growth=True)
+                .Double()
+            )
+            if names:
+                view = h.view(flow=True)
+                for v, name in enumerate(names):
+                    view[:, : len(REGIONS), 0, v] = sums[name][k].T
+            hists.append(h)
+        return hists[0], hists[1]
 
     def event_weights(self, events: ak.Array, njet: np.ndarray, ht: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per-event weight on top of the normalisation, and named weight variations (absolute, per event).
@@ -135,6 +170,13 @@ class TtbarAnalysis(processor.ProcessorABC):
         """Add ``hist``: Weight-storage histogram normalised to cross-section × luminosity."""
         accumulator["hist"] = normalise(accumulator["sumw"], accumulator["sumw2"], accumulator["norms"])
         return accumulator
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Per-event array of length ``n`` holding ``values`` at ``rows`` (0 elsewhere)."""
+    out = np.zeros(n, dtype=values.dtype)
+    out[rows] = values
+    return out
 
 
 def normalise(sumw: hist.Hist, sumw2: hist.Hist, norms: dict[str, Constant]) -> hist.Hist:

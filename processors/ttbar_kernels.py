@@ -1,4 +1,10 @@
-"""Compiled per-event kernels for the ttbar selection: jet counting, HT and the bjj trijet mass."""
+"""Compiled per-event kernels for the ttbar selection: jet counting, HT and the bjj trijet mass.
+
+A jet is selected under a jet-pT variation if it passes the variation-independent quality mask
+``ok`` and factor·pT > pt_min; the whole four-vector is scaled by ``factor``. Only additions and
+multiplications happen here (in the same order as the awkward formulation), so results are
+bit-identical to it; transcendental functions (px = pT·cos φ, ...) are evaluated by numpy outside.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +13,70 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def select_jets(offsets, pt, px, py, pz, e, btag, factor, pt_min, btag_min, lead_pt):  # pragma: no cover - compiled
-    """Per event under a jet-pT variation: number of selected jets, b-tags, HT and m_bjj.
+def count_jets(offsets, pt, btag, ok, factor, pt_min, btag_min, lead_pt):  # pragma: no cover - compiled
+    """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT.
 
-    A jet is selected if factor·pT > pt_min; the whole four-vector is scaled by ``factor``.
-    m_bjj is the mass of the highest-pT trijet of selected jets containing at least one b-tag
-    (NaN when fewer than three selected jets). ``lead_pt`` receives the nominal pT of the first
-    four selected jets (for the b-tag weight variations).
+    ``lead_pt`` (n, 4) receives the unvaried pT of the first four selected jets (b-tag weights).
     """
     n = offsets.shape[0] - 1
     njet = np.zeros(n, np.int64)
     nb = np.zeros(n, np.int64)
     ht = np.zeros(n, np.float64)
-    mbjj = np.full(n, np.nan)
-    idx = np.empty(64, np.int64)
     for ev in range(n):
         k = 0
+        h = 0.0
+        b = 0
         for j in range(offsets[ev], offsets[ev + 1]):
-            if pt[j] * factor[j] > pt_min:
-                if k < 64:
-                    idx[k] = j
-                if k < 4:
-                    lead_pt[ev, k] = pt[j]
-                k += 1
-                ht[ev] += pt[j] * factor[j]
-                if btag[j] > btag_min:
-                    nb[ev] += 1
+            if ok[j]:
+                p = pt[j] * factor[j]
+                if p > pt_min:
+                    if k < 4:
+                        lead_pt[ev, k] = pt[j]
+                    k += 1
+                    h += p
+                    if btag[j] > btag_min:
+                        b += 1
         njet[ev] = k
-        kk = min(k, 64)
+        nb[ev] = b
+        ht[ev] = h
+    return njet, nb, ht
+
+
+@numba.njit(cache=True, nogil=True)
+def trijet_mass(offsets, pt, px, py, pz, e, btag, ok, factor, pt_min, btag_min, want):  # pragma: no cover - compiled
+    """m_bjj per event where ``want``: mass of the highest-pT trijet of selected jets with ≥ 1 b-tag.
+
+    Ties in trijet pT keep the first combination in (a < b < c) order, like ``ak.argmax``; NaN
+    where not wanted or without a b-tagged trijet.
+    """
+    n = offsets.shape[0] - 1
+    mbjj = np.full(n, np.nan)
+    cap = 0
+    for ev in range(n):
+        if want[ev]:
+            cap = max(cap, offsets[ev + 1] - offsets[ev])
+    idx = np.empty(max(cap, 1), np.int64)
+    for ev in range(n):
+        if not want[ev]:
+            continue
+        k = 0
+        for j in range(offsets[ev], offsets[ev + 1]):
+            if ok[j] and pt[j] * factor[j] > pt_min:
+                idx[k] = j
+                k += 1
         best_pt2 = -1.0
-        for a in range(kk):
+        for a in range(k):
             ja = idx[a]
-            for b in range(a + 1, kk):
+            xa, ya = px[ja] * factor[ja], py[ja] * factor[ja]
+            for b in range(a + 1, k):
                 jb = idx[b]
-                for c in range(b + 1, kk):
+                xab, yab = xa + px[jb] * factor[jb], ya + py[jb] * factor[jb]
+                for c in range(b + 1, k):
                     jc = idx[c]
                     if btag[ja] <= btag_min and btag[jb] <= btag_min and btag[jc] <= btag_min:
                         continue
-                    sx = px[ja] * factor[ja] + px[jb] * factor[jb] + px[jc] * factor[jc]
-                    sy = py[ja] * factor[ja] + py[jb] * factor[jb] + py[jc] * factor[jc]
+                    sx = xab + px[jc] * factor[jc]
+                    sy = yab + py[jc] * factor[jc]
                     pt2 = sx * sx + sy * sy
                     if pt2 > best_pt2:
                         best_pt2 = pt2
@@ -53,4 +84,4 @@ def select_jets(offsets, pt, px, py, pz, e, btag, factor, pt_min, btag_min, lead
                         se = e[ja] * factor[ja] + e[jb] * factor[jb] + e[jc] * factor[jc]
                         m2 = se * se - sx * sx - sy * sy - sz * sz
                         mbjj[ev] = np.sqrt(m2) if m2 > 0.0 else 0.0
-    return njet, nb, ht, mbjj
+    return mbjj
