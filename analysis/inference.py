@@ -127,13 +127,19 @@ def fit(config: dict[str, Any], workspace: dict[str, Any]) -> FitOutcome:
     model, data = cabinetry.model_utils.model_and_data(workspace)
     _check_finite(model, data)
     result = None
-    for init, kwargs in _fit_attempts(model, data):
+    for attempt, (init, kwargs) in enumerate(_fit_attempts(model, data)):
         try:
             result = cabinetry.fit.fit(model, data, init_pars=init, **kwargs)
-            break
         except pyhf.exceptions.FailedMinimization as err:
             last = err
             log.info("fit attempt %s failed: %s", kwargs or "default", err)
+            continue
+        if attempt > 0:  # polish from the minimum with default settings for an accurate Hessian
+            try:
+                result = cabinetry.fit.fit(model, data, init_pars=[float(x) for x in result.bestfit])
+            except pyhf.exceptions.FailedMinimization:
+                log.warning("fit converged only with fallback settings; uncertainties may be approximate")
+        break
     if result is None:
         raise AnalysisError(f"the maximum-likelihood fit did not converge: {last}") from None
     if not np.all(np.isfinite(result.uncertainty)):
