@@ -5,6 +5,18 @@ partons become jets with a Gaussian energy resolution and a b-tag score drawn by
 an efficiency and a small resolution; soft fake leptons test the pT threshold; MET is the neutrino sum
 plus resolution. W+jets has a falling jet spectrum with mostly light jets. Variation samples change the
 radiation, top-pT spectrum, jet response and resolution by plausible, visible amounts.
+
+Heavy flavour (ttbar only): extra radiation may split g→bb̄ / g→cc̄ (the first two radiation partons
+share the flavour, drawn from a separate random stream so that kinematics are those of the plain
+model). Each event carries the truth label ``hf_class`` counting extra (not from t/W decay) b/c partons
+with |η| < 2.5: 3 = tt+≥2b, 2 = tt+1b/B, 1 = tt+≥1c, 0 = tt+light, −1 for non-ttbar samples and data.
+Inclusive fractions (nominal): about 1.7 % tt+≥2b, 4.2 % tt+1b, 10.7 % tt+≥1c, 83 % tt+light.
+
+``generate_agc(..., inject_ht=EXPR)`` also writes a ``data`` sample: the nominal MC events resampled
+at their expected yields (xsec × lumi) with Poisson multiplicities, the tt+≥1b events weighted by
+f_true(HT, nJets) = EXPR, where HT = Σ pT of jets and leptons above 25 GeV and nJets counts jets
+above 25 GeV (as stored, float32). Only events passing a loose skim (≥ 1 lepton and ≥ 3 jets above
+25 GeV with ≥ 1 b-tag) are kept, so data files stay small.
 """
 
 from __future__ import annotations
@@ -18,6 +30,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from analysis.errors import AnalysisError
+from fileset.generate.expr import Expression, parse
 from fileset.generate.kinematics import P4, from_ptetaphim, two_body_decay
 
 M_TOP, W_TOP = 172.5, 1.4
@@ -28,6 +42,15 @@ B_TAG_PROB = {5: 0.70, 4: 0.15, 0: 0.02}  # probability of a score above 0.5 per
 # W decay modes: hadronic, electron, muon, hadronic tau (visible part is a jet)
 W_MODES = np.array([0, 1, 2, 3])
 W_MODE_PROB = np.array([0.676, 0.135, 0.135, 0.054])
+
+# ttbar heavy-flavour truth classes (hf_class branch) and the g→QQ̄ splitting of extra radiation
+HF_CLASSES = {3: "ttbb", 2: "ttb", 1: "ttc", 0: "ttlight", -1: "none"}
+P_G_TO_BB, P_G_TO_CC = 0.045, 0.05  # per ttbar event with at least two extra partons
+HF_ETA_MAX = 2.5  # truth acceptance of extra heavy-flavour partons
+
+# pseudo-data (inject_ht): HT_all/nJets definition and loose skim
+DATA_OBJECT_PT_GEV = 25.0
+DATA_SKIM = ">= 1 lepton and >= 3 jets with pT > 25 GeV, >= 1 b-tag (score > 0.5)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,7 @@ class Partons:
     jets: list[tuple[P4, np.ndarray, np.ndarray]] = field(default_factory=list)  # (p4, flavour, valid)
     leptons: list[tuple[P4, np.ndarray, np.ndarray]] = field(default_factory=list)  # (p4, pdgid, valid)
     neutrinos: list[tuple[P4, np.ndarray]] = field(default_factory=list)  # (p4, valid)
+    extra: list[int] = field(default_factory=list)  # indices in ``jets`` of radiation partons
 
 
 def _top(n: int, tune: Tune, rng: np.random.Generator) -> P4:
@@ -109,6 +133,7 @@ def _add_radiation(ev: Partons, mean: float, scale: float, rng: np.random.Genera
         pt = 20.0 + rng.exponential(scale, ev.n)
         p4 = from_ptetaphim(pt, rng.normal(0.0, 1.6, ev.n), rng.uniform(-np.pi, np.pi, ev.n), np.zeros(ev.n))
         flav = rng.choice([0, 4, 5], size=ev.n, p=[0.90, 0.07, 0.03])
+        ev.extra.append(len(ev.jets))
         ev.jets.append((p4, flav, count > k))
 
 
@@ -118,6 +143,30 @@ def _ttbar(n: int, tune: Tune, rng: np.random.Generator) -> Partons:
     _add_top(ev, _top(n, tune, rng), rng)
     _add_radiation(ev, tune.isr_mean, tune.isr_scale_gev, rng)
     return ev
+
+
+def _split_heavy_flavour(ev: Partons, rng: np.random.Generator) -> None:
+    """g→bb̄/cc̄: the first two extra partons of some events become a heavy-flavour pair."""
+    if len(ev.extra) < 2:
+        return
+    i, j = ev.extra[0], ev.extra[1]
+    both = ev.jets[i][2] & ev.jets[j][2]
+    u = rng.random(ev.n)
+    flav = np.where(both & (u < P_G_TO_BB), 5, np.where(both & (u >= P_G_TO_BB) & (u < P_G_TO_BB + P_G_TO_CC), 4, 0))
+    for slot in (i, j):
+        p4, f, valid = ev.jets[slot]
+        ev.jets[slot] = (p4, np.where(flav > 0, flav, f), valid)
+
+
+def hf_class(ev: Partons) -> np.ndarray:
+    """Truth label from extra (radiation) partons in acceptance: 3 ≥2b, 2 one b, 1 ≥1c, 0 light."""
+    nb, nc = np.zeros(ev.n, dtype=np.int32), np.zeros(ev.n, dtype=np.int32)
+    for slot in ev.extra:
+        p4, flav, valid = ev.jets[slot]
+        inside = valid & (np.abs(p4.eta) < HF_ETA_MAX)
+        nb += inside & (flav == 5)
+        nc += inside & (flav == 4)
+    return np.select([nb >= 2, nb == 1, nc >= 1], [3, 2, 1], 0).astype(np.int32)
 
 
 def _single_top(n: int, tune: Tune, rng: np.random.Generator, channel: str) -> Partons:
@@ -245,10 +294,18 @@ def _seed(seed: int, process: str, variation: str, index: int) -> np.random.Seed
 
 def generate_arrays(process: str, variation: str, n: int, seed: int, index: int = 0) -> dict[str, ak.Array | np.ndarray]:
     """Generate one file's worth of events as AGC-ntuple columns (no I/O)."""
-    rng = np.random.Generator(np.random.PCG64(_seed(seed, process, variation, index)))
+    seq = _seed(seed, process, variation, index)
+    rng = np.random.Generator(np.random.PCG64(seq))
     tune = TTBAR_VARIATIONS.get(variation, NOMINAL) if process == "ttbar" else NOMINAL
-    cols = reconstruct(_partons(process, tune, n, rng), tune, rng)
+    ev = _partons(process, tune, n, rng)
+    if process == "ttbar":  # separate stream: the main one (all kinematics) is untouched
+        _split_heavy_flavour(ev, np.random.Generator(np.random.PCG64(seq.spawn(1)[0])))
+        label = hf_class(ev)
+    else:
+        label = np.full(n, -1, dtype=np.int32)
+    cols = reconstruct(ev, tune, rng)
     cols["event"] = np.arange(index * n, (index + 1) * n, dtype=np.uint64) + np.uint64(1)
+    cols["hf_class"] = label
     return cols
 
 
@@ -263,6 +320,8 @@ def write_file(path: Path, cols: dict[str, ak.Array | np.ndarray]) -> int:
         "met_phi": cols["met_phi"].astype(np.float32),
         "event": cols["event"],
     }
+    if "hf_class" in cols:
+        data["hf_class"] = np.asarray(cols["hf_class"], dtype=np.int32)
     with uproot.recreate(path) as fout:
         tree = fout.mktree(
             "events",
@@ -275,21 +334,111 @@ def write_file(path: Path, cols: dict[str, ak.Array | np.ndarray]) -> int:
 
 
 def generate_agc(out: str | Path, events_per_file: int = 20_000, files_per_sample: int = 2, seed: int = 1,
-                 ttbar_scale: float = 1.0, samples: list[tuple[str, str]] | None = None) -> Path:
-    """Write synthetic AGC ntuples for all nine sample sets and ``out/ntuples.json``; return the json path."""
+                 ttbar_scale: float = 1.0, samples: list[tuple[str, str]] | None = None,
+                 inject_ht: str | None = None, samples_config: str | Path | dict | None = None) -> Path:
+    """Write synthetic AGC ntuples for all nine sample sets and ``out/ntuples.json``; return the json path.
+
+    With ``inject_ht`` (an expression in ``HT`` and ``nJets``), also write pseudo-data (process ``data``)
+    whose tt+≥1b part is reweighted by that function; yields use ``samples_config`` (default: the
+    packaged samples.yml) cross-sections and luminosity.
+    """
+    f_true = parse(inject_ht, {"HT", "nJets"}, what="--inject-ht") if inject_ht is not None else None
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     index: dict[str, dict[str, dict]] = {}
+    kept: dict[str, list[dict]] = {}
     for process, variation in samples or SAMPLES:
         files = []
         for i in range(files_per_sample):
             name = f"{process}__{variation}__{i:03d}.root"
-            nevts = write_file(out_dir / name, generate_arrays(process, variation, events_per_file, seed, i))
+            cols = generate_arrays(process, variation, events_per_file, seed, i)
+            nevts = write_file(out_dir / name, cols)
             files.append({"path": name, "nevts": nevts})
+            if f_true is not None and variation == "nominal":
+                kept.setdefault(process, []).append(cols)
         entry = {"files": files, "nevts_total": sum(f["nevts"] for f in files)}
         if process == "ttbar" and variation in ("ME_var", "PS_var") and ttbar_scale != 1.0:
             entry["pseudodata_scale"] = ttbar_scale
         index.setdefault(process, {})[variation] = entry
+    if f_true is not None:
+        index["data"] = {"nominal": _write_data(out_dir, kept, f_true, files_per_sample, seed, samples_config)}
     path = out_dir / "ntuples.json"
     path.write_text(json.dumps(index, indent=2) + "\n")
     return path
+
+
+def object_ht(cols: dict[str, ak.Array | np.ndarray], pt_min: float = DATA_OBJECT_PT_GEV) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(HT_all, nJets, nLeptons, nBTags) from stored (float32) columns with the objects above ``pt_min``."""
+    f64 = lambda a: ak.values_astype(ak.values_astype(a, np.float32), np.float64)  # noqa: E731 - as stored
+    jet_pt = f64(cols["jet"]["pt"])
+    jets = jet_pt > pt_min
+    ht = ak.to_numpy(ak.sum(ak.where(jets, jet_pt, 0.0), axis=1)).astype(np.float64)
+    n_lep = np.zeros(len(ht), dtype=np.int64)
+    for name in ("electron", "muon"):
+        lpt = f64(cols[name]["pt"])
+        ht += ak.to_numpy(ak.sum(ak.where(lpt > pt_min, lpt, 0.0), axis=1)).astype(np.float64)
+        n_lep += ak.to_numpy(ak.sum(lpt > pt_min, axis=1))
+    njet = ak.to_numpy(ak.sum(jets, axis=1)).astype(np.int64)
+    nb = ak.to_numpy(ak.sum(jets & (ak.values_astype(cols["jet"]["btag"], np.float32) > 0.5), axis=1)).astype(np.int64)
+    return ht, njet, n_lep, nb
+
+
+def _take(cols: dict, idx: np.ndarray) -> dict:
+    """Events ``idx`` of a column dictionary."""
+    out = {}
+    for key, val in cols.items():
+        out[key] = {k: v[idx] for k, v in val.items()} if isinstance(val, dict) else val[idx]
+    return out
+
+
+def _concat(parts: list[dict]) -> dict:
+    """Concatenate column dictionaries event-wise."""
+    out = {}
+    for key, val in parts[0].items():
+        if isinstance(val, dict):
+            out[key] = {k: ak.concatenate([p[key][k] for p in parts]) for k in val}
+        else:
+            out[key] = np.concatenate([p[key] for p in parts])
+    return out
+
+
+def _write_data(out_dir: Path, kept: dict[str, list[dict]], f_true: Expression, n_files: int, seed: int,
+                samples_config: str | Path | dict | None) -> dict:
+    """Pseudo-data: nominal MC resampled at xsec×lumi with Poisson multiplicities, tt+≥1b weighted by f_true."""
+    from fileset.build import load_samples_config
+
+    cfg = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
+    if "ttbar" not in kept:
+        raise AnalysisError("--inject-ht needs the nominal ttbar sample in the generated set")
+    rng = np.random.Generator(np.random.PCG64(_seed(seed, "data", "nominal", 0)))
+    parts = []
+    for process, file_cols in kept.items():
+        if process not in cfg["cross_sections_pb"]:
+            raise AnalysisError(f"samples config: process {process!r} has no cross-section")
+        lam = cfg["cross_sections_pb"][process] * cfg["luminosity_pb"] / sum(len(c["event"]) for c in file_cols)
+        for cols in file_cols:
+            ht, njet, nlep, nb = object_ht(cols)
+            skim = (nlep >= 1) & (njet >= 3) & (nb >= 1)
+            weight = np.ones(len(ht))
+            hf = cols["hf_class"] >= 2
+            if hf.any():
+                weight[hf] = np.broadcast_to(f_true(HT=ht[hf], nJets=njet[hf]), (int(hf.sum()),))
+            bad = skim & ~(np.isfinite(weight) & (weight >= 0))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise AnalysisError(f"--inject-ht {f_true.text!r} is negative or not finite at HT={ht[i]:.1f}, "
+                                    f"nJets={njet[i]} ({process} event {cols['event'][i]})")
+            mult = np.where(skim, rng.poisson(lam * np.where(skim, weight, 0.0)), 0)
+            if mult.any():
+                parts.append(_take(cols, np.repeat(np.arange(len(ht)), mult)))
+    data = _concat(parts)
+    n = len(data["event"])
+    data = _take(data, rng.permutation(n))
+    data["event"] = np.arange(1, n + 1, dtype=np.uint64)
+    data["hf_class"] = np.full(n, -1, dtype=np.int32)
+    files = []
+    for i, chunk in enumerate(np.array_split(np.arange(n), n_files)):
+        name = f"data__nominal__{i:03d}.root"
+        files.append({"path": name, "nevts": write_file(out_dir / name, _take(data, chunk))})
+    return {"files": files, "nevts_total": n, "injected_ht": f_true.text,
+            "luminosity_pb": float(cfg["luminosity_pb"]), "skim": DATA_SKIM}

@@ -1,0 +1,1 @@
+"""Data-driven smooth HT_all reweighting of tt+≥1b (derivation, spline, KDE, correctionlib output)."""

@@ -1,0 +1,417 @@
+"""Data-driven smooth HT_all reweighting of tt+≥1b (seed 002), from processor moments to a correctionlib file.
+
+Per ttbar sample (nominal and alternatives): data* = data − Σ(constant samples × NormFactor); reweighted
+MC = Σ(reweighted components × NormFactor), normalised to data* (inclusively over the nJets bins, or
+per bin); per nJets bin an adaptive binning (≥ minEvents data* events, ≥ minMCEntries MC entries,
+≥ minBinWidth), k_i = data*_i / MC_i, and the C¹ piecewise quadratic f with exact bin integrals; the
+covariance of k (data and, optionally, MC statistics, including the normalisation) propagates linearly
+to a pointwise band → systematic ``up``/``down`` = f ± σ_f. A kernel-density ratio is derived alongside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hist
+import numpy as np
+from scipy import stats
+
+from analysis.errors import AnalysisError
+from analysis.reweighting.binning import adaptive_groups
+from analysis.reweighting.config import COMPONENTS, load_config, norm_factor, region_spec
+from analysis.reweighting.correction import build_correction, write_correction_set
+from analysis.reweighting.kde import KDERatio, kde_ratio
+from analysis.reweighting.spline import QuadraticSpline, fit_spline
+from fileset.build import build_fileset, load_ntuples_json, load_samples_config
+from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
+
+M0, MW2, M1, M2, MN = (MOMENTS.index(m) for m in ("sumw", "sumw2", "sumwu", "sumwu2", "entries"))
+
+
+@dataclass
+class FineHist:
+    """Moments per nJets (exact, with flow) × fine HT bin (with flow): shape (5, n_njets, n_ht)."""
+
+    moments: np.ndarray
+    ht_edges: np.ndarray  # lower edges of the in-range fine bins + upper edge
+
+    def __add__(self, other: "FineHist") -> "FineHist":
+        return FineHist(self.moments + other.moments, self.ht_edges)
+
+    def scaled(self, factor: float) -> "FineHist":
+        """Weights × factor (Σw² × factor², entries unchanged)."""
+        m = self.moments.copy()
+        m[[M0, M1, M2]] *= factor
+        m[MW2] *= factor * factor
+        return FineHist(m, self.ht_edges)
+
+    def njets_slice(self, lo: int, hi: int | None) -> np.ndarray:
+        """Moments summed over nJets in [lo, hi) (hi None: to overflow), in-range HT bins: (5, n_fine)."""
+        nj = self.moments[:, 1 + lo: (1 + hi if hi is not None else None), :]
+        return nj.sum(axis=1)[:, 1:-1]
+
+
+@dataclass
+class NJetsDerivation:
+    """Derivation in one nJets bin."""
+
+    label: str
+    njets: tuple[int, int | None]
+    edges: np.ndarray
+    k: np.ndarray
+    cov_k: np.ndarray
+    spline: QuadraticSpline
+    coef_cov: np.ndarray
+    kde: KDERatio
+    fine: dict[str, np.ndarray]  # per fine bin: data, data_var, other, mc moments ...
+    closure: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def k_err(self) -> np.ndarray:
+        """1σ of each k_i."""
+        return np.sqrt(np.diag(self.cov_k))
+
+
+@dataclass
+class Derivation:
+    """The derivation for one ttbar sample variation."""
+
+    variation: str
+    norm: float  # data*/MC normalisation
+    bins: list[NJetsDerivation]
+
+
+# ---- processing -----------------------------------------------------------------------------------------------
+def fill_moments(fileset_json: str | Path, cfg: dict[str, Any], *, executor: str = "futures", workers: int | None = None,
+                 samples_config: str | Path | dict | None = None, correction: CorrectionWeights | None = None,
+                 systematic: str = "nominal", progress: bool = False) -> tuple[hist.Hist, dict[str, float], dict]:
+    """Run HTAllProcessor over the fileset: (moment histogram, normalisation per dataset, fileset)."""
+    from analysis.run import run_processor
+    from schemas.agc import AGCSchema
+
+    samples = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
+    doc = load_ntuples_json(fileset_json)
+    data_entry = doc.get(cfg["dataProcess"], {}).get("nominal")
+    if data_entry is None:
+        raise AnalysisError(f"{fileset_json}: no {cfg['dataProcess']!r}/nominal sample (generate it with --inject-ht)")
+    lumi = data_entry.get("luminosity_pb")
+    if lumi is not None and abs(float(lumi) - float(samples["luminosity_pb"])) > 1e-6 * float(lumi):
+        raise AnalysisError(f"{fileset_json}: data were made for {lumi} /pb but the samples config has "
+                            f"luminosity_pb = {samples['luminosity_pb']}")
+    fileset = build_fileset(fileset_json, -1, samples)
+    for spec in fileset.values():
+        if spec["metadata"].get("format", "ntuple") != "ntuple":
+            raise AnalysisError("ana reweight needs AGC ntuples (with the hf_class branch), not NanoAOD")
+    proc = HTAllProcessor(region_spec(cfg), correction=correction, systematic=systematic)
+    output, _ = run_processor(fileset, proc, executor=executor, workers=workers, schema=AGCSchema, progress=progress)
+    lost = [d for d, spec in fileset.items() if output["nevents"].get(d, 0) != spec["metadata"]["nevts"]]
+    if lost:
+        raise AnalysisError(f"events lost while processing: {', '.join(lost)}")
+    return output["moments"], {d: c.value for d, c in output["norms"].items()}, fileset
+
+
+def fine_hist(h: hist.Hist, norms: dict[str, float], dataset: str, component: str, factor: float = 1.0) -> FineHist:
+    """Normalised moments of one dataset component (zeros if never filled)."""
+    ax_ht = h.axes["ht"]
+    edges = np.asarray(ax_ht.edges)
+    shape = (len(MOMENTS), h.axes["njets"].extent, ax_ht.extent)
+    if dataset not in h.axes["dataset"] or component not in h.axes["component"]:
+        return FineHist(np.zeros(shape), edges)
+    view = h[{"dataset": dataset, "component": component}].view(flow=True)  # (njets, ht, moment+1)
+    moments = np.moveaxis(np.asarray(view)[..., : len(MOMENTS)], -1, 0).copy()
+    if moments[:, :, -1].any():
+        raise AnalysisError(f"{dataset}: HT_all above htMax = {edges[-1]:g} GeV in the derivation region; raise htMax")
+    return FineHist(moments, edges).scaled(norms.get(dataset, 1.0) * factor)
+
+
+def _samples_for(fileset: dict, cfg: dict[str, Any], variation: str) -> tuple[str, list[str]]:
+    """ttbar dataset of a variation and the non-ttbar constant datasets (nominal)."""
+    tt = f"{cfg['componentProcess']}__{variation}"
+    if tt not in fileset:
+        raise AnalysisError(f"fileset has no {tt!r} sample")
+    others = []
+    for name in cfg["constSample"]:
+        if name in COMPONENTS:
+            continue
+        ds = f"{name}__nominal"
+        if ds not in fileset:
+            raise AnalysisError(f"constSample {name!r}: fileset has no {ds!r} sample")
+        others.append(ds)
+    return tt, others
+
+
+# ---- derivation -----------------------------------------------------------------------------------------------
+def _bin_moments(fine_edges: np.ndarray, m: np.ndarray, groups: list[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+    """S0, S1, S2 about each adaptive bin's lower edge from fine-bin moments about fine lower edges."""
+    s0, s1, s2 = [], [], []
+    for a, b in groups:
+        d = fine_edges[a:b] - fine_edges[a]
+        w, wu, wu2 = m[M0, a:b], m[M1, a:b], m[M2, a:b]
+        s0.append(w.sum())
+        s1.append((wu + d * w).sum())
+        s2.append((wu2 + 2 * d * wu + d * d * w).sum())
+    return np.array(s0), np.array(s1), np.array(s2)
+
+
+def _k_covariance(d: np.ndarray, var_d: np.ndarray, m: np.ndarray, var_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """k_i = D_i ΣM / (M_i ΣD) and its covariance (linear propagation incl. the normalisation)."""
+    sd, sm = d.sum(), m.sum()
+    if sd <= 0 or sm <= 0:
+        raise AnalysisError(f"derivation region: data* total {sd:.1f} or MC total {sm:.1f} is not positive")
+    s = sd / sm
+    k = d / (s * m)
+    jd = np.diag(1.0 / (s * m)) - np.outer(k, np.ones_like(d)) / sd
+    jm = np.diag(-k / m) + np.outer(k, np.ones_like(m)) / sm
+    cov = jd @ np.diag(var_d) @ jd.T + jm @ np.diag(var_m) @ jm.T
+    return k, cov, s
+
+
+def _njets_ranges(cfg: dict[str, Any]) -> list[tuple[int, int | None]]:
+    """[lo, hi) nJets ranges; the last is inclusive upwards."""
+    b = cfg["nJetsBins"]
+    return [(lo, hi) for lo, hi in zip(b, b[1:])] + [(b[-1], None)]
+
+
+def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: dict[str, Any], variation: str) -> Derivation:
+    """Run the seed's procedure for one ttbar sample variation."""
+    tt, others = _samples_for(fileset, cfg, variation)
+    data = fine_hist(h, norms, f"{cfg['dataProcess']}__nominal", "none")
+    rw = None
+    for comp in cfg["reweightSample"]:
+        part = fine_hist(h, norms, tt, comp, norm_factor(cfg, comp, variation))
+        rw = part if rw is None else rw + part
+    other = fine_hist(h, norms, tt, "none", 0.0)
+    for comp in cfg["constSample"]:
+        if comp in COMPONENTS:
+            other = other + fine_hist(h, norms, tt, comp, norm_factor(cfg, comp, variation))
+    for ds in others:
+        other = other + fine_hist(h, norms, ds, "none")
+    edges = data.ht_edges
+    use_mc = cfg["mcStatError"]
+
+    per_bin = []
+    for lo, hi in _njets_ranges(cfg):
+        dm, om, mm = data.njets_slice(lo, hi), other.njets_slice(lo, hi), rw.njets_slice(lo, hi)
+        dstar = dm[M0] - om[M0]
+        var_dstar = dm[MW2] + (om[MW2] if use_mc else 0.0)
+        label = f"nJets = {lo}" if hi == lo + 1 else (f"nJets ≥ {lo}" if hi is None else f"{lo} ≤ nJets < {hi}")
+        if mm[MN].sum() == 0:
+            raise AnalysisError(f"{tt}: no reweighted MC events with {label} in the derivation region")
+        groups = adaptive_groups(edges, dstar, mm[MN], cfg["minEvents"], cfg["minBinWidth"], cfg["minMCEntries"])
+        bin_edges = np.array([edges[a] for a, _ in groups] + [edges[groups[-1][1]]])
+        s0, s1, s2 = _bin_moments(edges, mm, groups)
+        d_bin = np.array([dstar[a:b].sum() for a, b in groups])
+        vd_bin = np.array([var_dstar[a:b].sum() for a, b in groups])
+        vm_bin = np.array([mm[MW2, a:b].sum() for a, b in groups]) if use_mc else np.zeros(len(groups))
+        per_bin.append(dict(label=label, njets=(lo, hi), groups=groups, edges=bin_edges, s=(s0, s1, s2), d=d_bin,
+                            vd=vd_bin, vm=vm_bin, fine=dict(data=dm, other=om, mc=mm, dstar=dstar, var_dstar=var_dstar)))
+
+    # k and covariance: one normalisation over all nJets bins (inclusive) or per bin
+    blocks = [list(range(len(per_bin)))] if cfg["normalisation"] == "inclusive" else [[i] for i in range(len(per_bin))]
+    norm = None
+    for block in blocks:
+        d = np.concatenate([per_bin[i]["d"] for i in block])
+        vd = np.concatenate([per_bin[i]["vd"] for i in block])
+        m = np.concatenate([per_bin[i]["s"][0] for i in block])
+        vm = np.concatenate([per_bin[i]["vm"] for i in block])
+        k, cov, s = _k_covariance(d, vd, m, vm)
+        start = 0
+        for i in block:
+            n = len(per_bin[i]["d"])
+            per_bin[i].update(k=k[start:start + n], cov=cov[start:start + n, start:start + n], norm=s)
+            start += n
+        norm = s if norm is None else norm
+
+    results = []
+    for pb in per_bin:
+        s0, s1, s2 = pb["s"]
+        spline = fit_spline(pb["edges"], s0, s1, s2, pb["k"])
+        fine = pb["fine"]
+        mm = fine["mc"]
+        centers = np.where(mm[M0] > 0, edges[:-1] + mm[M1] / np.where(mm[M0] > 0, mm[M0], 1.0),
+                           0.5 * (edges[:-1] + edges[1:]))
+        kde = kde_ratio(centers, fine["dstar"], fine["var_dstar"], mm[M0], mm[MW2] if use_mc else np.zeros_like(mm[M0]),
+                        pb["norm"], mm[MN], cfg["kdeBandwidth"])
+        res = NJetsDerivation(pb["label"], pb["njets"], pb["edges"], pb["k"], pb["cov"], spline,
+                              spline.coef_covariance(pb["cov"]), kde, dict(fine, norm=pb["norm"], centers=centers, fine_edges=edges))
+        res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc)
+        results.append(res)
+    return Derivation(variation, float(norm if cfg["normalisation"] == "inclusive" else np.nan), results)
+
+
+def reweighted_fine(res: NJetsDerivation, fine_edges: np.ndarray) -> np.ndarray:
+    """Σ w f(x) per fine bin, exact from the moments (f is one quadratic inside each fine bin)."""
+    mm = res.fine["mc"]
+    sp = res.spline
+    lows = fine_edges[:-1]
+    idx = np.clip(np.searchsorted(sp.edges, lows, side="right") - 1, 0, sp.n_bins - 1)
+    inside = (lows >= sp.edges[0]) & (lows < sp.edges[-1])
+    d = lows - sp.edges[idx]
+    a, b, c = sp.coef[idx].T
+    exact = a * (mm[M2] + 2 * d * mm[M1] + d * d * mm[M0]) + b * (mm[M1] + d * mm[M0]) + c * mm[M0]
+    return np.where(inside, exact, sp(lows) * mm[M0])
+
+
+def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, use_mc: bool) -> dict[str, float]:
+    """χ² of data* vs normalised MC before reweighting, with the spline and with the KDE, in fixed-width bins."""
+    step = max(1, int(round(width / (fine_edges[1] - fine_edges[0]))))
+    mm, s = res.fine["mc"], res.fine["norm"]
+    with np.errstate(all="ignore"):
+        kde = np.where(mm[M0] > 0, res.kde(res.fine["centers"]) * mm[M0], 0.0)
+    pred = {"before": s * mm[M0], "spline": s * reweighted_fine(res, fine_edges), "kde": s * kde}
+    n = len(mm[M0]) // step * step + step
+    pad = lambda a: np.concatenate([a, np.zeros(n - len(a))]).reshape(-1, step).sum(axis=1)  # noqa: E731
+    d, var = pad(res.fine["dstar"]), pad(res.fine["var_dstar"]) + (s * s * pad(mm[MW2]) if use_mc else 0.0)
+    lows = fine_edges[0] + np.arange(len(d)) * step * (fine_edges[1] - fine_edges[0])
+    inside = (lows >= res.edges[0] - 1e-9) & (lows + step * (fine_edges[1] - fine_edges[0]) <= res.edges[-1] + 1e-9)
+    used = (var > 0) & inside
+    out = {"closure_bin_width_gev": float(step * (fine_edges[1] - fine_edges[0])), "ndf": int(used.sum())}
+    for name, p in pred.items():
+        out[f"chi2_{name}"] = float((((d - pad(p)) ** 2)[used] / var[used]).sum())
+    return out
+
+
+# ---- top level ------------------------------------------------------------------------------------------------
+def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | Path | dict | None = None, *,
+           executor: str = "futures", workers: int | None = None, samples_config: str | Path | dict | None = None,
+           plots: bool = True, progress: bool = False) -> dict[str, Any]:
+    """``ana reweight derive``: process, derive (nominal + alternatives), write correction JSON, summary and plots."""
+    cfg = load_config(None, config) if isinstance(config, dict) else load_config(config)
+    if fileset_json is None:
+        if not cfg["basePath"]:
+            raise AnalysisError("give --fileset or basePath (folder with ntuples.json) in the config")
+        fileset_json = Path(cfg["basePath"]) / "ntuples.json"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h, norms, fileset = fill_moments(fileset_json, cfg, executor=executor, workers=workers,
+                                     samples_config=samples_config, progress=progress)
+    variations = ["nominal"] + [v for v in cfg["alternativeSamples"] if f"{cfg['componentProcess']}__{v}" in fileset]
+    derivations = {v: derive_variation(h, norms, fileset, cfg, v) for v in variations}
+    settings = {"jet_pt_gev": cfg["jetPt"], "lepton_pt_gev": cfg["leptonPt"], "btag_cut": cfg["btagCut"],
+                "selection": cfg["selection"], "reweighted": cfg["reweightSample"],
+                "reweighted_hf_classes": _reweighted_classes(cfg), "process": cfg["componentProcess"]}
+    corrections = []
+    for v, der in derivations.items():
+        name = "ht_reweighting" if v == "nominal" else f"ht_reweighting_{v}"
+        corrections.append(build_correction(name, cfg["nJetsBins"], [b.spline for b in der.bins],
+                                            [b.coef_cov for b in der.bins],
+                                            {"settings": settings, "variation": v, "mc_to_data_norm": der.norm}))
+    corr_path = write_correction_set(corrections, out / cfg["outputFile"])
+    injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
+    summary = {"correction_file": str(corr_path), "settings": settings, "injected_ht": injected,
+               "variations": {v: summarise(d) for v, d in derivations.items()}}
+    (out / "derivation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if plots:
+        from analysis.reweighting.plots import plot_all
+
+        summary["plots"] = [str(p) for p in plot_all(derivations, out)]
+    summary["derivations"] = derivations
+    return summary
+
+
+def _reweighted_classes(cfg: dict[str, Any]) -> list[int]:
+    """hf_class values selected by the reweighted components' selections (for applying back)."""
+    from fileset.generate.expr import parse
+    from processors.ht_reweighting import EVENT_VARIABLES
+
+    classes = []
+    for comp in cfg["reweightSample"]:
+        expr = parse(cfg[f"{comp}_selection"], EVENT_VARIABLES, allow_logic=True)
+        for c in range(-1, 4):
+            dummy = {n: np.zeros(1) for n in EVENT_VARIABLES}
+            dummy["hfClass"] = np.array([c])
+            if bool(np.asarray(expr(**dummy)).ravel()[0]):
+                classes.append(c)
+    return sorted(set(classes))
+
+
+def summarise(der: Derivation) -> dict[str, Any]:
+    """JSON-ready numbers of one derivation."""
+    out: dict[str, Any] = {"mc_to_data_norm": der.norm, "njets_bins": []}
+    for b in der.bins:
+        out["njets_bins"].append({
+            "label": b.label, "njets_min": b.njets[0], "njets_max_exclusive": b.njets[1],
+            "edges_gev": b.edges.tolist(), "k": b.k.tolist(), "k_err": b.k_err.tolist(),
+            "coefficients_local": b.spline.coef.tolist(), "coefficients_global_abc": b.spline.global_coefficients().tolist(),
+            "kde_bandwidth_gev": b.kde.bandwidth, "closure": b.closure,
+        })
+    return out
+
+
+def apply_correction(fileset_json: str | Path, correction_path: str | Path, out_dir: str | Path | None = None, *,
+                     executor: str = "futures", workers: int | None = None, chunksize: int = 100_000,
+                     samples_config: str | Path | dict | None = None, use_alternative: bool = True,
+                     progress: bool = False):
+    """``ana reweight apply``: TtbarAnalysis with the correction applied (histograms gain ht_reweight_up/down)."""
+    from analysis.run import RunResult, run_processor, schema_for, verify_event_counts, write_outputs
+    from processors.ht_reweighting import ReweightedTtbarAnalysis, correction_metadata
+    from processors.ttbar import Cuts
+
+    meta = correction_metadata(correction_path) if Path(correction_path).is_file() else {}
+    classes = tuple(meta.get("reweighted_hf_classes", (2, 3)))
+    corr = CorrectionWeights.from_file(correction_path, processes=(meta.get("process", "ttbar"),), classes=classes,
+                                       use_alternative=use_alternative)
+    cuts = Cuts()
+    if "jet_pt_gev" in meta and abs(meta["jet_pt_gev"] - cuts.jet_pt) > 1e-9:
+        raise AnalysisError(f"{correction_path}: derived with jet pT > {meta['jet_pt_gev']} GeV but TtbarAnalysis "
+                            f"counts jets above {cuts.jet_pt} GeV")
+    samples = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
+    fileset = build_fileset(fileset_json, -1, samples)
+    proc = ReweightedTtbarAnalysis(corr, lepton_pt=meta.get("lepton_pt_gev"), cuts=cuts)
+    output, metrics = run_processor(fileset, proc, executor=executor, workers=workers, chunksize=chunksize,
+                                    schema=schema_for(fileset), progress=progress)
+    verify_event_counts(output["nevents"], fileset)
+    filled = {tuple(k.split("/", 1)) for k in output["norms"]}
+    result = RunResult(output["hist"], output["nevents"], output["cutflow"], metrics, fileset, filled)
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+    return result
+
+
+def region_closure(fileset_json: str | Path, correction_path: str | Path | None, config: str | Path | dict | None = None,
+                   *, bin_width: float = 50.0, executor: str = "iterative", samples_config: str | Path | dict | None = None,
+                   min_expected: float = 10.0) -> dict[str, Any]:
+    """Data vs MC in the derivation region with the correction applied per event (correctionlib), nominal samples.
+
+    MC = s·(reweighted × f) + constant samples, s the stored MC→data* normalisation (1 without a correction).
+    χ² per nJets bin and in total, with data (Poisson) and MC (Σw²) variances, in fixed-width HT bins
+    with at least ``min_expected`` predicted events.
+    """
+    cfg = load_config(None, config) if isinstance(config, dict) or config is None else load_config(config)
+    corr, s = None, 1.0
+    if correction_path is not None:
+        meta_doc = json.loads(Path(correction_path).read_text())
+        desc = next(json.loads(c["description"]) for c in meta_doc["corrections"] if c["name"] == "ht_reweighting")
+        s = float(desc["mc_to_data_norm"])
+        corr = CorrectionWeights.from_file(correction_path, processes=(cfg["componentProcess"],),
+                                           classes=tuple(desc["settings"]["reweighted_hf_classes"]), use_alternative=False)
+    h, norms, fileset = fill_moments(fileset_json, cfg, executor=executor, samples_config=samples_config, correction=corr)
+    tt, others = _samples_for(fileset, cfg, "nominal")
+    data = fine_hist(h, norms, f"{cfg['dataProcess']}__nominal", "none")
+    mc = None
+    for comp in cfg["reweightSample"]:
+        part = fine_hist(h, norms, tt, comp, s * norm_factor(cfg, comp, "nominal"))
+        mc = part if mc is None else mc + part
+    for comp in cfg["constSample"]:
+        if comp in COMPONENTS:
+            mc = mc + fine_hist(h, norms, tt, comp, norm_factor(cfg, comp, "nominal"))
+    for ds in others:
+        mc = mc + fine_hist(h, norms, ds, "none")
+    step = max(1, int(round(bin_width / cfg["htBinWidth"])))
+    out: dict[str, Any] = {"njets_bins": [], "chi2": 0.0, "ndf": 0}
+    for lo, hi in _njets_ranges(cfg):
+        d, m = data.njets_slice(lo, hi), mc.njets_slice(lo, hi)
+        n = d.shape[1] // step * step
+        rb = lambda a: a[:n].reshape(-1, step).sum(axis=1)  # noqa: E731
+        dd, mv, var = rb(d[M0]), rb(m[M0]), rb(d[MW2]) + rb(m[MW2])
+        used = mv >= min_expected
+        chi2 = float((((dd - mv) ** 2)[used] / var[used]).sum())
+        out["njets_bins"].append({"njets": [lo, hi], "chi2": chi2, "ndf": int(used.sum()),
+                                  "data": dd[used].tolist(), "mc": mv[used].tolist()})
+        out["chi2"] += chi2
+        out["ndf"] += int(used.sum())
+    out["p_value"] = float(stats.chi2.sf(out["chi2"], out["ndf"]))
+    return out

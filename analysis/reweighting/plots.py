@@ -1,0 +1,87 @@
+"""Plots of the HT_all reweighting: k_i with the smooth function, its band and the KDE per nJets bin;
+data* vs MC before and after the reweighting with ratio panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis.plotting import label, save_figure, use_style
+from analysis.reweighting.derive import M0, MW2, Derivation, reweighted_fine
+
+
+def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
+    """k_i (points, bin widths) with the spline ±1σ band and the KDE ratio ±1σ, one panel per nJets bin."""
+    use_style()
+    n = len(der.bins)
+    fig, axes = plt.subplots(1, n, figsize=(7 * n, 6), squeeze=False, sharey=True)
+    for ax, b in zip(axes[0], der.bins):
+        x = np.linspace(b.edges[0], b.edges[-1], 400)
+        f, band = b.spline(x), b.spline.band(x, b.cov_k)
+        ax.fill_between(x, f - band, f + band, color="tab:blue", alpha=0.25, label=r"spline $\pm1\sigma$")
+        ax.plot(x, f, color="tab:blue", label="C¹ piecewise quadratic")
+        with np.errstate(all="ignore"):
+            r, rb = b.kde(x), b.kde.band(x)
+        ax.plot(x, r, color="tab:orange", ls="--", label=f"KDE ratio (h = {b.kde.bandwidth:.0f} GeV)")
+        ax.fill_between(x, r - rb, r + rb, color="tab:orange", alpha=0.15)
+        centers, half = 0.5 * (b.edges[1:] + b.edges[:-1]), 0.5 * np.diff(b.edges)
+        ax.errorbar(centers, b.k, xerr=half, yerr=b.k_err, fmt="o", color="black", label=r"$k_i$ = data*/MC")
+        ax.axhline(1.0, color="grey", lw=1, ls=":")
+        ax.set_xlabel(r"$H_T^{all}$ [GeV]")
+        ax.set_title(b.label, fontsize=16)
+        label(ax, "Data")
+    axes[0][0].set_ylabel("Reweighting factor")
+    axes[0][0].legend(fontsize=12, loc="best")
+    return save_figure(fig, out_dir, f"kfactors_{der.variation}")
+
+
+def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
+    """data* vs normalised MC before and after the reweighting (fine bins merged ×5), ratio panel below."""
+    use_style()
+    n = len(der.bins)
+    fig, axes = plt.subplots(2, n, figsize=(7 * n, 8), squeeze=False, sharex="col",
+                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    for col, b in enumerate(der.bins):
+        mm, s = b.fine["mc"], b.fine["norm"]
+        fine_edges = b.fine["fine_edges"]
+        step = 5
+        m = len(mm[M0]) // step * step
+        rb = lambda a: a[:m].reshape(-1, step).sum(axis=1)  # noqa: E731
+        edges = fine_edges[: m + 1 : step]
+        lo, hi = b.edges[0], b.edges[-1]
+        keep = (edges[:-1] >= lo - 1e-9) & (edges[1:] <= hi + 1e-9)
+        d, dv = rb(b.fine["dstar"])[keep], rb(b.fine["var_dstar"])[keep]
+        before, after = s * rb(mm[M0])[keep], s * rb(reweighted_fine(b, fine_edges))[keep]
+        e = np.concatenate([edges[:-1][keep], edges[1:][keep][-1:]])
+        c = 0.5 * (e[1:] + e[:-1])
+        top, bot = axes[0][col], axes[1][col]
+        top.stairs(before, e, color="tab:red", label="MC (normalised), before")
+        top.stairs(after, e, color="tab:blue", label="MC × f, after")
+        top.errorbar(c, d, yerr=np.sqrt(np.clip(dv, 0, None)), fmt="o", color="black", label="data* = data − other MC")
+        top.set_ylabel("Events / bin")
+        top.set_title(b.label, fontsize=16)
+        label(top, "Data")
+        with np.errstate(all="ignore"):
+            for pred, color in ((before, "tab:red"), (after, "tab:blue")):
+                bot.errorbar(c, d / pred, yerr=np.sqrt(np.clip(dv, 0, None)) / pred, fmt="o", ms=4, color=color)
+            mc_rel = np.sqrt(s * s * rb(mm[MW2])[keep]) / before
+        bot.fill_between(e, np.append(1 - mc_rel, (1 - mc_rel)[-1:]), np.append(1 + mc_rel, (1 + mc_rel)[-1:]),
+                         step="post", color="grey", alpha=0.3, label="MC stat.")
+        bot.axhline(1.0, color="grey", lw=1)
+        bot.set_ylim(0.5, 1.5)
+        bot.set_xlabel(r"$H_T^{all}$ [GeV]")
+        bot.set_ylabel("data*/MC")
+    axes[0][0].legend(fontsize=12)
+    return save_figure(fig, out_dir, f"data_mc_{der.variation}")
+
+
+def plot_all(derivations: dict[str, Derivation], out_dir: str | Path) -> list[Path]:
+    """k-factor plots for every sample variation, data/MC before/after for the nominal one."""
+    paths: list[Path] = []
+    for der in derivations.values():
+        paths += plot_kfactors(der, out_dir)
+    if "nominal" in derivations:
+        paths += plot_data_mc(derivations["nominal"], out_dir)
+    return paths
