@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("iterative", "futures", "dask")
 # Peak memory of a chunk ≈ MEMORY_FACTOR × (uncompressed input bytes of the chunk), measured with
-# benchmarks/memory_scaling.py for TtbarAnalysis (3 jet-pT variations, many weight variations), with margin.
-MEMORY_FACTOR = 8.0
+# benchmarks/memory_scaling.py for TtbarAnalysis (measured ~24; 3 jet-pT variations, many weights), with margin.
+MEMORY_FACTOR = 30.0
 MEMORY_FRACTION = 0.5  # a chunk may use at most this share of a worker's memory
 
 
