@@ -122,21 +122,21 @@ def _fit_attempts(model: pyhf.pdf.Model, data: list[float]):
     yield start, {"strategy": 2, "tolerance": 1.0}
 
 
-def fit(config: dict[str, Any], workspace: dict[str, Any]) -> FitOutcome:
+def fit(config: dict[str, Any], workspace: dict[str, Any], maxiter: int | None = None) -> FitOutcome:
     """Maximum-likelihood fit of the workspace to its data."""
     model, data = cabinetry.model_utils.model_and_data(workspace)
     _check_finite(model, data)
     result = None
     for attempt, (init, kwargs) in enumerate(_fit_attempts(model, data)):
         try:
-            result = cabinetry.fit.fit(model, data, init_pars=init, **kwargs)
+            result = cabinetry.fit.fit(model, data, init_pars=init, maxiter=maxiter, **kwargs)
         except pyhf.exceptions.FailedMinimization as err:
             last = err
             log.info("fit attempt %s failed: %s", kwargs or "default", err)
             continue
         if attempt > 0:  # polish from the minimum with default settings for an accurate Hessian
             try:
-                result = cabinetry.fit.fit(model, data, init_pars=[float(x) for x in result.bestfit])
+                result = cabinetry.fit.fit(model, data, init_pars=[float(x) for x in result.bestfit], maxiter=maxiter)
             except pyhf.exceptions.FailedMinimization:
                 log.warning("fit converged only with fallback settings; uncertainties may be approximate")
         break
@@ -448,16 +448,20 @@ def make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool = True) -> dict
 
 
 def run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool = True,
-            scan: bool = True, significance: bool = True, limit: bool = True, plots: bool = True) -> FitOutcome:
-    """The full ``ana fit`` step: workspace.json, fit_results.json and plots under ``out_dir``."""
+            scan: bool = True, significance: bool = True, limit: bool = True, plots: bool = True,
+            maxiter: int | None = None) -> FitOutcome:
+    """The full ``ana fit`` step: workspace.json, fit_results.json and plots under ``out_dir``.
+
+    ``maxiter`` caps Minuit's function calls per fit (default: pyhf's 100 000).
+    """
     # small models: multi-threaded BLAS only adds overhead (several times slower fits on busy cores)
     with threadpool_limits(1):
         return _run_fit(config_path, histograms, out_dir, ranking=ranking, scan=scan, significance=significance,
-                        limit=limit, plots=plots)
+                        limit=limit, plots=plots, maxiter=maxiter)
 
 
 def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool,
-             scan: bool, significance: bool, limit: bool, plots: bool) -> FitOutcome:
+             scan: bool, significance: bool, limit: bool, plots: bool, maxiter: int | None) -> FitOutcome:
     """Body of :func:`run_fit`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -473,7 +477,7 @@ def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Pat
     config = load_config(config_path, histograms, out)
     ws = timed("workspace", build_workspace, config)
     cabinetry.workspace.save(ws, out / "workspace.json")
-    outcome = timed("fit", fit, config, ws)
+    outcome = timed("fit", fit, config, ws, maxiter)
     if ranking:
         outcome.ranking = timed("ranking", rank_impacts, outcome)
     if scan:

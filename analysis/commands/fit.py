@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-limit", action="store_true", help="skip the CLs upper limit")
+    parser.add_argument("--maxiter", type=int, default=None, help="Minuit call limit per fit (default 100000)")
     parser.set_defaults(func=run)
 
 
@@ -20,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the fit step and print the POI."""
     from analysis.inference import run_fit
 
-    outcome = run_fit(args.config, args.histograms, args.out, ranking=not args.no_ranking, limit=not args.no_limit)
+    outcome = run_fit(args.config, args.histograms, args.out, ranking=not args.no_ranking, limit=not args.no_limit,
+                      maxiter=args.maxiter)
     poi, err = outcome.poi
     print(f"{outcome.model.config.poi_name} = {poi:.3f} ± {err:.3f}")
     if outcome.significance is not None:

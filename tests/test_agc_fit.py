@@ -1,0 +1,134 @@
+"""AGC part 2: workspace, closure of the fit, background-only significance, plots, report, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyhf
+import pytest
+import uproot
+import yaml
+
+from analysis.cli import main
+from analysis.histio import read_histograms
+from analysis.inference import run_fit
+from analysis.run import run_ttbar
+from fileset.generate.agc import generate_agc
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "cabinetry_config.yml"
+PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
+
+
+def _histograms(root: Path, ttbar_scale: float) -> Path:
+    """Generate (5k events per sample set), process, and return histograms.root."""
+    ntuples = generate_agc(root / "data", events_per_file=5000, files_per_sample=1, seed=2, ttbar_scale=ttbar_scale)
+    run_ttbar(ntuples, root / "out", executor="iterative", progress=False)
+    return root / "out" / "histograms.root"
+
+
+@pytest.fixture(scope="module")
+def nominal_histograms(tmp_path_factory) -> Path:
+    return _histograms(tmp_path_factory.mktemp("fit_f1"), 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.5])
+def test_closure_recovers_injected_ttbar_scale(scale, nominal_histograms, tmp_path):
+    hists = nominal_histograms if scale == 1.0 else _histograms(tmp_path, scale)
+    outcome = run_fit(CONFIG, hists, tmp_path / "fit", ranking=False, scan=False, limit=False, plots=False)
+    poi, err = outcome.poi
+    assert 0.05 < err < 0.5
+    assert abs(poi - scale) < err, (poi, err)
+    doc = json.loads((tmp_path / "fit" / "fit_results.json").read_text())
+    assert doc["poi"] == "ttbar_norm" and doc["poi_bestfit"] == pytest.approx(poi)
+    n = len(doc["labels"])
+    assert len(doc["bestfit"]) == len(doc["uncertainty"]) == n and len(doc["correlation"]) == n
+    assert doc["significance"]["observed"] > 5  # ttbar is clearly there
+
+
+def test_workspace_valid_against_pyhf_schema(nominal_histograms, tmp_path):
+    run_fit(CONFIG, nominal_histograms, tmp_path, ranking=False, scan=False, significance=False, limit=False, plots=False)
+    ws = json.loads((tmp_path / "workspace.json").read_text())
+    pyhf.schema.validate(ws, "workspace.json")
+    workspace = pyhf.Workspace(ws)
+    assert workspace.get_measurement()["config"]["poi"] == "ttbar_norm"
+    assert set(workspace.channels) == {"4j1b_CR", "4j2b_SR"} or len(workspace.channels) == 2
+    model = workspace.model()
+    assert "ttbar_norm" in model.config.par_names and model.config.nmaindata == 22
+    assert {"Luminosity", "b-tag NP 1", "ME variation", "Jet energy scale"} <= set(model.config.par_names)
+
+
+def test_background_only_pseudodata_has_no_significance(nominal_histograms, tmp_path):
+    hists = read_histograms(nominal_histograms)
+    variant = tmp_path / "bkgonly.root"
+    with uproot.recreate(variant) as f:
+        for key, h in hists.items():
+            f[key] = h
+        for region in ("4j1b", "4j2b"):
+            parts = [hists[f"{region}_{p}"] for p in ("wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")]
+            f[f"{region}_pseudodata"] = sum(parts[1:], parts[0])
+    outcome = run_fit(CONFIG, variant, tmp_path / "fit", ranking=False, scan=False, limit=False, plots=False)
+    poi, err = outcome.poi
+    assert poi < 2 * err
+    assert outcome.significance.observed_significance < 1.0
+    assert outcome.significance.expected_significance > 3.0  # the test had the power to see ttbar
+
+
+def _error_line(capsys, argv) -> str:
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def test_config_failing_cabinetry_schema(nominal_histograms, tmp_path, capsys):
+    cfg = yaml.safe_load(CONFIG.read_text())
+    del cfg["General"]["Measurement"]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(cfg))
+    line = _error_line(capsys, ["fit", "--config", str(bad), "--histograms", str(nominal_histograms), "--out", str(tmp_path)])
+    assert "bad.yml" in line and "Measurement" in line
+
+
+def test_histogram_file_missing_a_key(nominal_histograms, tmp_path, capsys):
+    hists = read_histograms(nominal_histograms)
+    partial = tmp_path / "partial.root"
+    with uproot.recreate(partial) as f:
+        for key, h in hists.items():
+            if key != "4j2b_ttbar_PS_var":
+                f[key] = h
+    line = _error_line(capsys, ["fit", "--config", str(CONFIG), "--histograms", str(partial), "--out", str(tmp_path / "o")])
+    assert "4j2b_ttbar_PS_var" in line and "partial.root" in line
+
+
+def test_fit_that_does_not_converge(nominal_histograms, tmp_path, capsys):
+    line = _error_line(capsys, ["fit", "--config", str(CONFIG), "--histograms", str(nominal_histograms),
+                                "--out", str(tmp_path), "--maxiter", "20", "--no-ranking", "--no-limit"])
+    assert "did not converge" in line
+
+
+def test_demo_end_to_end_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--events-per-file", "4000", "--files-per-sample", "1",
+                 "--executor", "futures", "--workers", "2", "--no-progress"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "ttbar_norm = " in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    report = (out / "report.html").read_text()
+    assert f"ttbar_norm = {summary['poi_bestfit']:.3f} ± {summary['poi_uncertainty']:.3f}" in report
+    pngs = sorted((out / "plots").glob("*.png")) + sorted((out / "fit").glob("*.png"))
+    stems = {p.stem for p in pngs}
+    for expected in ("pulls", "correlation_matrix", "ranking", "scan_ttbar_norm", "limit", "4j1b_CR_prefit",
+                     "4j1b_CR_postfit", "4j2b_SR_prefit", "4j2b_SR_postfit", "stack_4j1b", "stack_4j2b"):
+        assert expected in stems, expected
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG and png.stat().st_size > 5000
+        pdf = png.with_suffix(".pdf")
+        assert pdf.read_bytes()[:4] == PDF and pdf.stat().st_size > 1000
+        assert f'alt="{png.stem}"' in report  # every plot is inline in the report
+    fit = json.loads((out / "fit" / "fit_results.json").read_text())
+    assert fit["upper_limit_95cl"]["observed"] > fit["poi_bestfit"]
+    assert len(fit["upper_limit_95cl"]["expected"]) == 5
+    assert len(fit["ranking"]) >= 10 and len(fit["scan"]["values"]) == 15
