@@ -78,18 +78,7 @@ class TtbarAnalysis(processor.ProcessorABC):
         rows = np.flatnonzero(one_lepton)
         sub = view.subset(rows)
 
-        factors = {"nominal": np.ones(sub.pt.shape[0])}
-        if variation == "nominal" and not is_data:
-            factors["pt_scale_up"] = np.full(sub.pt.shape[0], c.jes_scale)
-            factors["pt_res_up"] = jet_resolution_factors(sub.event_ids, sub.counts, dataset_salt(dataset), c.jer_width)
-
-        counted = {}
-        for pt_var, factor in factors.items():
-            lead_pt = np.zeros((sub.n, 4))
-            njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt)
-            selected = (njet >= 4) & (nb >= 1)
-            counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
-        p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]))
+        counted = self.variation_observables(sub, c, jet_factors(sub, c, dataset, variation == "nominal" and not is_data))
 
         njet0, nb0 = counted["nominal"][0], counted["nominal"][1]
         n4 = int((njet0 >= 4).sum())
@@ -99,9 +88,7 @@ class TtbarAnalysis(processor.ProcessorABC):
             "4j2b": int(counted["nominal"][5].sum())}}}
 
         sums: dict[str, np.ndarray] = {}  # variation → (2, 2 regions, n_bins + 2): sumw, sumw2
-        for pt_var, (njet, nb, ht, lead_pt, in_1b, in_2b) in counted.items():
-            factor = factors[pt_var]
-            mbjj = trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, in_2b)
+        for pt_var, (njet, nb, ht, lead_pt, in_1b, in_2b, mbjj) in counted.items():
             label = variation if pt_var == "nominal" else pt_var
             base_w, extra = self.event_weights(events, _scatter(njet, rows, n), _scatter(ht, rows, n))
             base_w = np.asarray(base_w, dtype=np.float64)[rows]
@@ -121,6 +108,19 @@ class TtbarAnalysis(processor.ProcessorABC):
         out["sumw"], out["sumw2"] = self._to_hists(process, sums)
         out["norms"] = {f"{process}/{name}": Constant(norm) for name in sums}
         return out
+
+    def variation_observables(self, sub: ObjectView, c: Cuts, factors: dict[str, np.ndarray]) -> dict[str, tuple]:
+        """Per jet-pT variation, per event of ``sub``: (njet, nb, HT, lead pT, in 4j1b, in 4j2b, m_bjj)."""
+        counted = {}
+        for pt_var, factor in factors.items():
+            lead_pt = np.zeros((sub.n, 4))
+            njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt)
+            selected = (njet >= 4) & (nb >= 1)
+            counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
+        p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]))
+        return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
+                                         c.btag, v[5]),)
+                for pt_var, v in counted.items()}
 
     @staticmethod
     def _momenta(view: ObjectView, events_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -170,6 +170,15 @@ class TtbarAnalysis(processor.ProcessorABC):
         """Add ``hist``: Weight-storage histogram normalised to cross-section × luminosity."""
         accumulator["hist"] = normalise(accumulator["sumw"], accumulator["sumw2"], accumulator["norms"])
         return accumulator
+
+
+def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) -> dict[str, np.ndarray]:
+    """Per-jet pT factors: nominal, and for nominal MC samples JES up and the seeded JER smearing."""
+    factors = {"nominal": np.ones(view.pt.shape[0])}
+    if with_variations:
+        factors["pt_scale_up"] = np.full(view.pt.shape[0], c.jes_scale)
+        factors["pt_res_up"] = jet_resolution_factors(view.event_ids, view.counts, dataset_salt(dataset), c.jer_width)
+    return factors
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
