@@ -538,8 +538,13 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         if not run_fileset:
             raise AnalysisError("no readable input files: " + "; ".join(Accounting(accounting.bad_files).summary_lines()))
         # 2. chunk size within the worker memory budget
-        mem = (worker_memory_limit(client) if client is not None else None) or \
-            (machine_memory_bytes() // max(1, n_workers if exe_name == "futures" else 1))
+        mem = worker_memory_limit(client) if client is not None else None
+        if mem is None and cluster_config:  # batch workers may not have started yet
+            from dask.utils import parse_bytes
+
+            mem = parse_bytes(cluster_config["memory"]) // cluster_config.get("processes", cluster_config["cores"])
+        if mem is None:
+            mem = machine_memory_bytes() // max(1, n_workers if exe_name == "futures" else 1)
         bpe = max((c.bytes_per_event or 0.0) for c in good) if good else None
         size, warning = clamp_chunksize(chunksize, bpe, mem)
         if warning:
