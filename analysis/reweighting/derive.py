@@ -348,19 +348,18 @@ def apply_correction(fileset_json: str | Path, correction_path: str | Path, out_
     """``ana reweight apply``: TtbarAnalysis with the correction applied (histograms gain ht_reweight_up/down)."""
     from analysis.run import RunResult, run_processor, schema_for, verify_event_counts, write_outputs
     from processors.ht_reweighting import ReweightedTtbarAnalysis, correction_metadata
-    from processors.ttbar import Cuts
 
     meta = correction_metadata(correction_path) if Path(correction_path).is_file() else {}
     classes = tuple(meta.get("reweighted_hf_classes", (2, 3)))
     corr = CorrectionWeights.from_file(correction_path, processes=(meta.get("process", "ttbar"),), classes=classes,
                                        use_alternative=use_alternative)
-    cuts = Cuts()
+    proc = ReweightedTtbarAnalysis(corr, lepton_pt=meta.get("lepton_pt_gev"))
+    cuts = proc.cuts
     if "jet_pt_gev" in meta and abs(meta["jet_pt_gev"] - cuts.jet_pt) > 1e-9:
         raise AnalysisError(f"{correction_path}: derived with jet pT > {meta['jet_pt_gev']} GeV but TtbarAnalysis "
                             f"counts jets above {cuts.jet_pt} GeV")
     samples = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
     fileset = build_fileset(fileset_json, -1, samples)
-    proc = ReweightedTtbarAnalysis(corr, lepton_pt=meta.get("lepton_pt_gev"), cuts=cuts)
     output, metrics = run_processor(fileset, proc, executor=executor, workers=workers, chunksize=chunksize,
                                     schema=schema_for(fileset), progress=progress)
     verify_event_counts(output["nevents"], fileset)
@@ -373,12 +372,13 @@ def apply_correction(fileset_json: str | Path, correction_path: str | Path, out_
 
 def region_closure(fileset_json: str | Path, correction_path: str | Path | None, config: str | Path | dict | None = None,
                    *, bin_width: float = 50.0, executor: str = "iterative", samples_config: str | Path | dict | None = None,
-                   min_expected: float = 10.0) -> dict[str, Any]:
+                   min_expected: float = 10.0, mc_stat: bool = True) -> dict[str, Any]:
     """Data vs MC in the derivation region with the correction applied per event (correctionlib), nominal samples.
 
     MC = s·(reweighted × f) + constant samples, s the stored MC→data* normalisation (1 without a correction).
     χ² per nJets bin and in total, with data (Poisson) and MC (Σw²) variances, in fixed-width HT bins
-    with at least ``min_expected`` predicted events.
+    with at least ``min_expected`` predicted events. ``mc_stat=False`` uses the data variance only (right when
+    the data were resampled from these very MC events, as ``--inject-ht`` does).
     """
     cfg = load_config(None, config) if isinstance(config, dict) or config is None else load_config(config)
     corr, s = None, 1.0
@@ -406,7 +406,7 @@ def region_closure(fileset_json: str | Path, correction_path: str | Path | None,
         d, m = data.njets_slice(lo, hi), mc.njets_slice(lo, hi)
         n = d.shape[1] // step * step
         rb = lambda a: a[:n].reshape(-1, step).sum(axis=1)  # noqa: E731
-        dd, mv, var = rb(d[M0]), rb(m[M0]), rb(d[MW2]) + rb(m[MW2])
+        dd, mv, var = rb(d[M0]), rb(m[M0]), rb(d[MW2]) + (rb(m[MW2]) if mc_stat else 0.0)
         used = mv >= min_expected
         chi2 = float((((dd - mv) ** 2)[used] / var[used]).sum())
         out["njets_bins"].append({"njets": [lo, hi], "chi2": chi2, "ndf": int(used.sum()),

@@ -65,8 +65,10 @@ def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
         label(top, "Data")
         with np.errstate(all="ignore"):
             for pred, color in ((before, "tab:red"), (after, "tab:blue")):
-                bot.errorbar(c, d / pred, yerr=np.sqrt(np.clip(dv, 0, None)) / pred, fmt="o", ms=4, color=color)
-            mc_rel = np.sqrt(s * s * rb(mm[MW2])[keep]) / before
+                ok = pred > 0
+                bot.errorbar(c[ok], d[ok] / pred[ok], yerr=np.sqrt(np.clip(dv[ok], 0, None)) / pred[ok], fmt="o", ms=4,
+                             color=color)
+            mc_rel = np.nan_to_num(np.sqrt(s * s * rb(mm[MW2])[keep]) / before)
         bot.fill_between(e, np.append(1 - mc_rel, (1 - mc_rel)[-1:]), np.append(1 + mc_rel, (1 + mc_rel)[-1:]),
                          step="post", color="grey", alpha=0.3, label="MC stat.")
         bot.axhline(1.0, color="grey", lw=1)
