@@ -110,7 +110,7 @@ def test_fit_that_does_not_converge(nominal_histograms, tmp_path, capsys):
 
 def test_demo_end_to_end_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--events-per-file", "4000", "--files-per-sample", "1",
+    code = main(["demo", "--out", str(out), "--events-per-file", "20000", "--files-per-sample", "1",
                  "--executor", "futures", "--workers", "2", "--no-progress"])
     stdout = capsys.readouterr().out
     assert code == 0
