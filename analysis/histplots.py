@@ -30,8 +30,9 @@ def stack_plot(h: hist.Hist, region: str, lumi_fb: float | None = None) -> plt.F
               label="MC stat. unc.")
     ax.set_xlabel(OBSERVABLE_LABEL.get(region, "observable [GeV]"))
     ax.set_ylabel("Events / bin")
-    ax.set_title(REGION_TITLE.get(region, region), fontsize=14)
+    ax.text(0.04, 0.95, REGION_TITLE.get(region, region), transform=ax.transAxes, va="top", fontsize=16)
     ax.legend(frameon=False, fontsize=12)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
     mplhep.label.exp_label(exp="", llabel="Simulation", ax=ax, lumi=lumi_fb, com=13)
     return fig
 

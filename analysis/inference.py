@@ -158,20 +158,23 @@ def _robust_fit(model: pyhf.pdf.Model, data: list[float], init: list[float], fix
 
 
 def discovery_significance(model: pyhf.pdf.Model, data: list[float]) -> cabinetry.fit.SignificanceResults:
-    """Discovery significance Z = √q₀ (observed, and expected on Asimov data at POI = 1).
+    """Discovery significance Z = √q₀ (observed, and expected on pre-fit Asimov data at POI = 1).
 
-    Computed from q₀ directly so that very large significances stay finite (p-values underflow).
+    Computed from q₀ directly so that very large significances stay finite (p-values underflow);
+    the background-only fits start from the unconditional best fit and are retried more carefully.
     """
-    init, bounds, fixed = model.config.suggested_init(), model.config.suggested_bounds(), model.config.suggested_fixed()
-    i = model.config.poi_index
-    bounds[i] = (0.0, bounds[i][1])
-    with minuit_backend():
-        q0 = float(pyhf.infer.test_statistics.q0(0.0, data, model, init, bounds, fixed))
-        asimov_pars = np.asarray(init, dtype=float)
-        asimov_pars[i] = 1.0
-        asimov = model.expected_data(asimov_pars)  # pre-fit Asimov data at POI = 1
-        q0_exp = float(pyhf.infer.test_statistics.q0(0.0, asimov, model, init, bounds, fixed))
-    z_obs, z_exp = float(np.sqrt(max(q0, 0.0))), float(np.sqrt(max(q0_exp, 0.0)))
+    calc = LimitCalculator(model, data)
+    i = calc.poi_index
+    free_pars, free_val = calc._fit(data, None, calc.init)
+    q0 = 0.0
+    if free_pars[i] > 0:
+        q0 = max(calc._fit(data, 0.0, free_pars.tolist())[1] - free_val, 0.0)
+    pars = np.asarray(calc.init, dtype=float)
+    pars[i] = 1.0
+    asimov = model.expected_data(pars)
+    asimov_free = float(-2 * model.logpdf(pars, asimov)[0])
+    q0_exp = max(calc._fit(asimov, 0.0, pars.tolist())[1] - asimov_free, 0.0)
+    z_obs, z_exp = float(np.sqrt(q0)), float(np.sqrt(q0_exp))
     return cabinetry.fit.SignificanceResults(float(norm.sf(z_obs)), z_obs, float(norm.sf(z_exp)), z_exp)
 
 
@@ -422,6 +425,13 @@ def fit_summary(outcome: FitOutcome) -> dict[str, Any]:
 
 def make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool = True) -> dict[str, Path]:
     """Pulls, correlations, ranking, scan, limit and pre/post-fit data/MC plots (PNG + PDF)."""
+    with plt.rc_context():
+        plt.rcdefaults()  # cabinetry draws with its own layout; another style left active would break it
+        return _make_plots(outcome, out_dir, ranking)
+
+
+def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, Path]:
+    """Body of :func:`make_plots`."""
     plots: dict[str, Path] = {}
     kw = {"figure_folder": out_dir, "close_figure": False, "save_figure": False}
 
