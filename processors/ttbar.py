@@ -24,6 +24,7 @@ from processors.systematics import (
 )
 from processors.ttbar_kernels import count_jets, trijet_mass
 from schemas.objects import FORMAT_CUTS, Cuts, ObjectView, object_view
+from schemas.reading import use_inflate
 
 __all__ = ["Cuts", "FORMAT_CUTS", "TtbarAnalysis", "make_hist", "normalise"]
 
@@ -45,9 +46,11 @@ def make_hist(n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, storage: st
 class TtbarAnalysis(processor.ProcessorABC):
     """AGC ttbar processor. Output: exact per-chunk sums, turned into a Weight ``hist`` in postprocess."""
 
-    def __init__(self, n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, cuts: Cuts | None = None) -> None:
-        """Histogram binning; ``cuts`` (if given) replaces the per-format defaults of ``FORMAT_CUTS``."""
-        self.n_bins, self.lo, self.hi = n_bins, lo, hi
+    def __init__(self, n_bins: int = 25, lo: float = 50.0, hi: float = 550.0, cuts: Cuts | None = None,
+                 inflate: str | None = None) -> None:
+        """Histogram binning; ``cuts`` (if given) replaces the per-format defaults of ``FORMAT_CUTS``;
+        ``inflate`` picks uproot's ZLIB inflater (None: ``isal`` when installed, see ``schemas.reading``)."""
+        self.n_bins, self.lo, self.hi, self.inflate = n_bins, lo, hi, inflate
         self.per_format_cuts = cuts is None
         self.cuts = FORMAT_CUTS["ntuple"] if cuts is None else cuts
 
@@ -58,6 +61,7 @@ class TtbarAnalysis(processor.ProcessorABC):
     # ---- per chunk -------------------------------------------------------------------------
     def process(self, events: ak.Array) -> dict:
         """Map the input to the common object view, then run the format-independent analysis."""
+        use_inflate(getattr(self, "inflate", None))  # per worker process; lossless, bit-identical input
         input_format = events.metadata.get("format", "ntuple")
         c = self.cuts_for(input_format)
         return self.process_view(events, object_view(events, input_format, c), c)
