@@ -165,7 +165,8 @@ class TtbarAnalysis(processor.ProcessorABC):
         """Per-event weight on top of the normalisation, and named weight variations (absolute, per event).
 
         Hook for subclasses (e.g. a data-driven reweighting): the default is 1 with no variations.
-        ``njet``/``ht`` are the selected-jet multiplicity and HT under the current jet variation.
+        ``njet``/``ht`` (length ``len(events)``) are the selected-jet multiplicity and HT under the current
+        jet variation; they are 0 for events without exactly one selected lepton, which never pass.
         """
         return np.ones(len(events)), {}
 

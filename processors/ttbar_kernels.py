@@ -85,3 +85,27 @@ def trijet_mass(offsets, pt, px, py, pz, e, btag, ok, factor, pt_min, btag_min, 
                         m2 = se * se - sx * sx - sy * sy - sz * sz
                         mbjj[ev] = np.sqrt(m2) if m2 > 0.0 else 0.0
     return mbjj
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_events(offsets, rows, pt, eta, phi, energy, btag, ok):  # pragma: no cover - compiled
+    """Jets of the events at ``rows`` (sorted), in order: (offsets, pt, eta, phi, energy, btag, ok)."""
+    m = rows.shape[0]
+    new_offsets = np.zeros(m + 1, np.int64)
+    for i in range(m):
+        ev = rows[i]
+        new_offsets[i + 1] = new_offsets[i] + offsets[ev + 1] - offsets[ev]
+    total = new_offsets[m]
+    out_pt, out_eta, out_phi = np.empty(total), np.empty(total), np.empty(total)
+    out_e, out_b, out_ok = np.empty(total), np.empty(total), np.empty(total, np.bool_)
+    for i in range(m):
+        src = offsets[rows[i]]
+        dst = new_offsets[i]
+        for k in range(new_offsets[i + 1] - dst):
+            out_pt[dst + k] = pt[src + k]
+            out_eta[dst + k] = eta[src + k]
+            out_phi[dst + k] = phi[src + k]
+            out_e[dst + k] = energy[src + k]
+            out_b[dst + k] = btag[src + k]
+            out_ok[dst + k] = ok[src + k]
+    return new_offsets, out_pt, out_eta, out_phi, out_e, out_b, out_ok

@@ -17,6 +17,7 @@ import numpy as np
 
 from analysis.errors import AnalysisError
 from processors.systematics import event_identity, run_lumi_event_identity
+from processors.ttbar_kernels import gather_events
 
 INF = math.inf
 
@@ -75,19 +76,9 @@ class ObjectView:
 
     def subset(self, rows: np.ndarray) -> "ObjectView":
         """The view restricted to the events at ``rows`` (sorted indices), jets kept in order."""
-        counts = self.counts
-        jets = np.repeat(_event_mask(rows, self.n), counts)
-        offsets = np.zeros(rows.shape[0] + 1, np.int64)
-        np.cumsum(counts[rows], out=offsets[1:])
-        return ObjectView(rows.shape[0], offsets, self.pt[jets], self.eta[jets], self.phi[jets], self.energy[jets],
-                          self.btag[jets], self.jet_ok[jets], self.n_lepton[rows], self.event_ids[rows])
-
-
-def _event_mask(rows: np.ndarray, n: int) -> np.ndarray:
-    """Boolean mask of length ``n`` that is true at ``rows``."""
-    mask = np.zeros(n, bool)
-    mask[rows] = True
-    return mask
+        offsets, pt, eta, phi, energy, btag, ok = gather_events(self.offsets, rows.astype(np.int64), self.pt, self.eta,
+                                                                self.phi, self.energy, self.btag, self.jet_ok)
+        return ObjectView(rows.shape[0], offsets, pt, eta, phi, energy, btag, ok, self.n_lepton[rows], self.event_ids[rows])
 
 
 def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -133,58 +124,58 @@ def ntuple_view(events: ak.Array, c: Cuts) -> ObjectView:
     n = len(events)
     n_lep = np.zeros(n, np.int64)
     for coll in (events.electron, events.muon):
-        off, lpt = jagged_parts(coll.pt, np.float32)
+        off, lpt = jagged_parts(coll["pt"], np.float32)
         sel = lpt > c.lepton_pt
         if c.lepton_eta != INF:
-            sel &= np.abs(flat(coll.eta, np.float32)) < c.lepton_eta
+            sel &= np.abs(flat(coll["eta"], np.float32)) < c.lepton_eta
         n_lep += count_per_event(sel, off)
     jets = events.jet
-    offsets, pt = jagged_parts(jets.pt)
-    eta = flat(jets.eta)
+    offsets, pt = jagged_parts(jets["pt"])
+    eta = flat(jets["eta"])
     ok = np.abs(eta) < c.jet_eta if c.jet_eta != INF else np.ones(pt.shape[0], bool)
     ids = event_identity(ak.to_numpy(events.event) if "event" in events.fields else None,
                          events.metadata.get("filename", ""), int(events.metadata.get("entrystart", 0)), n)
-    return ObjectView(n, offsets, pt, eta, flat(jets.phi), flat(jets.energy), flat(jets.btag), ok, n_lep, ids)
+    return ObjectView(n, offsets, pt, eta, flat(jets["phi"]), flat(jets["energy"]), flat(jets["btag"]), ok, n_lep, ids)
 
 
 def nanoaod_view(events: ak.Array, c: Cuts) -> ObjectView:
     """CMS NanoAOD (NanoAODSchema: ``Jet``, ``Electron``, ``Muon``) → ObjectView with AGC v2 object IDs."""
     n = len(events)
     el, mu, jets = events.Electron, events.Muon, events.Jet
-    off, ept = jagged_parts(el.pt, np.float32)
+    off, ept = jagged_parts(el["pt"], np.float32)
     sel = ept > c.lepton_pt
     if c.lepton_eta != INF:
-        sel &= np.abs(flat(el.eta, np.float32)) < c.lepton_eta
+        sel &= np.abs(flat(el["eta"], np.float32)) < c.lepton_eta
     if c.electron_cut_based is not None:
         _require(el, ("cutBased",), "NanoAOD Electron")
-        sel &= flat(el.cutBased, np.int32) == c.electron_cut_based
+        sel &= flat(el["cutBased"], np.int32) == c.electron_cut_based
     if c.lepton_sip3d != INF:
         _require(el, ("sip3d",), "NanoAOD Electron")
-        sel &= flat(el.sip3d, np.float32) < c.lepton_sip3d
+        sel &= flat(el["sip3d"], np.float32) < c.lepton_sip3d
     n_lep = count_per_event(sel, off)
 
-    off, mpt = jagged_parts(mu.pt, np.float32)
+    off, mpt = jagged_parts(mu["pt"], np.float32)
     sel = mpt > c.lepton_pt
     if c.lepton_eta != INF:
-        sel &= np.abs(flat(mu.eta, np.float32)) < c.lepton_eta
+        sel &= np.abs(flat(mu["eta"], np.float32)) < c.lepton_eta
     if c.muon_tight_id:
         _require(mu, ("tightId",), "NanoAOD Muon")
-        sel &= flat(mu.tightId, bool)
+        sel &= flat(mu["tightId"], bool)
     if c.lepton_sip3d != INF:
         _require(mu, ("sip3d",), "NanoAOD Muon")
-        sel &= flat(mu.sip3d, np.float32) < c.lepton_sip3d
+        sel &= flat(mu["sip3d"], np.float32) < c.lepton_sip3d
     if c.muon_iso != INF:
         _require(mu, ("pfRelIso04_all",), "NanoAOD Muon")
-        sel &= flat(mu.pfRelIso04_all, np.float32) < c.muon_iso
+        sel &= flat(mu["pfRelIso04_all"], np.float32) < c.muon_iso
     n_lep += count_per_event(sel, off)
 
     _require(jets, ("btagCSVV2",), "NanoAOD Jet")
-    offsets, pt = jagged_parts(jets.pt)
-    eta, phi, mass = flat(jets.eta), flat(jets.phi), flat(jets.mass)
+    offsets, pt = jagged_parts(jets["pt"])
+    eta, phi, mass = flat(jets["eta"]), flat(jets["phi"]), flat(jets["mass"])
     ok = np.abs(eta) < c.jet_eta if c.jet_eta != INF else np.ones(pt.shape[0], bool)
     if c.jet_id_bit is not None:
         _require(jets, ("jetId",), "NanoAOD Jet")
-        ok &= (flat(jets.jetId, np.int32) & (1 << c.jet_id_bit)) != 0
+        ok &= (flat(jets["jetId"], np.int32) & (1 << c.jet_id_bit)) != 0
     p = pt * np.cosh(eta)
     energy = np.sqrt(p * p + mass * mass)
     fields = events.fields
@@ -194,7 +185,7 @@ def nanoaod_view(events: ak.Array, c: Cuts) -> ObjectView:
     else:
         ids = event_identity(ak.to_numpy(events.event) if "event" in fields else None,
                              events.metadata.get("filename", ""), int(events.metadata.get("entrystart", 0)), n)
-    return ObjectView(n, offsets, pt, eta, phi, energy, flat(jets.btagCSVV2), ok, n_lep, ids)
+    return ObjectView(n, offsets, pt, eta, phi, energy, flat(jets["btagCSVV2"]), ok, n_lep, ids)
 
 
 VIEWS: dict[str, Callable[[ak.Array, Cuts], ObjectView]] = {"ntuple": ntuple_view, "nanoaod": nanoaod_view}

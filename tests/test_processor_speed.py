@@ -82,7 +82,7 @@ def test_production_equals_baseline_bit_for_bit(ntuples: Path) -> None:
 def test_benchmark_script_runs_small(ntuples: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The benchmark prints rates for raw read, baseline and production and their ratios (no timing checks)."""
     bench = _load("processor_speed")
-    result = bench.main(["--events", "12000", "--events-per-file", "6000", "--chunksize", "4000",
+    result = bench.main(["--events", "12000", "--events-per-file", "6000", "--chunksize", "4000", "--repeat", "1",
                          "--workdir", str(tmp_path / "work"), "--no-memory"])
     text = capsys.readouterr().out
     for label in ("raw uproot read", "baseline", "production", "production / baseline", "production / raw read"):
@@ -122,3 +122,18 @@ def test_per_event_observables_bitwise(ntuples: Path) -> None:
         lead = np.asarray(regions["4j1b"][1].raw_pt[:, :4].to_list())
         assert np.array_equal(lead_pt[in_1b], lead)
     assert checked == 6
+
+
+def test_production_reads_only_needed_ntuple_branches(ntuples: Path) -> None:
+    """Coffea's access log on AGC ntuples: jets (pt, eta, phi, e, btag), lepton pT, counters, event number."""
+    from coffea import processor
+
+    from schemas.agc import AGCSchema
+
+    fileset = build_fileset(ntuples)
+    runner = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=AGCSchema, savemetrics=True,
+                              chunksize=3000)
+    _, metrics = runner(fileset, processor_instance=TtbarAnalysis())
+    read = {c.rsplit("-", 1)[0] for c in metrics["columns"]}
+    assert read == {"jet_pt", "jet_eta", "jet_phi", "jet_e", "jet_btag", "electron_pt", "muon_pt", "numberjet",
+                    "numberelectron", "numbermuon", "event"}
