@@ -126,7 +126,18 @@ def fit(config: dict[str, Any], workspace: dict[str, Any], maxiter: int | None =
     """Maximum-likelihood fit of the workspace to its data."""
     model, data = cabinetry.model_utils.model_and_data(workspace)
     _check_finite(model, data)
-    result = None
+    with pyhf_backend_preserved():
+        result, last = _first_successful_fit(model, data, maxiter)
+    if result is None:
+        raise AnalysisError(f"the maximum-likelihood fit did not converge: {last}") from None
+    if not np.all(np.isfinite(result.uncertainty)):
+        raise AnalysisError("the fit converged to a point with undefined uncertainties (Hessian not positive definite)")
+    return FitOutcome(config, workspace, model, data, result)
+
+
+def _first_successful_fit(model: pyhf.pdf.Model, data: list[float], maxiter: int | None):
+    """Try the starting points of :func:`_fit_attempts` in turn; return (result or None, last error)."""
+    result, last = None, None
     for attempt, (init, kwargs) in enumerate(_fit_attempts(model, data)):
         try:
             result = cabinetry.fit.fit(model, data, init_pars=init, maxiter=maxiter, **kwargs)
@@ -140,20 +151,17 @@ def fit(config: dict[str, Any], workspace: dict[str, Any], maxiter: int | None =
             except pyhf.exceptions.FailedMinimization:
                 log.warning("fit converged only with fallback settings; uncertainties may be approximate")
         break
-    if result is None:
-        raise AnalysisError(f"the maximum-likelihood fit did not converge: {last}") from None
-    if not np.all(np.isfinite(result.uncertainty)):
-        raise AnalysisError("the fit converged to a point with undefined uncertainties (Hessian not positive definite)")
-    return FitOutcome(config, workspace, model, data, result)
+    return result, last
 
 
 def _robust_fit(model: pyhf.pdf.Model, data: list[float], init: list[float], fix: list[bool]) -> cabinetry.fit.FitResults | None:
     """Fit with cabinetry; retry once with Minuit strategy 2 and a looser tolerance before giving up."""
-    for kwargs in ({}, {"strategy": 2, "tolerance": 1.0}):
-        try:
-            return cabinetry.fit.fit(model, data, init_pars=init, fix_pars=fix, **kwargs)
-        except pyhf.exceptions.FailedMinimization:
-            continue
+    with pyhf_backend_preserved():
+        for kwargs in ({}, {"strategy": 2, "tolerance": 1.0}):
+            try:
+                return cabinetry.fit.fit(model, data, init_pars=init, fix_pars=fix, **kwargs)
+            except pyhf.exceptions.FailedMinimization:
+                continue
     return None
 
 
@@ -168,7 +176,11 @@ def discovery_significance(model: pyhf.pdf.Model, data: list[float]) -> cabinetr
     free_pars, free_val = calc._fit(data, None, calc.init)
     q0 = 0.0
     if free_pars[i] > 0:
-        q0 = max(calc._fit(data, 0.0, free_pars.tolist())[1] - free_val, 0.0)
+        try:
+            fixed_val = calc._fit(data, 0.0, free_pars.tolist())[1]
+        except pyhf.exceptions.FailedMinimization:
+            fixed_val = calc._fit(data, 0.0, calc.init)[1]  # from the pre-fit point instead
+        q0 = max(fixed_val - free_val, 0.0)
     pars = np.asarray(calc.init, dtype=float)
     pars[i] = 1.0
     asimov = model.expected_data(pars)
@@ -176,6 +188,16 @@ def discovery_significance(model: pyhf.pdf.Model, data: list[float]) -> cabinetr
     q0_exp = max(calc._fit(asimov, 0.0, pars.tolist())[1] - asimov_free, 0.0)
     z_obs, z_exp = float(np.sqrt(q0)), float(np.sqrt(q0_exp))
     return cabinetry.fit.SignificanceResults(float(norm.sf(z_obs)), z_obs, float(norm.sf(z_exp)), z_exp)
+
+
+@contextmanager
+def pyhf_backend_preserved():
+    """Restore pyhf's global backend/optimizer on exit (cabinetry leaves Minuit set when a fit raises)."""
+    tensorlib, optimizer = pyhf.get_backend()
+    try:
+        yield
+    finally:
+        pyhf.set_backend(tensorlib, optimizer)
 
 
 @contextmanager
@@ -465,7 +487,7 @@ def run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path
     ``maxiter`` caps Minuit's function calls per fit (default: pyhf's 100 000).
     """
     # small models: multi-threaded BLAS only adds overhead (several times slower fits on busy cores)
-    with threadpool_limits(1):
+    with threadpool_limits(1), pyhf_backend_preserved():
         return _run_fit(config_path, histograms, out_dir, ranking=ranking, scan=scan, significance=significance,
                         limit=limit, plots=plots, maxiter=maxiter)
 
