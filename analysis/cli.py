@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "reinterpret",
     "scale",
     "reweight",
+    "ml",
 )
 
 

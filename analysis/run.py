@@ -620,9 +620,9 @@ def schema_for(fileset: dict[str, dict[str, Any]]):
     if len(formats) > 1:
         raise AnalysisError(f"fileset mixes input formats {sorted(formats)}; use one format per run")
     if formats == {"nanoaod"}:
-        from coffea.nanoevents import NanoAODSchema
+        from schemas.nanoaod import AGCNanoAODSchema
 
-        return NanoAODSchema
+        return AGCNanoAODSchema
     return AGCSchema
 
 
@@ -682,7 +682,8 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
               max_files: int = -1, samples_config: str | Path | None = None, progress: bool = True,
               cluster: str | None = None, cluster_config: str | Path | dict[str, Any] | None = None,
               skip_bad_files: bool = False, retries: int = 3, checkpoint: str | Path | None = None,
-              ship_code: bool | None = None, processor_instance: TtbarAnalysis | None = None) -> RunResult:
+              ship_code: bool | None = None, processor_instance: TtbarAnalysis | None = None,
+              input_format: str | None = None) -> RunResult:
     """AGC ttbar step: fileset json → TtbarAnalysis → histograms (written to ``out_dir`` if given).
 
     With ``skip_bad_files``, unreadable files/chunks are left out and listed in the metrics with the events
@@ -703,7 +704,7 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
             problems.append(str(err))
     fileset = expected = None
     try:
-        fileset = build_fileset(fileset_json, max_files, samples_config)
+        fileset = build_fileset(fileset_json, max_files, samples_config, input_format=input_format)
         expected = expected_files(fileset_json, max_files)
     except AnalysisError as err:
         problems.append(str(err))

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--retries", type=int, default=3, help="extra attempts per chunk for transient errors")
     parser.add_argument("--checkpoint", default=None, help="directory for per-chunk checkpoints (resume)")
     parser.add_argument("--max-files", type=int, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
+    parser.add_argument("--format", choices=["ntuple", "nanoaod"], default=None, dest="input_format",
+                        help="input format when the json does not say (e.g. AGC's nanoaod_inputs.json)")
     parser.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
     parser.set_defaults(func=run)
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_ttbar(args.fileset, args.out, executor=args.executor, workers=args.workers,
                        scheduler=args.scheduler, chunksize=args.chunksize, max_files=args.max_files,
+                       input_format=args.input_format,
                        samples_config=args.samples, progress=not args.no_progress, cluster=args.cluster,
                        cluster_config=args.cluster_config, skip_bad_files=args.skip_bad_files,
                        retries=args.retries, checkpoint=args.checkpoint,
