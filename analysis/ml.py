@@ -400,22 +400,29 @@ def score_plot(result: TrainingResult, name: str | None = None, bins: int = 25) 
     ax.axvline(ev.score_cut, color="black", ls="--", lw=1, label=f"cut {ev.score_cut:g}")
     ax.set_xlabel(f"{PRETTY[ev.name]} score")
     ax.set_ylabel("Probability density")
-    ax.legend(fontsize=12, frameon=False)
+    ax.set_ylim(0, 1.45 * ax.get_ylim()[1])
+    ax.legend(fontsize=12, frameon=False, ncol=2, loc="upper left")
     label(ax, "Simulation")
     return fig
 
 
 def region_plot(h: hist.Hist, score_cut: float, observable: str = "m_bjj") -> plt.Figure:
-    """Stacked observable of the score-defined region per process."""
+    """Observable of the score-defined region stacked per process (ttbar analysis colours), MC stat. band."""
     import mplhep
+
+    from analysis.histplots import MC_ORDER
 
     use_style()
     fig, ax = plt.subplots(figsize=(8, 6))
-    procs = [p for p in h.axes["process"]]
-    order = sorted(procs, key=lambda p: (p == SIGNAL_PROCESS, h[:, p].sum().value))
-    if order:
-        mplhep.histplot([h[:, p] for p in order], stack=True, histtype="fill", label=order, ax=ax,
-                        edgecolor="grey", linewidth=0.5)
+    present = list(h.axes["process"])
+    procs = [p for p in MC_ORDER if p in present] + sorted(p for p in present if p not in MC_ORDER)
+    if procs:
+        parts = [h[:, p] for p in procs]
+        mplhep.histplot(parts, stack=True, histtype="fill", label=procs, ax=ax, edgecolor="grey", linewidth=0.5)
+        total = sum(p.values() for p in parts)
+        err = np.sqrt(sum(p.variances() for p in parts))
+        ax.stairs(total + err, h.axes["observable"].edges, baseline=total - err, fill=True, alpha=0.3, color="black",
+                  hatch="///", label="MC stat. unc.")
     ax.set_xlabel(r"$m_{bjj}$ [GeV]" if observable == "m_bjj" else f"{observable}")
     ax.set_ylabel("Events / bin")
     ax.legend(frameon=False, fontsize=12, title=f"4j2b, classifier score > {score_cut:g}", title_fontsize=13)
