@@ -57,6 +57,7 @@ def variation_plot(h: hist.Hist, region: str, process: str, variations: list[str
     rax.set_ylabel("var./nom.")
     rax.set_xlabel(OBSERVABLE_LABEL.get(region, "observable [GeV]"))
     ax.set_ylabel("Events / bin")
+    ax.set_xlabel("")  # the ratio panel carries the axis label
     ax.set_title(f"{title}: {process}, {REGION_TITLE.get(region, region)}", fontsize=13)
     ax.legend(frameon=False, fontsize=11)
     return fig
