@@ -29,6 +29,11 @@ def use_inflate(library: str | None = None) -> str:
     decompressor = getattr(uproot.compression, "_DecompressZLIB", None)
     if decompressor is None or not hasattr(decompressor, "library"):
         return "zlib"  # an uproot without the switch: keep its default
+    # uproot.ZLIB (used for writing) inherits ``library`` from the decompressor class: pin its own value
+    # first, so that switching the reader never changes how files are written (levels, basket layout)
+    writer = uproot.compression.ZLIB
+    if "library" not in vars(writer):
+        writer.library = decompressor.library
     if decompressor.library != library:
         decompressor.library = library
     return library

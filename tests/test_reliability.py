@@ -142,14 +142,16 @@ def test_corrupt_basket_found_while_reading(agc, tmp_path):
     corrupt_basket(agc.parent / "ttbar__nominal__001.root")
     with pytest.raises(AnalysisError) as exc:
         run_ttbar(agc, tmp_path / "fail", executor="iterative", chunksize=400, retries=1, progress=False)
-    assert "ttbar__nominal__001.root: cannot read entries 0-500 after 2 attempt(s) (zlib.error" in str(exc.value)
+    msg = str(exc.value)  # the checksum failure comes from whichever ZLIB inflater uproot uses (zlib or isal)
+    assert "ttbar__nominal__001.root: cannot read entries 0-500 after 2 attempt(s) (" in msg
+    assert "zlib.error" in msg or "Incorrect checksum" in msg
 
     res = run_ttbar(agc, tmp_path / "skip", executor="iterative", chunksize=400, retries=1, skip_bad_files=True,
                     progress=False)
     m = res.metrics
     assert m["bad_files"] == []  # the pre-flight cannot see it
     assert [(r["entry_start"], r["entry_stop"], r["events_lost"]) for r in m["lost_chunks"]] == [(0, 500, 500), (500, 1000, 500)]
-    assert all(Path(r["path"]).name == "ttbar__nominal__001.root" and r["reason"].startswith("zlib.error")
+    assert all(Path(r["path"]).name == "ttbar__nominal__001.root" and (r["reason"].startswith("zlib.error") or "Incorrect checksum" in r["reason"])
                for r in m["lost_chunks"])
     assert m["events_processed"] + m["events_lost"] == 18000 and m["events_lost"] == 1000
     assert res.nevents["ttbar__nominal"] == 1000
