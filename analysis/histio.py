@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import hist
+import numpy as np
 import uproot
 
 from analysis.errors import AnalysisError
@@ -75,3 +77,18 @@ def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
             return {k.split(";")[0]: f[k].to_hist() for k in f.keys(cycle=False, filter_classname="TH1*")}
     except (OSError, ValueError) as err:
         raise AnalysisError(f"{p}: cannot read histograms: {err}") from None
+
+
+def histogram_digest(path: str | Path) -> str:
+    """SHA-256 over every histogram's name, edges, values and variances (flow included): equal content, equal digest."""
+    h = hashlib.sha256()
+    with uproot.open(path) as f:
+        keys = sorted(f.keys(cycle=False))
+        if not keys:
+            raise AnalysisError(f"{path}: holds no histograms")
+        for key in keys:
+            obj = f[key]
+            h.update(key.encode())
+            for arr in (obj.axis().edges(), obj.values(flow=True), obj.variances(flow=True)):
+                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return h.hexdigest()

@@ -37,7 +37,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from analysis.errors import AnalysisError
 from analysis.plotting import label, save_figure, use_style
-from processors.ml_features import FEATURES, META_COLUMNS, SIGNAL_PROCESS, MLFeatures, score_region_hist
+from processors.ml_features import FEATURES, SIGNAL_PROCESS, MLFeatures
 
 CLASSIFIERS = ("gbdt", "knn", "tree")  # default first
 DEFAULT_CLASSIFIER = "gbdt"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, special, stats
+from scipy import integrate, special
 
 from analysis.errors import AnalysisError
 from analysis.resonance.likelihood import asimov_z

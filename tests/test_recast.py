@@ -17,7 +17,6 @@ import yaml
 
 from analysis.cli import main
 from analysis.commands.generate_recast import generate_recast
-from analysis.scale import scale_histogram
 
 REPO = Path(__file__).resolve().parents[1]
 WF = REPO / "workflows" / "recast"

@@ -4,7 +4,6 @@ not have the project installed, dask-jobqueue job scripts, chunk-size clamping, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -14,12 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import uproot
 
 from analysis.cli import main as cli_main
 from analysis.errors import AnalysisError
+from analysis.histio import histogram_digest
 from analysis.run import clamp_chunksize, run_ttbar
 from fileset.generate.agc import generate_agc
 
@@ -27,18 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
-def histogram_digest(path: Path) -> str:
-    """SHA-256 over every histogram's name, edges, values and variances (flow included) in a ROOT file."""
-    h = hashlib.sha256()
-    with uproot.open(path) as f:
-        keys = sorted(f.keys(cycle=False))
-        assert keys, f"{path} holds no histograms"
-        for key in keys:
-            obj = f[key]
-            h.update(key.encode())
-            for arr in (obj.axis().edges(), obj.values(flow=True), obj.variances(flow=True)):
-                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
