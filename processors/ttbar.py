@@ -15,6 +15,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from analysis.errors import AnalysisError
 from processors.accumulators import Constant, quantise
 from processors.systematics import (
     btag_weight_variations,
@@ -64,7 +65,9 @@ class TtbarAnalysis(processor.ProcessorABC):
         use_inflate(getattr(self, "inflate", None))  # per worker process; lossless, bit-identical input
         input_format = events.metadata.get("format", "ntuple")
         c = self.cuts_for(input_format)
-        return self.process_view(events, object_view(events, input_format, c), c)
+        view = object_view(events, input_format, c)
+        check_finite(view, events.metadata)
+        return self.process_view(events, view, c)
 
     def process_view(self, events: ak.Array, view: ObjectView, c: Cuts) -> dict:
         """Jet-pT variations, selection, regions, observables, weights and exact sums for one chunk.
@@ -175,6 +178,18 @@ class TtbarAnalysis(processor.ProcessorABC):
         """Add ``hist``: Weight-storage histogram normalised to cross-section × luminosity."""
         accumulator["hist"] = normalise(accumulator["sumw"], accumulator["sumw2"], accumulator["norms"])
         return accumulator
+
+
+def check_finite(view: ObjectView, meta: dict) -> None:
+    """NaN/inf jet kinematics are corrupt input, never silently dropped: name the quantity, file and entry."""
+    for name in ("pt", "eta", "phi", "energy", "btag"):
+        values = getattr(view, name)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            event = int(np.searchsorted(view.offsets, bad[0], side="right") - 1) + int(meta.get("entrystart", 0))
+            raise AnalysisError(f"{meta.get('filename', '?')}: jet {name} is {values[bad[0]]} at entry {event} "
+                                f"({bad.size} non-finite value(s) in entries {meta.get('entrystart', 0)}-"
+                                f"{meta.get('entrystop', '?')})")
 
 
 def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) -> dict[str, np.ndarray]:

@@ -190,3 +190,19 @@ def test_bad_fileset_json(content, needle, tmp_path, capsys):
     line = _cli_error(capsys, ["run", "ttbar", "--fileset", str(tmp_path / "n.json"), "--out", str(tmp_path / "o"),
                                "--executor", "iterative"])
     assert needle in line and "n.json" in line
+
+
+def test_nan_jet_kinematics_are_an_error_not_dropped(tmp_path, capsys):
+    from fileset.generate.agc import generate_arrays
+
+    cols = generate_arrays("ttbar", "nominal", 1000, seed=1)
+    pt = ak.to_numpy(ak.flatten(cols["jet"]["pt"])).copy()
+    first_jet_of_entry_7 = int(ak.sum(ak.num(cols["jet"]["pt"])[:7]))
+    pt[first_jet_of_entry_7] = np.nan
+    cols["jet"]["pt"] = ak.unflatten(pt, ak.num(cols["jet"]["pt"]))
+    write_file(tmp_path / "nan.root", cols)
+    (tmp_path / "n.json").write_text(json.dumps(
+        {"ttbar": {"nominal": {"files": [{"path": "nan.root", "nevts": 1000}], "nevts_total": 1000}}}))
+    line = _cli_error(capsys, ["run", "ttbar", "--fileset", str(tmp_path / "n.json"), "--out", str(tmp_path / "o"),
+                               "--executor", "iterative", "--no-progress"])
+    assert "nan.root" in line and "jet pt is nan at entry 7" in line
