@@ -349,6 +349,9 @@ def upper_limit(model: pyhf.pdf.Model, data: list[float], confidence_level: floa
         if np.isfinite(expected[2]):
             calc.sigma_asimov(float(expected[2]))
         observed = _first_crossing(lambda mu: obs(mu) - target, max(poi_hat, 1e-4), max(poi_err, 1e-3))
+        low = float(np.nanmin(expected)) / 3 if np.isfinite(expected).any() else 1e-3
+        for mu in np.geomspace(max(low, 1e-4), max(poi_hat, 2 * low), 24)[:-1]:
+            obs(float(mu))  # below μ̂ the observed q̃_μ is 0: no fit needed, fills the curve for the plot
         mus = np.array(sorted(obs_cache))
         expected_cls = np.array([[norm.sf(m / calc.sigma_asimov(m) - n) / norm.sf(-n) for n in (-2, -1, 0, 1, 2)]
                                  for m in mus])
@@ -445,6 +448,25 @@ def fit_summary(outcome: FitOutcome) -> dict[str, Any]:
     return doc
 
 
+def limit_plot(limit: cabinetry.fit.LimitResults, poi_name: str) -> plt.Figure:
+    """CLs versus the POI (log scale): observed curve, expected median with ±1σ/±2σ bands, limits marked."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    mu, exp = np.asarray(limit.poi_values), np.asarray(limit.expected_CLs)
+    ax.fill_between(mu, exp[:, 0], exp[:, 4], color="#fce94f", label=r"expected $\pm 2\sigma$")
+    ax.fill_between(mu, exp[:, 1], exp[:, 3], color="#4e9a06", label=r"expected $\pm 1\sigma$")
+    ax.plot(mu, exp[:, 2], "k--", label="expected")
+    ax.plot(mu, limit.observed_CLs, "ko-", markersize=3, label="observed")
+    ax.axhline(1 - limit.confidence_level, color="red", linestyle="-.", label=f"CLs = {1 - limit.confidence_level:.2f}")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(poi_name)
+    ax.set_ylabel(r"CL$_s$")
+    ax.set_title(f"95% CL upper limit: {limit.observed_limit:.3g} observed, {limit.expected_limit[2]:.3g} expected",
+                 fontsize=11)
+    ax.legend(frameon=False, fontsize=9, loc="upper right")
+    return fig
+
+
 def make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool = True) -> dict[str, Path]:
     """Pulls, correlations, ranking, scan, limit and pre/post-fit data/MC plots (PNG + PDF)."""
     with plt.rc_context():
@@ -468,7 +490,7 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
     if outcome.scan is not None:
         keep(cabinetry.visualize.scan(outcome.scan, **kw), f"scan_{poi_name}")
     if outcome.limit is not None:
-        keep(cabinetry.visualize.limit(outcome.limit, **kw), "limit")
+        keep(limit_plot(outcome.limit, poi_name), "limit")
     for stage, fr in (("prefit", None), ("postfit", outcome.fit_results)):
         prediction = cabinetry.model_utils.prediction(outcome.model, fit_results=fr)
         figs = cabinetry.visualize.data_mc(prediction, outcome.data, config=outcome.config, **kw)
