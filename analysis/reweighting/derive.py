@@ -6,6 +6,15 @@ per bin); per nJets bin an adaptive binning (≥ minEvents data* events, ≥ min
 ≥ minBinWidth), k_i = data*_i / MC_i, and the C¹ piecewise quadratic f with exact bin integrals; the
 covariance of k (data and, optionally, MC statistics, including the normalisation) propagates linearly
 to a pointwise band → systematic ``up``/``down`` = f ± σ_f. A kernel-density ratio is derived alongside.
+
+Closure (``closure`` per nJets bin in derivation.json, see ``CLOSURE_DEFINITION``): χ² of data* vs the
+reweighted tt+≥1b, i.e. in the quantity the method corrects. For an alternative sample its own tt+c/tt+light
+are subtracted, so their differences from the data land in data* and f absorbs them (a total data/MC χ²
+would instead keep the tt+light mismatch that a tt+≥1b-only reweighting cannot fix). An alternative is
+statistically independent of the data, so its MC Σw² always enters the closure variance. When each MC event
+stands for many data events (xsec·lumi/N_MC ≫ 1), the k_i scatter with the alternative's MC statistics, the
+exact-integral spline follows that scatter, and the χ² barely moves (``mc_stat_fraction`` near 1): a
+statistics limit of the sample, not a failure of the method; with enough MC the alternatives close.
 """
 
 from __future__ import annotations
@@ -29,6 +38,15 @@ from fileset.build import build_fileset, load_ntuples_json, load_samples_config
 from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
 
 M0, MW2, M1, M2, MN = (MOMENTS.index(m) for m in ("sumw", "sumw2", "sumwu", "sumwu2", "entries"))
+CLOSURE_DEFINITION = (
+    "chi2 in closureBinWidth bins of data* (data minus the constant samples; for an alternative its own tt+c/tt+light) "
+    "against s*(reweighted tt+>=1b) before reweighting, with the spline f and with the KDE: the quantity the method "
+    "corrects. Differences of the alternative's tt+c/tt+light from the data are part of data* and are absorbed by f. "
+    "Variance: data Poisson + MC sum of w^2 (always for alternatives, which are statistically independent of the "
+    "data; for nominal only with mcStatError). mc_stat_fraction is the MC share of that variance: near 1 the "
+    "closure is limited by the sample's MC statistics (f interpolates k_i that scatter with the MC), not by the "
+    "method. Pseudo-data resampled from the nominal MC (--inject-ht) also carry that MC's noise, which is not "
+    "included, so alternatives' chi2 then exceed ndf by up to the nominal MC share.")
 
 
 @dataclass
@@ -237,7 +255,10 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
                         pb["norm"], mm[MN], cfg["kdeBandwidth"])
         res = NJetsDerivation(pb["label"], pb["njets"], pb["edges"], pb["k"], pb["cov"], spline,
                               spline.coef_covariance(pb["cov"]), kde, dict(fine, norm=pb["norm"], centers=centers, fine_edges=edges))
-        res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc)
+        # an alternative sample is statistically independent of the data: its MC Σw² always enters the closure
+        # variance (``mcStatError: false`` is only right for the sample the pseudo-data were resampled from)
+        res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc or variation != "nominal",
+                                      other_var=None if use_mc or variation == "nominal" else fine["other"][MW2])
         results.append(res)
     return Derivation(variation, float(norm if cfg["normalisation"] == "inclusive" else np.nan), results)
 
@@ -255,8 +276,17 @@ def reweighted_fine(res: NJetsDerivation, fine_edges: np.ndarray) -> np.ndarray:
     return np.where(inside, exact, sp(lows) * mm[M0])
 
 
-def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, use_mc: bool) -> dict[str, float]:
-    """χ² of data* vs normalised MC before reweighting, with the spline and with the KDE, in fixed-width bins."""
+def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, use_mc: bool,
+                    other_var: np.ndarray | None = None) -> dict[str, float]:
+    """χ² of data* vs normalised reweighted MC (before, spline, KDE) in fixed-width bins: what the method corrects.
+
+    The compared quantity is the one the reweighting claims to fix: data* = data − constant samples (for an
+    alternative: its own tt+c/tt+light, so their shape differences from the data are part of data* and get
+    absorbed by f) against s·f·(reweighted tt+≥1b). Variance: data Poisson + (``use_mc``) the reweighted MC Σw²
+    (+ ``other_var``, the constant samples' Σw² per fine bin, when it is not already in ``var_dstar``).
+    ``mc_stat_fraction`` is the MC share of that variance: near 1 the closure is limited by the MC sample's
+    statistics (f is interpolated through k_i that scatter with the MC, so the χ² barely moves), not by the data.
+    """
     step = max(1, int(round(width / (fine_edges[1] - fine_edges[0]))))
     mm, s = res.fine["mc"], res.fine["norm"]
     with np.errstate(all="ignore"):
@@ -264,11 +294,14 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
     pred = {"before": s * mm[M0], "spline": s * reweighted_fine(res, fine_edges), "kde": s * kde}
     n = len(mm[M0]) // step * step + step
     pad = lambda a: np.concatenate([a, np.zeros(n - len(a))]).reshape(-1, step).sum(axis=1)  # noqa: E731
-    d, var = pad(res.fine["dstar"]), pad(res.fine["var_dstar"]) + (s * s * pad(mm[MW2]) if use_mc else 0.0)
+    var_data = pad(res.fine["data"][MW2])
+    extra = pad(other_var) if other_var is not None else 0.0
+    d, var = pad(res.fine["dstar"]), pad(res.fine["var_dstar"]) + extra + (s * s * pad(mm[MW2]) if use_mc else 0.0)
     lows = fine_edges[0] + np.arange(len(d)) * step * (fine_edges[1] - fine_edges[0])
     inside = (lows >= res.edges[0] - 1e-9) & (lows + step * (fine_edges[1] - fine_edges[0]) <= res.edges[-1] + 1e-9)
     used = (var > 0) & inside
-    out = {"closure_bin_width_gev": float(step * (fine_edges[1] - fine_edges[0])), "ndf": int(used.sum())}
+    out = {"closure_bin_width_gev": float(step * (fine_edges[1] - fine_edges[0])), "ndf": int(used.sum()),
+           "mc_stat_fraction": float(1.0 - var_data[used].sum() / var[used].sum()) if used.any() else 0.0}
     for name, p in pred.items():
         out[f"chi2_{name}"] = float((((d - pad(p)) ** 2)[used] / var[used]).sum())
     return out
@@ -302,6 +335,7 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
     corr_path = write_correction_set(corrections, out / cfg["outputFile"])
     injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
     summary = {"correction_file": str(corr_path), "settings": settings, "injected_ht": injected,
+               "closure_definition": CLOSURE_DEFINITION,
                "variations": {v: summarise(d) for v, d in derivations.items()}}
     (out / "derivation.json").write_text(json.dumps(summary, indent=2) + "\n")
     if plots:
