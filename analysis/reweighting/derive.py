@@ -43,9 +43,9 @@ CLOSURE_DEFINITION = (
     "against s*(reweighted tt+>=1b) before reweighting, with the spline f and with the KDE: the quantity the method "
     "corrects. Differences of the alternative's tt+c/tt+light from the data are part of data* and are absorbed by f. "
     "Variance: data Poisson + MC sum of w^2 (always for alternatives, which are statistically independent of the "
-    "data; for nominal only with mcStatError). mc_stat_fraction is the MC share of that variance: near 1 the "
-    "closure is limited by the sample's MC statistics (f interpolates k_i that scatter with the MC), not by the "
-    "method. Pseudo-data resampled from the nominal MC (--inject-ht) also carry that MC's noise, which is not "
+    "data; for nominal only with mcStatError; one mean-weight entry where the MC has none). mc_stat_fraction "
+    "is the MC share of that variance: near 1 the closure is limited by the sample's MC statistics (f interpolates "
+    "k_i that scatter with the MC), not by the method. Pseudo-data resampled from the nominal MC (--inject-ht) also carry that MC's noise, which is not "
     "included, so alternatives' chi2 then exceed ndf by up to the nominal MC share.")
 
 
@@ -283,7 +283,8 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
     The compared quantity is the one the reweighting claims to fix: data* = data − constant samples (for an
     alternative: its own tt+c/tt+light, so their shape differences from the data are part of data* and get
     absorbed by f) against s·f·(reweighted tt+≥1b). Variance: data Poisson + (``use_mc``) the reweighted MC Σw²
-    (+ ``other_var``, the constant samples' Σw² per fine bin, when it is not already in ``var_dstar``).
+    (+ ``other_var``, the constant samples' Σw² per fine bin, when it is not already in ``var_dstar``); in a
+    closure bin without reweighted-MC entries the MC variance is one entry's mean squared weight.
     ``mc_stat_fraction`` is the MC share of that variance: near 1 the closure is limited by the MC sample's
     statistics (f is interpolated through k_i that scatter with the MC, so the χ² barely moves), not by the data.
     """
@@ -296,7 +297,11 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
     pad = lambda a: np.concatenate([a, np.zeros(n - len(a))]).reshape(-1, step).sum(axis=1)  # noqa: E731
     var_data = pad(res.fine["data"][MW2])
     extra = pad(other_var) if other_var is not None else 0.0
-    d, var = pad(res.fine["dstar"]), pad(res.fine["var_dstar"]) + extra + (s * s * pad(mm[MW2]) if use_mc else 0.0)
+    # MC Σw² in a bin without MC entries is 0, not the ~1-entry uncertainty of predicting nothing there: floor
+    # it at the mean squared weight of one entry (else one data-populated, MC-empty bin dominates the χ²)
+    w2_entry = s * s * mm[MW2].sum() / max(mm[MN].sum(), 1.0)
+    mc_var = np.where(pad(mm[MN]) > 0, s * s * pad(mm[MW2]), w2_entry)
+    d, var = pad(res.fine["dstar"]), pad(res.fine["var_dstar"]) + extra + (mc_var if use_mc else 0.0)
     lows = fine_edges[0] + np.arange(len(d)) * step * (fine_edges[1] - fine_edges[0])
     inside = (lows >= res.edges[0] - 1e-9) & (lows + step * (fine_edges[1] - fine_edges[0]) <= res.edges[-1] + 1e-9)
     used = (var > 0) & inside
