@@ -217,3 +217,20 @@ def test_bias_study_pulls_through_envelope():
     assert res["n_toys"] == 60 and res["n_failed"] == 0
     assert abs(res["mean_pull"]) < 0.2, res
     assert 0.8 < res["pull_width"] < 1.2, res
+
+
+def test_profile_nll_reusing_fit_mu_warm_start_equals_fresh_evaluation():
+    """profile_nll after fit_mu with other μ bounds (reusing those free fits as warm starts) equals a
+    fresh-cache, point-by-point evaluation with its own free fits."""
+    truth = exp_truth(3000, 30.0)
+    signal = 60 * np.diff(stats.norm.cdf(EDGES, 125.0, 2.0))
+    counts = np.random.default_rng(11).poisson(truth + signal).astype(float)
+    env = build_envelope(EDGES, counts, blind=BLIND, correction=1.0, n_toys=200)
+    mus = np.array([0.0, 0.7, 1.5, 3.0])
+    env.fit_mu(counts, signal, (0.0, np.inf))
+    n_cached = len(env._sb_cache)
+    fast = env.profile_nll(counts, signal, mus)
+    assert len(env._sb_cache) == n_cached  # no second set of free fits
+    env._sb_cache.clear()
+    slow = np.array([float(env.profile_nll(counts, signal, m)) for m in mus])
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-4)

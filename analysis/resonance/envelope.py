@@ -86,6 +86,14 @@ class Envelope:
         """Cache key for fits of one (counts, signal) pair."""
         return (counts.tobytes(), signal.tobytes(), tuple(mu_bounds))
 
+    def _cached_unconditional(self, counts: np.ndarray, signal: np.ndarray) -> dict[str, SBFit] | None:
+        """Free-μ fits already made for this (counts, signal) with any μ bounds (used only as warm starts)."""
+        prefix = (counts.tobytes(), signal.tobytes())
+        for key, fits in reversed(self._sb_cache.items()):
+            if key[:2] == prefix:
+                return fits
+        return None
+
     def _unconditional(self, counts: np.ndarray, signal: np.ndarray, mu_bounds: tuple[float, float]) -> dict[str, SBFit]:
         """Free-μ S+B fit of every function (cached)."""
         key = self._key(counts, signal, mu_bounds)
@@ -128,7 +136,8 @@ class Envelope:
         """−2lnL_f(μ, θ̂(μ)) of one function on a μ grid (no correction term)."""
         counts, signal = self._check(counts, signal)
         mu = np.atleast_1d(np.asarray(mu, dtype=float))
-        uncond = self._unconditional(counts, signal, mu_bounds)[fn.name]
+        cached = self._cached_unconditional(counts, signal)
+        uncond = (cached if cached is not None else self._unconditional(counts, signal, mu_bounds))[fn.name]
         out = np.empty_like(mu)
         order = np.argsort(np.abs(mu - uncond.mu))  # walk outwards from μ̂ for good warm starts
         solved: list[SBFit] = []
