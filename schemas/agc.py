@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from coffea.nanoevents import transforms
-from coffea.nanoevents.methods import base, vector
-from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
+from coffea.nanoevents.schemas.base import zip_forms
 
 from analysis.errors import AnalysisError
+from schemas.flat import FlatCollectionsSchema
 
 COLLECTIONS = ("jet", "electron", "muon")
 REQUIRED_FIELDS = {
@@ -17,15 +17,9 @@ REQUIRED_FIELDS = {
 MET_FIELDS = ("pt", "phi")
 
 
-class AGCSchema(BaseSchema):
+class AGCSchema(FlatCollectionsSchema):
     """Jets and leptons as PtEtaPhiE Lorentz vectors (``_e`` becomes ``energy``; ``mass`` is derived), ``met`` a record."""
 
-    def __init__(self, base_form: dict, *args, **kwargs) -> None:
-        super().__init__(base_form)
-        branch_forms = dict(zip(self._form["fields"], self._form["contents"]))
-        output = self._build_collections(branch_forms)
-        self._form["fields"] = list(output.keys())
-        self._form["contents"] = list(output.values())
 
     @staticmethod
     def _build_collections(branch_forms: dict) -> dict:
@@ -59,11 +53,3 @@ class AGCSchema(BaseSchema):
             if k not in used:
                 output[k] = v
         return output
-
-    @classmethod
-    def behavior(cls) -> dict:
-        """Base NanoEvents plus vector behaviours."""
-        behavior: dict = {}
-        behavior.update(base.behavior)
-        behavior.update(vector.behavior)
-        return behavior

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from coffea.nanoevents import NanoEventsFactory, transforms
 from coffea.nanoevents.mapping.preloaded import SimplePreloadedColumnSource
-from coffea.nanoevents.methods import base, vector
-from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
+from coffea.nanoevents.schemas.base import zip_forms
 
 from analysis.errors import AnalysisError
+from schemas.flat import FlatCollectionsSchema
 
 PHOTON_COLUMNS = (
     "photon1_pT", "photon2_pT", "photon1_phi", "photon2_phi", "photon1_eta", "photon2_eta",
@@ -81,15 +81,9 @@ def column_source(df: pd.DataFrame, name: str) -> SimplePreloadedColumnSource:
     return SimplePreloadedColumnSource(columns, uuid, n, "diphoton")
 
 
-class DiphotonSchema(BaseSchema):
+class DiphotonSchema(FlatCollectionsSchema):
     """``photon``: PtEtaPhiM collection (pt, eta, phi, mass=0, isolation); other columns stay event-level."""
 
-    def __init__(self, base_form: dict, *args, **kwargs) -> None:
-        super().__init__(base_form)
-        branch_forms = dict(zip(self._form["fields"], self._form["contents"]))
-        output = self._build_collections(branch_forms)
-        self._form["fields"] = list(output.keys())
-        self._form["contents"] = list(output.values())
 
     @staticmethod
     def _build_collections(branch_forms: dict) -> dict:
@@ -106,13 +100,6 @@ class DiphotonSchema(BaseSchema):
                 output[k] = v
         return output
 
-    @classmethod
-    def behavior(cls) -> dict:
-        """Base NanoEvents plus vector behaviours."""
-        behavior: dict = {}
-        behavior.update(base.behavior)
-        behavior.update(vector.behavior)
-        return behavior
 
 
 def events_from_frame(df: pd.DataFrame, name: str, metadata: dict | None = None) -> ak.Array:
