@@ -1,5 +1,10 @@
-"""The one exception type for user mistakes (bad input, bad config): the CLI prints it and exits 2."""
+"""The analysis layer's user error, and the project-wide base ``UserError`` the CLI catches (exit code 2)."""
+
+from fileset.errors import ConfigError, UserError
 
 
-class AnalysisError(Exception):
-    """A user-facing error carrying a one-line message that names the culprit."""
+class AnalysisError(UserError):
+    """A user-facing error of orchestration, statistics or plotting, with a one-line message naming the culprit."""
+
+
+__all__ = ["AnalysisError", "ConfigError", "UserError"]

@@ -9,7 +9,7 @@ import hist
 import numpy as np
 import uproot
 
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, UserError
 
 PSEUDODATA_PARTS = (("ttbar", "ME_var", 0.5), ("ttbar", "PS_var", 0.5), ("wjets", "nominal", 1.0))
 
@@ -51,7 +51,7 @@ def to_keyed(h: hist.Hist, filled: set[tuple[str, str]] | None = None, ttbar_sca
             out[histogram_key(region, process, variation)] = hs[:, region, process, variation]
         try:
             out[f"{region}_pseudodata"] = pseudodata(hs, region, ttbar_scale)
-        except AnalysisError:
+        except UserError:
             pass
     return out
 

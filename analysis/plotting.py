@@ -1,15 +1,14 @@
-"""Shared plot style and saving: mplhep CMS-like style, PNG + PDF with the same stem."""
+"""Shared plot style and saving: mplhep CMS-like style, PNG + PDF with the same stem.
+
+Importing this module changes no global state (the matplotlib backend is the user's choice; the ``ana``
+CLI selects Agg for itself)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless by default; notebooks switch backends themselves
-
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
+import matplotlib.pyplot as plt
+import mplhep
 
 
 def use_style() -> None:

@@ -20,7 +20,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.errors import AnalysisError  # noqa: E402
+from analysis.errors import UserError  # noqa: E402
 from analysis.resonance.envelope import build_envelope  # noqa: E402
 
 EDGES = np.linspace(100.0, 180.0, 41)
@@ -36,7 +36,7 @@ def truth_background(kind: str) -> np.ndarray:
     elif kind == "powerlaw":
         cdf = -((EDGES / 100.0) ** -4.0)  # ∫ u^-5 du ∝ -u^-4
     else:
-        raise AnalysisError(f"unknown truth {kind!r}: exponential or powerlaw")
+        raise UserError(f"unknown truth {kind!r}: exponential or powerlaw")
     p = np.diff(cdf)
     return BACKGROUND_EVENTS * p / p.sum()
 
@@ -62,7 +62,7 @@ def run_bias_study(n_toys: int = 60, seed: int = 0, truth: str = "exponential", 
             env = build_envelope(EDGES, counts, blind=BLIND, seed=seed * 100003 + i, correction=correction,
                                  n_toys=n_gof_toys)
             res = env.fit_mu_interval(counts, sig)
-        except AnalysisError:
+        except UserError:
             failed += 1
             continue
         sigma = res.error_up if res.mu < mu_true else res.error_down

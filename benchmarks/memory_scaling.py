@@ -2,7 +2,7 @@
 
 Each measurement uses a fresh LocalCluster (2 single-threaded worker processes), so a worker's peak RSS
 (``ru_maxrss``) covers exactly one run. Also prints the chunk-memory factor (peak RSS growth per chunk ÷
-uncompressed input bytes of a chunk) that analysis.run.MEMORY_FACTOR bounds.
+uncompressed input bytes of a chunk) that analysis.execution.options.MEMORY_FACTOR bounds.
 
     python benchmarks/memory_scaling.py --events-per-file 50000 --chunksize 50000
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import uproot
 from distributed import Client, LocalCluster
 
-from analysis.run import run_processor, schema_for
+from analysis.execution.runner import run_processor, schema_for
 from fileset.build import build_fileset
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis

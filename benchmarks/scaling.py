@@ -14,8 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from analysis.cluster import default_workers
-from analysis.run import run_ttbar
+from analysis.execution.cluster import default_workers
+from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from analysis.errors import AnalysisError
-from analysis.validation import validate
+from fileset.errors import FilesetError
+from fileset.loaders import load_json, load_yaml, validate
 
 INPUT_FORMATS = ("ntuple", "nanoaod")
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://", "xroot://")
@@ -60,10 +59,10 @@ def load_samples_config(path: str | Path | None = None) -> dict[str, Any]:
         text = resources.files("fileset").joinpath("samples.yml").read_text()
         source = "fileset/samples.yml"
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise AnalysisError(f"{p}: samples config not found")
-        text, source = p.read_text(), str(p)
+        doc = load_yaml(path, what="samples config")
+        validate(doc, SAMPLES_SCHEMA, str(path))
+        doc.setdefault("tree", "events")
+        return doc
     doc = yaml.safe_load(text)
     validate(doc, SAMPLES_SCHEMA, source)
     doc.setdefault("tree", "events")
@@ -77,14 +76,8 @@ def is_remote(path: str) -> bool:
 
 def load_ntuples_json(path: str | Path) -> dict[str, Any]:
     """Read and validate an AGC ntuples.json / nanoaod_inputs.json document."""
-    p = Path(path)
-    if not p.is_file():
-        raise AnalysisError(f"{p}: fileset json not found")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise AnalysisError(f"{p}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
-    validate(doc, FILESET_JSON_SCHEMA, str(p))
+    doc = load_json(path, what="fileset json")
+    validate(doc, FILESET_JSON_SCHEMA, str(path))
     return doc
 
 
@@ -103,7 +96,7 @@ def build_fileset(
     no ``format`` field), else each entry's ``format`` field, else ``ntuple``.
     """
     if input_format is not None and input_format not in INPUT_FORMATS:
-        raise AnalysisError(f"unknown input format {input_format!r} (choose from {', '.join(INPUT_FORMATS)})")
+        raise FilesetError(f"unknown input format {input_format!r} (choose from {', '.join(INPUT_FORMATS)})")
     doc = load_ntuples_json(json_path)
     cfg = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
     base = Path(json_path).resolve().parent
@@ -112,7 +105,7 @@ def build_fileset(
         if processes is not None and process not in processes:
             continue
         if process not in cfg["cross_sections_pb"]:
-            raise AnalysisError(f"{json_path}: process {process!r} has no cross-section in the samples config")
+            raise FilesetError(f"{json_path}: process {process!r} has no cross-section in the samples config")
         for variation, entry in variations.items():
             files = entry["files"] if n_files_max_per_sample < 0 else entry["files"][:n_files_max_per_sample]
             paths = [f["path"] if is_remote(f["path"]) else str((base / f["path"]).resolve()) for f in files]
@@ -131,5 +124,5 @@ def build_fileset(
                 },
             }
     if not fileset:
-        raise AnalysisError(f"{json_path}: no samples selected")
+        raise FilesetError(f"{json_path}: no samples selected")
     return fileset

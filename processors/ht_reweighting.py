@@ -21,8 +21,8 @@ import hist
 import numpy as np
 from coffea import processor
 
-from analysis.errors import AnalysisError
-from fileset.generate.expr import Expression, parse
+from processors.errors import ProcessorError
+from fileset.expr import Expression, parse
 from processors.accumulators import Constant, quantise
 from processors.ttbar import TtbarAnalysis
 
@@ -104,11 +104,11 @@ class CorrectionWeights:
         """Read a correctionlib JSON file (validated when first used)."""
         p = Path(path)
         if not p.is_file():
-            raise AnalysisError(f"{p}: correction file not found")
+            raise ProcessorError(f"{p}: correction file not found")
         obj = cls(p.read_text(), **kwargs)
         names = obj.corrections()
         if obj.name not in names:
-            raise AnalysisError(f"{p}: no correction named {obj.name!r} (has: {', '.join(names) or 'none'})")
+            raise ProcessorError(f"{p}: no correction named {obj.name!r} (has: {', '.join(names) or 'none'})")
         return obj
 
     def corrections(self) -> list[str]:
@@ -120,7 +120,7 @@ class CorrectionWeights:
             try:
                 self._cset = correctionlib.CorrectionSet.from_string(self.text)
             except Exception as err:  # correctionlib raises plain RuntimeError/ValueError on bad JSON
-                raise AnalysisError(f"invalid correctionlib JSON: {str(err).splitlines()[0]}") from None
+                raise ProcessorError(f"invalid correctionlib JSON: {str(err).splitlines()[0]}") from None
         return self._cset
 
     def __getstate__(self) -> dict:
@@ -166,7 +166,7 @@ class HTAllProcessor(processor.ProcessorABC):
         r = self.region
         sel, wexpr, comps, cweights = r.compiled()
         if process == r.component_process and HF_BRANCH not in events.fields:
-            raise AnalysisError(f"{meta.get('filename', dataset)}: branch {HF_BRANCH!r} (heavy-flavour truth label) is missing")
+            raise ProcessorError(f"{meta.get('filename', dataset)}: branch {HF_BRANCH!r} (heavy-flavour truth label) is missing")
         var = event_variables(events, r.jet_pt, r.lepton_pt, r.btag)
         mask = np.broadcast_to(np.asarray(sel(**var), dtype=bool), (len(events),))
         v = {k: a[mask] for k, a in var.items()}
@@ -178,7 +178,7 @@ class HTAllProcessor(processor.ProcessorABC):
             for name, expr in comps.items():
                 m = np.broadcast_to(np.asarray(expr(**v), dtype=bool), (n_sel,))
                 if (m & taken).any():
-                    raise AnalysisError(f"component selections overlap: {name!r} shares events with another component")
+                    raise ProcessorError(f"component selections overlap: {name!r} shares events with another component")
                 comp[m] = name
                 taken |= m
                 if name in cweights:
@@ -187,7 +187,7 @@ class HTAllProcessor(processor.ProcessorABC):
                 w = w * self.correction.weights(process, variation, v["hfClass"], v["nJets"], v["HT_all"],
                                                 (self.systematic,))[self.systematic]
         if not np.all(np.isfinite(w)):
-            raise AnalysisError(f"{dataset}: non-finite event weight in the derivation region")
+            raise ProcessorError(f"{dataset}: non-finite event weight in the derivation region")
         out = make_moment_hist(r)
         x = v["HT_all"]
         top = out.axes["ht"].edges[-1]
@@ -224,7 +224,7 @@ class ReweightedTtbarAnalysis(TtbarAnalysis):
         if process not in self.correction.processes:
             return np.ones(n), {}
         if HF_BRANCH not in events.fields:
-            raise AnalysisError(f"{meta.get('filename', meta['dataset'])}: branch {HF_BRANCH!r} (heavy-flavour truth label) is missing")
+            raise ProcessorError(f"{meta.get('filename', meta['dataset'])}: branch {HF_BRANCH!r} (heavy-flavour truth label) is missing")
         ht_all = np.asarray(ht, dtype=np.float64).copy()
         for name in ("electron", "muon"):
             lpt = ak.values_astype(events[name].pt, np.float64)

@@ -2,7 +2,7 @@
 
 Selection (seed 004, AGC ntuples): exactly one lepton (e or μ) with pT > 25 GeV, ≥ 4 jets with pT > 25 GeV
 and ≥ 2 of them b-tagged (score > 0.5): the 4j2b signal region of ``TtbarAnalysis``, nominal jets only.
-The thresholds are the public ``Cuts`` defaults (``schemas.objects``). ``m_bjj`` is the mass of the
+The thresholds are the public ``Cuts`` defaults (``processors.objects``). ``m_bjj`` is the mass of the
 highest-pT trijet with at least one b-tag, computed with the same additions in the same order as the
 ttbar processor (so a histogram of it equals that processor's 4j2b histogram).
 
@@ -21,7 +21,7 @@ import hist
 import numpy as np
 from coffea import processor
 
-from schemas.objects import Cuts
+from processors.objects import Cuts
 
 # physics features (GeV for energies/momenta); the classifier inputs are chosen from these
 FEATURES: tuple[str, ...] = (
@@ -163,13 +163,13 @@ class MLFeatures(processor.ProcessorABC):
                  observable: str = "m_bjj", n_bins: int = 25, lo: float = 50.0, hi: float = 550.0) -> None:
         """Selection thresholds (public ``Cuts`` defaults), optional model + cut, histogram binning."""
         if (model_path is None) != (score_cut is None):
-            from analysis.errors import AnalysisError
+            from processors.errors import ProcessorError
 
-            raise AnalysisError("a score-defined region needs both a model path and a score cut")
+            raise ProcessorError("a score-defined region needs both a model path and a score cut")
         if observable not in FEATURES:
-            from analysis.errors import AnalysisError
+            from processors.errors import ProcessorError
 
-            raise AnalysisError(f"observable {observable!r} is not a feature (choose from {', '.join(FEATURES)})")
+            raise ProcessorError(f"observable {observable!r} is not a feature (choose from {', '.join(FEATURES)})")
         self.cuts = cuts or Cuts()
         self.model_path = None if model_path is None else str(model_path)
         self.score_cut = score_cut
@@ -193,7 +193,7 @@ class MLFeatures(processor.ProcessorABC):
             "event": event,
         })
         if self.model_path is not None:
-            from analysis.ml import load_model
+            from processors.ml_model import load_model
 
             cols["score"] = load_model(self.model_path).score(cols)
         key = f"{dataset}|{meta.get('filename', '')}|{int(meta.get('entrystart', 0)):015d}"

@@ -4,7 +4,7 @@ Selection: exactly one selected lepton (e or μ), ≥ 4 selected jets and ≥ 1 
 Regions: 4j1b (exactly one b-tag, observable HT = Σ jet pT) and 4j2b (≥ 2 b-tags, observable m_bjj of
 the highest-pT trijet with at least one b-tag). Object definitions and thresholds depend on the input
 format (``metadata["format"]``: seed-004 cuts for AGC ntuples, AGC v2 for NanoAOD, see
-``schemas.objects.FORMAT_CUTS``); format adapters only build the common object view, everything
+``processors.objects.FORMAT_CUTS``); format adapters only build the common object view, everything
 below that view is shared.
 """
 
@@ -15,7 +15,7 @@ import hist
 import numpy as np
 from coffea import processor
 
-from analysis.errors import AnalysisError
+from processors.errors import ProcessorError
 from processors.accumulators import Constant, quantise
 from processors.systematics import (
     btag_weight_variations,
@@ -24,7 +24,7 @@ from processors.systematics import (
     jet_resolution_factors,
 )
 from processors.ttbar_kernels import count_jets, trijet_mass
-from schemas.objects import FORMAT_CUTS, Cuts, ObjectView, object_view
+from processors.objects import FORMAT_CUTS, Cuts, ObjectView, object_view
 from schemas.reading import use_inflate
 
 __all__ = ["Cuts", "FORMAT_CUTS", "TtbarAnalysis", "make_hist", "normalise"]
@@ -187,7 +187,7 @@ def check_finite(view: ObjectView, meta: dict) -> None:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             event = int(np.searchsorted(view.offsets, bad[0], side="right") - 1) + int(meta.get("entrystart", 0))
-            raise AnalysisError(f"{meta.get('filename', '?')}: jet {name} is {values[bad[0]]} at entry {event} "
+            raise ProcessorError(f"{meta.get('filename', '?')}: jet {name} is {values[bad[0]]} at entry {event} "
                                 f"({bad.size} non-finite value(s) in entries {meta.get('entrystart', 0)}-"
                                 f"{meta.get('entrystop', '?')})")
 

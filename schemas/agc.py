@@ -5,7 +5,7 @@ from __future__ import annotations
 from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import zip_forms
 
-from analysis.errors import AnalysisError
+from schemas.errors import SchemaError
 from schemas.flat import FlatCollectionsSchema
 
 COLLECTIONS = ("jet", "electron", "muon")
@@ -31,7 +31,7 @@ class AGCSchema(FlatCollectionsSchema):
             missing += [f"{name}_{f}" for f in REQUIRED_FIELDS[name] if f"{name}_{f}" not in branch_forms]
         missing += [f"met_{f}" for f in MET_FIELDS if f"met_{f}" not in branch_forms]
         if missing:
-            raise AnalysisError(f"AGC ntuple is missing branch(es): {', '.join(missing)}")
+            raise SchemaError(f"AGC ntuple is missing branch(es): {', '.join(missing)}")
 
         output: dict = {}
         used: set[str] = set()

@@ -18,7 +18,7 @@ from coffea.nanoevents import NanoEventsFactory, transforms
 from coffea.nanoevents.mapping.preloaded import SimplePreloadedColumnSource
 from coffea.nanoevents.schemas.base import zip_forms
 
-from analysis.errors import AnalysisError
+from schemas.errors import SchemaError
 from schemas.flat import FlatCollectionsSchema
 
 PHOTON_COLUMNS = (
@@ -36,19 +36,19 @@ PHOTON_FIELDS = {"pT": "pt", "eta": "eta", "phi": "phi", "isolation": "isolation
 
 
 def read_diphoton_csv(path: str | Path) -> pd.DataFrame:
-    """Read one tutorial-format CSV; every required column numeric and finite, else a one-line AnalysisError."""
+    """Read one tutorial-format CSV; every required column numeric and finite, else a one-line SchemaError."""
     p = Path(path)
     if not p.is_file():
-        raise AnalysisError(f"{p}: file not found")
+        raise SchemaError(f"{p}: file not found")
     try:
         df = pd.read_csv(p, index_col=0, engine="pyarrow")
     except Exception as err:  # pyarrow raises several types for malformed text
-        raise AnalysisError(f"{p}: cannot parse CSV: {str(err).splitlines()[0]}") from None
+        raise SchemaError(f"{p}: cannot parse CSV: {str(err).splitlines()[0]}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise AnalysisError(f"{p}: missing required column(s) {', '.join(missing)}")
+        raise SchemaError(f"{p}: missing required column(s) {', '.join(missing)}")
     if len(df) == 0:
-        raise AnalysisError(f"{p}: no events (empty table)")
+        raise SchemaError(f"{p}: no events (empty table)")
     present = [c for c in ALL_COLUMNS if c in df.columns]
     out = {}
     for col in present:
@@ -57,7 +57,7 @@ def read_diphoton_csv(path: str | Path) -> pd.DataFrame:
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise AnalysisError(
+            raise SchemaError(
                 f"{p}: column {col}, row {i} (line {i + 2}): value {str(raw.iloc[i])!r} is not a finite number"
             )
         out[col] = values
@@ -91,7 +91,7 @@ class DiphotonSchema(FlatCollectionsSchema):
         needed = ["nphoton"] + [f"photon_{f}" for f in ("pt", "eta", "phi", "mass")]
         missing = [k for k in needed if k not in branch_forms]
         if missing:
-            raise AnalysisError(f"diphoton column source is missing {', '.join(missing)}")
+            raise SchemaError(f"diphoton column source is missing {', '.join(missing)}")
         offsets = transforms.counts2offsets_form(branch_forms["nphoton"])
         fields = {k[len("photon_"):]: v for k, v in branch_forms.items() if k.startswith("photon_")}
         output = {"photon": zip_forms(fields, "photon", "PtEtaPhiMLorentzVector", offsets=offsets)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from coffea.nanoevents import NanoAODSchema
 
-from analysis.errors import AnalysisError
+from schemas.errors import SchemaError
 
 REQUIRED_BRANCHES = (
     "run", "luminosityBlock", "event",
@@ -28,5 +28,5 @@ class AGCNanoAODSchema(NanoAODSchema):
         present = set(base_form.get("fields", ()))
         missing = [b for b in REQUIRED_BRANCHES if b not in present]
         if missing:
-            raise AnalysisError(f"NanoAOD input is missing branch(es): {', '.join(missing)}")
+            raise SchemaError(f"NanoAOD input is missing branch(es): {', '.join(missing)}")
         super().__init__(base_form, *args, **kwargs)

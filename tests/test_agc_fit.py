@@ -12,8 +12,8 @@ import yaml
 
 from analysis.cli import main
 from analysis.histio import read_histograms
-from analysis.inference import run_fit
-from analysis.run import run_ttbar
+from analysis.agc.inference import run_fit
+from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 
 REPO = Path(__file__).resolve().parents[1]

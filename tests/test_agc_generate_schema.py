@@ -10,7 +10,7 @@ import pytest
 import uproot
 from coffea.nanoevents import NanoEventsFactory
 
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from fileset.generate.agc import SAMPLES, generate_agc, generate_arrays, write_file
 from schemas.agc import AGCSchema
 
@@ -130,5 +130,5 @@ def test_schema_missing_branch_is_named(tmp_path):
     path = tmp_path / "broken.root"
     with uproot.recreate(path) as f:
         f["events"] = {"jet": ak.zip({"pt": ak.Array([[30.0]]), "eta": ak.Array([[0.1]])}), "met_pt": np.array([1.0])}
-    with pytest.raises(AnalysisError, match=r"numberjet.*jet_phi|missing branch"):
+    with pytest.raises(UserError, match=r"numberjet.*jet_phi|missing branch"):
         NanoEventsFactory.from_root({str(path): "events"}, schemaclass=AGCSchema, mode="eager").events()

@@ -11,7 +11,7 @@ import uproot
 
 from analysis.cli import main
 from analysis.histio import read_histograms
-from analysis.run import run_ttbar
+from analysis.agc.run import run_ttbar
 from fileset.build import build_fileset, load_samples_config
 from fileset.generate.agc import generate_agc, write_file
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special
 
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from analysis.resonance.likelihood import asimov_z
 from analysis.resonance.signal_model import dscb_cdf, dscb_pdf, fit_dscb
 from processors.diphoton import DiphotonProcessor, diphoton_mass, run_processor
@@ -73,7 +73,7 @@ def test_bad_csv_one_line_error(shared_dir: Path, tmp_path: Path, mutate, column
     """Missing required columns and non-numeric/NaN values name file, column and row on one line."""
     df = pd.read_csv(_signal(shared_dir, 500), index_col=0).iloc[:20]
     path = _write(mutate(df), tmp_path / "bad.csv")
-    with pytest.raises(AnalysisError) as err:
+    with pytest.raises(UserError) as err:
         read_diphoton_csv(path)
     msg = str(err.value)
     assert "\n" not in msg and str(path) in msg and column in msg and fragment in msg

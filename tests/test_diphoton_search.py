@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from analysis.resonance.search import run_search
 from fileset.generate.diphoton import generate_diphoton
 
@@ -106,13 +106,13 @@ def test_config_errors_name_the_key(shared_dir: Path, tmp_path: Path) -> None:
     text = res["config"].read_text()
     bad = tmp_path / "bad.yml"
     bad.write_text(text.replace("luminosity_fb: 0.005", "luminosity_fb: -1"))
-    with pytest.raises(AnalysisError, match="luminosity_fb"):
+    with pytest.raises(UserError, match="luminosity_fb"):
         run_search(bad, tmp_path / "o")
     bad.write_text(text.replace("data: data.csv", "data: nothere.csv"))
-    with pytest.raises(AnalysisError, match="data: file not found.*nothere.csv"):
+    with pytest.raises(UserError, match="data: file not found.*nothere.csv"):
         run_search(bad, tmp_path / "o")
     bad.write_text(text + "background_model: envelope\n")
-    with pytest.raises(AnalysisError, match="background_model"):
+    with pytest.raises(UserError, match="background_model"):
         run_search(bad, tmp_path / "o")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from analysis.resonance import families as F
 from analysis.resonance.bkgfit import binned_data, fit_function, goodness_of_fit
 from analysis.resonance.envelope import build_envelope
@@ -68,9 +68,9 @@ def test_higher_orders_contain_lower_orders():
     p = np.array([3.0, 7.0])
     np.testing.assert_allclose(d3.bin_fractions(d3.embed(d2, p), grid), d2.bin_fractions(p, grid), rtol=1e-10)
     assert F.laurent_powers(3) == [-4, -5, -6, -3]
-    with pytest.raises(AnalysisError, match="odd"):
+    with pytest.raises(UserError, match="odd"):
         F.exponential(2)
-    with pytest.raises(AnalysisError, match="unknown background family"):
+    with pytest.raises(UserError, match="unknown background family"):
         F.canonical_family("spline")
 
 
@@ -199,7 +199,7 @@ def test_envelope_profile_contract_and_interval():
     # the search calls with a one-sided, unbounded range: same answer when μ̂ is well inside
     mu_inf, err_inf, name_inf = env.fit_mu(counts, signal, (0.0, np.inf))
     assert name_inf == name and mu_inf == pytest.approx(mu, abs=1e-3) and err_inf == pytest.approx(err, rel=0.02)
-    with pytest.raises(AnalysisError, match="envelope has 40 bins"):
+    with pytest.raises(UserError, match="envelope has 40 bins"):
         env.profile_nll(counts[:-1], signal, 1.0)
 
 

@@ -13,8 +13,9 @@ import uproot
 from scipy import stats
 
 from analysis import ml
-from analysis.errors import AnalysisError
-from analysis.run import run_processor, run_ttbar
+from analysis.errors import UserError
+from analysis.agc.run import run_ttbar
+from analysis.execution.runner import run_processor
 from fileset.build import build_fileset
 from fileset.generate.agc import generate_agc
 from processors.ml_features import FEATURES, MLFeatures, score_region_hist
@@ -230,27 +231,27 @@ def test_score_defined_region(agc, trained, table, tmp_path):
 # ---- user errors ----------------------------------------------------------------------------------
 
 def test_user_errors(tmp_path, table):
-    """Bad model file, missing column, NaN feature, one class only, bad options → one-line AnalysisError."""
+    """Bad model file, missing column, NaN feature, one class only, bad options → one-line UserError."""
     junk = tmp_path / "junk.joblib"
     junk.write_text("not a model")
-    with pytest.raises(AnalysisError, match="junk.joblib"):
+    with pytest.raises(UserError, match="junk.joblib"):
         ml.load_model(junk)
-    with pytest.raises(AnalysisError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         ml.load_model(tmp_path / "missing.joblib")
     cols = {k: v for k, v in table.columns.items() if k != "dr_bb"}
-    with pytest.raises(AnalysisError, match="dr_bb"):
+    with pytest.raises(UserError, match="dr_bb"):
         ml.train_classifiers(cols)
     cols = dict(table.columns, ht=np.where(np.arange(len(table)) == 7, np.nan, table.columns["ht"]))
-    with pytest.raises(AnalysisError, match="'ht'.*row 7"):
+    with pytest.raises(UserError, match="'ht'.*row 7"):
         ml.train_classifiers(cols)
     only_signal = {k: v[table.columns["label"] == 1] for k, v in table.columns.items()}
-    with pytest.raises(AnalysisError, match="at least 20 signal and 20 background"):
+    with pytest.raises(UserError, match="at least 20 signal and 20 background"):
         ml.train_classifiers(only_signal)
-    with pytest.raises(AnalysisError, match="unknown classifier"):
+    with pytest.raises(UserError, match="unknown classifier"):
         ml.train_classifiers(table.columns, classifiers=("svm",))
-    with pytest.raises(AnalysisError, match="both a model path and a score cut"):
+    with pytest.raises(UserError, match="both a model path and a score cut"):
         MLFeatures(model_path="m.joblib")
-    with pytest.raises(AnalysisError, match="not a parquet"):
+    with pytest.raises(UserError, match="not a parquet"):
         ml.read_features(junk)
 
 

@@ -18,8 +18,9 @@ import uproot
 from coffea import processor
 
 from analysis.cli import main as ana
-from analysis.errors import AnalysisError
-from analysis.run import run_processor, run_ttbar, schema_for
+from analysis.errors import UserError
+from analysis.agc.run import run_ttbar
+from analysis.execution.runner import run_processor, schema_for
 from fileset.build import build_fileset, load_samples_config
 from fileset.generate.agc import generate_arrays
 from fileset.generate.nanoaod import nanoaod_columns, write_nanoaod_file
@@ -243,7 +244,7 @@ def test_fileset_agc_nanoaod_inputs_structure(tmp_path: Path) -> None:
     assert fs["wjets__nominal"]["files"] == ["root://eospublic.cern.ch//eos/opendata/w.root"]
     assert schema_for(fs).__name__.endswith("NanoAODSchema")
     assert build_fileset(path)["ttbar__nominal"]["metadata"]["format"] == "ntuple"  # no field, no override
-    with pytest.raises(AnalysisError, match="unknown input format 'miniaod'"):
+    with pytest.raises(UserError, match="unknown input format 'miniaod'"):
         build_fileset(path, input_format="miniaod")
 
 
@@ -254,13 +255,13 @@ def test_missing_nanoaod_branch_is_a_clear_error(tmp_path: Path) -> None:
     write_nanoaod_file(tmp_path / "bad.root", data)
     doc = {"ttbar": {"nominal": {"files": [{"path": "bad.root", "nevts": 500}], "format": "nanoaod"}}}
     (tmp_path / "bad.json").write_text(json.dumps(doc))
-    with pytest.raises(AnalysisError, match="btagCSVV2"):
+    with pytest.raises(UserError, match="btagCSVV2"):
         run_ttbar(tmp_path / "bad.json", executor="iterative", progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from coffea.nanoevents import NanoEventsFactory
 
-        with pytest.raises(AnalysisError, match="Jet_btagCSVV2"):
+        with pytest.raises(UserError, match="Jet_btagCSVV2"):
             NanoEventsFactory.from_root({str(tmp_path / "bad.root"): "Events"}, schemaclass=AGCNanoAODSchema,
                                         mode="virtual").events()
 
@@ -286,6 +287,6 @@ def test_same_events_same_histograms_in_both_formats(tmp_path: Path) -> None:
         x, y = a["hist"][:, "4j2b", "ttbar", v].values(flow=True), b["hist"][:, "4j2b", "ttbar", v].values(flow=True)
         assert x.sum() == pytest.approx(y.sum(), rel=1e-12)
         assert np.abs(x - y).sum() <= 0.01 * x.sum(), v  # a bin migration from rounding at most
-    with pytest.raises(AnalysisError, match="need NanoAOD input"):
+    with pytest.raises(UserError, match="need NanoAOD input"):
         fs = build_fileset(tmp_path / "ntuple" / "ntuples.json")
         run_processor(fs, TtbarAnalysis(cuts=AGC_V2), executor="iterative", schema=schema_for(fs), progress=False)

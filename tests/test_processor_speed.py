@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.run import run_processor
+from analysis.execution.runner import run_processor
 from fileset.build import build_fileset
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis
@@ -98,7 +98,7 @@ def test_per_event_observables_bitwise(ntuples: Path) -> None:
 
     from processors.ttbar import jet_factors
     from schemas.agc import AGCSchema
-    from schemas.objects import ntuple_view
+    from processors.objects import ntuple_view
 
     baseline = _load("baseline_processor").BaselineTtbarAnalysis()
     path = str(ntuples.parent / json.loads(ntuples.read_text())["ttbar"]["nominal"]["files"][0]["path"])

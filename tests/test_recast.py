@@ -16,7 +16,7 @@ import uproot
 import yaml
 
 from analysis.cli import main
-from analysis.commands.generate_recast import generate_recast
+from fileset.generate.recast import generate_recast
 
 REPO = Path(__file__).resolve().parents[1]
 WF = REPO / "workflows" / "recast"

@@ -14,7 +14,7 @@ import uproot
 from threadpoolctl import threadpool_limits
 
 from analysis.cli import main
-from analysis.reinterpret import (
+from analysis.recast.reinterpret import (
     build_workspace,
     cls_at,
     make_workspace,
@@ -304,10 +304,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_poi_max_too_small_is_a_user_error(tmp_path: Path) -> None:
     """A --poi-max below the +2σ limit cannot bracket the root: one clear error rather than a wrong number."""
-    from analysis.errors import AnalysisError
+    from analysis.errors import UserError
 
     pres, sigf = _inputs(tmp_path, [52, 61, 38], [50.0, 58.0, 41.0], [3.0, 9.0, 2.5])
-    with pytest.raises(AnalysisError, match="increase --poi-max"):
+    with pytest.raises(UserError, match="increase --poi-max"):
         reinterpret_histograms(pres, "data", pres, "background", sigf, "h_mjj", poi_max=0.05, scan_points=5)
     assert math.isfinite(workspace_cls(build_workspace(read_histogram(pres, "data"), read_histogram(pres, "background"),
                                                        read_histogram(sigf, "h_mjj")), 1.0)[0])

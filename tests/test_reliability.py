@@ -18,9 +18,9 @@ import pytest
 import uproot
 
 from analysis.cli import main as cli_main
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from analysis.histio import histogram_digest
-from analysis.run import run_ttbar
+from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis
 
@@ -88,7 +88,7 @@ def damage_four(agc: Path) -> dict[str, str]:
 def test_bad_files_fail_the_run_with_the_full_list(agc, tmp_path):
     """Without --skip-bad-files: one error naming all four files, their place in the json and why; no output."""
     damaged = damage_four(agc)
-    with pytest.raises(AnalysisError) as exc:
+    with pytest.raises(UserError) as exc:
         run_ttbar(agc, tmp_path / "out", executor="iterative", progress=False)
     msg = str(exc.value)
     assert msg.startswith("4 unreadable input file(s)") and "--skip-bad-files" in msg
@@ -128,7 +128,7 @@ def test_corrupt_basket_found_while_reading(agc, tmp_path):
     """A file whose header is fine but whose data do not decompress: fails naming file and entries, or with
     --skip-bad-files every chunk of it is reported lost and the result equals a run without that file."""
     corrupt_basket(agc.parent / "ttbar__nominal__001.root")
-    with pytest.raises(AnalysisError) as exc:
+    with pytest.raises(UserError) as exc:
         run_ttbar(agc, tmp_path / "fail", executor="iterative", chunksize=400, retries=1, progress=False)
     msg = str(exc.value)  # the checksum failure comes from whichever ZLIB inflater uproot uses (zlib or isal)
     assert "ttbar__nominal__001.root: cannot read entries 0-500 after 2 attempt(s) (" in msg
@@ -175,7 +175,7 @@ def test_transient_errors_are_retried(source, tmp_path):
     assert res.metrics["events_processed"] == ref.metrics["events_processed"] == 18000
     assert histogram_digest(tmp_path / "flaky" / "histograms.root") == histogram_digest(tmp_path / "ref" / "histograms.root")
     (tmp_path / "m0").mkdir()
-    with pytest.raises(AnalysisError, match=r"cannot read entries .* after 1 attempt\(s\) \(OSError: transient"):
+    with pytest.raises(UserError, match=r"cannot read entries .* after 1 attempt\(s\) \(OSError: transient"):
         run_ttbar(source, tmp_path / "fail", executor="iterative", chunksize=500, retries=0, progress=False,
                   processor_instance=FlakyTtbar(str(tmp_path / "m0")))
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main as cli_main
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 from analysis.histio import histogram_digest
-from analysis.run import clamp_chunksize, run_ttbar
+from analysis.agc.run import run_ttbar
+from analysis.execution.options import clamp_chunksize
 from fileset.generate.agc import generate_agc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_slurm_job_script(tmp_path, capsys):
 def test_htcondor_job_script(tmp_path):
     """HTCondor submit description: cores, memory, disk, MaxRuntime from walltime, JobFlavour from queue."""
     pytest.importorskip("dask_jobqueue")
-    from analysis.cluster import job_script, load_cluster_config
+    from analysis.execution.cluster import job_script, load_cluster_config
 
     cfg = tmp_path / "cluster.yml"
     cfg.write_text(CLUSTER_YAML.format(queue="workday", logs=tmp_path / "logs") + "  disk: 20GB\n")
@@ -194,7 +195,7 @@ def test_cluster_config_problems_reported_together(tmp_path):
     cfg = tmp_path / "cluster.yml"
     cfg.write_text("cluster:\n  cores: four\n  memory: 16GB\n  walltime: 2h\n  adaptive: {minimum: 1, maximum: 0}\n"
                    "  qeueu: short\nextra: 1\n")
-    with pytest.raises(AnalysisError) as exc:
+    with pytest.raises(UserError) as exc:
         run_ttbar(tmp_path / "missing.json", tmp_path / "out", cluster="slurm", cluster_config=cfg)
     msg = str(exc.value)
     for needle in ("cluster/cores", "'four' is not of type 'integer'", "cluster/walltime", "cluster/adaptive/maximum",
@@ -217,10 +218,10 @@ def test_cli_option_problems_reported_together(agc, tmp_path, capsys):
 
 
 def test_unreachable_scheduler_is_a_user_error(agc, tmp_path):
-    """A scheduler address nobody listens on → one-line AnalysisError naming it."""
+    """A scheduler address nobody listens on → one-line UserError naming it."""
     import dask
 
-    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(AnalysisError, match="cannot connect to Dask scheduler tcp://127.0.0.1:9"):
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(UserError, match="cannot connect to Dask scheduler tcp://127.0.0.1:9"):
         run_ttbar(agc, tmp_path, scheduler="tcp://127.0.0.1:9", executor="dask", progress=False)
 
 
@@ -228,7 +229,7 @@ def test_unreachable_scheduler_is_a_user_error(agc, tmp_path):
 
 def test_clamp_chunksize_arithmetic():
     """Chunks are limited to MEMORY_FRACTION of a worker's memory at MEMORY_FACTOR × input bytes per event."""
-    from analysis.run import MEMORY_FACTOR, MEMORY_FRACTION
+    from analysis.execution.options import MEMORY_FACTOR, MEMORY_FRACTION
 
     mem, bpe = 2 * 2**30, 250.0
     limit = int(MEMORY_FRACTION * mem / (MEMORY_FACTOR * bpe))
@@ -240,10 +241,10 @@ def test_clamp_chunksize_arithmetic():
 
 def test_oversize_chunk_clamped_with_warning(agc, reference, tmp_path, monkeypatch, caplog):
     """On a (pretend) 4 MiB machine a 10⁹-event chunk request is clamped, warned about, and changes nothing."""
-    import analysis.run as run_mod
+    import analysis.execution.runner as run_mod
 
     monkeypatch.setattr(run_mod, "machine_memory_bytes", lambda: 4 * 2**20)
-    with caplog.at_level("WARNING", logger="analysis.run"):
+    with caplog.at_level("WARNING", logger="analysis.execution.runner"):
         res = run_ttbar(agc, tmp_path, executor="iterative", chunksize=10**9, progress=False)
     m = res.metrics
     assert m["chunksize_requested"] == 10**9 and m["chunksize"] < 2000  # smaller than a file: several chunks

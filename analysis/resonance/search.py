@@ -21,7 +21,7 @@ from analysis.resonance import likelihood as lk
 from analysis.resonance import limits as lim
 from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
 from analysis.resonance.signal_model import SignalModel, build_signal_model
-from analysis.validation import load_yaml, validate
+from analysis.config import load_yaml, validate
 from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, run_processor
 from schemas.diphoton import load_events
 

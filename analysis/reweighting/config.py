@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
-from analysis.validation import load_yaml, validate
-from fileset.generate.expr import parse
+from analysis.config import load_yaml, validate
+from fileset.expr import parse
 from processors.ht_reweighting import EVENT_VARIABLES, RegionSpec
 
 COMPONENTS = ("ttbb", "ttb", "ttc", "ttlight")

@@ -107,7 +107,7 @@ def fill_moments(fileset_json: str | Path, cfg: dict[str, Any], *, executor: str
                  samples_config: str | Path | dict | None = None, correction: CorrectionWeights | None = None,
                  systematic: str = "nominal", progress: bool = False) -> tuple[hist.Hist, dict[str, float], dict]:
     """Run HTAllProcessor over the fileset: (moment histogram, normalisation per dataset, fileset)."""
-    from analysis.run import run_processor
+    from analysis.execution.runner import run_processor
     from schemas.agc import AGCSchema
 
     samples = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
@@ -353,7 +353,7 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
 
 def _reweighted_classes(cfg: dict[str, Any]) -> list[int]:
     """hf_class values selected by the reweighted components' selections (for applying back)."""
-    from fileset.generate.expr import parse
+    from fileset.expr import parse
     from processors.ht_reweighting import EVENT_VARIABLES
 
     classes = []
@@ -385,7 +385,8 @@ def apply_correction(fileset_json: str | Path, correction_path: str | Path, out_
                      samples_config: str | Path | dict | None = None, use_alternative: bool = True,
                      progress: bool = False):
     """``ana reweight apply``: TtbarAnalysis with the correction applied (histograms gain ht_reweight_up/down)."""
-    from analysis.run import RunResult, run_processor, schema_for, verify_event_counts, write_outputs
+    from analysis.agc.run import RunResult, write_outputs
+    from analysis.execution.runner import run_processor, schema_for, verify_event_counts
     from processors.ht_reweighting import ReweightedTtbarAnalysis, correction_metadata
 
     meta = correction_metadata(correction_path) if Path(correction_path).is_file() else {}

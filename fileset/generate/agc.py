@@ -30,8 +30,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from analysis.errors import AnalysisError
-from fileset.generate.expr import Expression, parse
+from fileset.errors import FilesetError
+from fileset.expr import Expression, parse
 from fileset.generate.kinematics import P4, from_ptetaphim, two_body_decay
 
 M_TOP, W_TOP = 172.5, 1.4
@@ -409,12 +409,12 @@ def _write_data(out_dir: Path, kept: dict[str, list[dict]], f_true: Expression, 
 
     cfg = samples_config if isinstance(samples_config, dict) else load_samples_config(samples_config)
     if "ttbar" not in kept:
-        raise AnalysisError("--inject-ht needs the nominal ttbar sample in the generated set")
+        raise FilesetError("--inject-ht needs the nominal ttbar sample in the generated set")
     rng = np.random.Generator(np.random.PCG64(_seed(seed, "data", "nominal", 0)))
     parts = []
     for process, file_cols in kept.items():
         if process not in cfg["cross_sections_pb"]:
-            raise AnalysisError(f"samples config: process {process!r} has no cross-section")
+            raise FilesetError(f"samples config: process {process!r} has no cross-section")
         lam = cfg["cross_sections_pb"][process] * cfg["luminosity_pb"] / sum(len(c["event"]) for c in file_cols)
         for cols in file_cols:
             ht, njet, nlep, nb = object_ht(cols)
@@ -426,7 +426,7 @@ def _write_data(out_dir: Path, kept: dict[str, list[dict]], f_true: Expression, 
             bad = skim & ~(np.isfinite(weight) & (weight >= 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise AnalysisError(f"--inject-ht {f_true.text!r} is negative or not finite at HT={ht[i]:.1f}, "
+                raise FilesetError(f"--inject-ht {f_true.text!r} is negative or not finite at HT={ht[i]:.1f}, "
                                     f"nJets={njet[i]} ({process} event {cols['event'][i]})")
             mult = np.where(skim, rng.poisson(lam * np.where(skim, weight, 0.0)), 0)
             if mult.any():

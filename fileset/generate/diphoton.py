@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.errors import AnalysisError
+from fileset.errors import FilesetError
 from schemas.diphoton import ALL_COLUMNS, read_diphoton_csv
 
 DEFAULT_SIGNAL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "xboson"
@@ -98,7 +98,7 @@ def signal_samples(signal_dir: Path) -> dict[float, Path]:
         if m:
             found[float(m.group(1))] = p
     if not found:
-        raise AnalysisError(f"{signal_dir}: no signal_<mass>.csv files found (real tutorial signal samples)")
+        raise FilesetError(f"{signal_dir}: no signal_<mass>.csv files found (real tutorial signal samples)")
     return dict(sorted(found.items()))
 
 
@@ -131,15 +131,15 @@ def generate_diphoton(
 ) -> dict:
     """Write background.csv, data.csv, search.yml and truth.json into ``out_dir``; return paths and truth."""
     if (signal_mass is None) != (signal_xsec_pb is None):
-        raise AnalysisError("--signal-mass and --signal-xsec must be given together")
+        raise FilesetError("--signal-mass and --signal-xsec must be given together")
     if signal_xsec_pb is not None and signal_xsec_pb < 0:
-        raise AnalysisError(f"--signal-xsec must be ≥ 0, got {signal_xsec_pb}")
+        raise FilesetError(f"--signal-xsec must be ≥ 0, got {signal_xsec_pb}")
     if luminosity_fb <= 0 or n_background_sim < 100:
-        raise AnalysisError("luminosity must be > 0 and the background simulation must have ≥ 100 events")
+        raise FilesetError("luminosity must be > 0 and the background simulation must have ≥ 100 events")
     sig_dir = Path(signal_dir) if signal_dir is not None else DEFAULT_SIGNAL_DIR
     samples = signal_samples(sig_dir)
     if signal_mass is not None and not (min(samples) * 0.7 <= signal_mass <= max(samples) * 1.3):
-        raise AnalysisError(f"--signal-mass {signal_mass} GeV too far from the simulated masses {sorted(samples)}")
+        raise FilesetError(f"--signal-mass {signal_mass} GeV too far from the simulated masses {sorted(samples)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

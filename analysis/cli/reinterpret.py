@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from analysis.errors import AnalysisError
-from analysis.reinterpret import reinterpret_histograms, reinterpret_workspace
 
 HIST_FLAGS = ("filedata", "histdata", "filebkg", "histbkg", "filesig", "histsig")
 
@@ -49,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the histogram or workspace API and print the limits."""
+    from analysis.recast.reinterpret import reinterpret_histograms, reinterpret_workspace
+
     given = [f for f in HIST_FLAGS if getattr(args, f) is not None]
     common = dict(poi_max=args.poi_max, xsec_pb=args.xsec, scan_points=args.scan_points,
                   outputfile=args.outputfile, plotfile=args.plotfile, json_path=args.json_path)

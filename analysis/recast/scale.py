@@ -16,7 +16,7 @@ import numpy as np
 import uproot
 
 from analysis.errors import AnalysisError
-from analysis.reinterpret import read_histogram
+from analysis.recast.reinterpret import read_histogram
 
 PB_INV_PER_FB_INV = 1000.0  # 1 fb⁻¹ = 1000 pb⁻¹
 

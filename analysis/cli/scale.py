@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.scale import scale_histogram
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the scaling and print the factor."""
+    from analysis.recast.scale import scale_histogram
+
     result = scale_histogram(
         args.input,
         args.hist,

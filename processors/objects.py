@@ -15,7 +15,7 @@ from typing import Callable
 import awkward as ak
 import numpy as np
 
-from analysis.errors import AnalysisError
+from processors.errors import ProcessorError
 from processors.systematics import event_identity, run_lumi_event_identity
 from processors.ttbar_kernels import gather_events
 
@@ -106,7 +106,7 @@ def _require(collection: ak.Array, fields: tuple[str, ...], what: str) -> None:
     """Fail with the missing field names when a cut needs a column the input does not have."""
     missing = [f for f in fields if f not in collection.fields]
     if missing:
-        raise AnalysisError(f"{what} input has no {', '.join(missing)} column(s) needed by the selection cuts")
+        raise ProcessorError(f"{what} input has no {', '.join(missing)} column(s) needed by the selection cuts")
 
 
 def _check_ntuple_cuts(c: Cuts) -> None:
@@ -115,7 +115,7 @@ def _check_ntuple_cuts(c: Cuts) -> None:
                                  ("lepton_sip3d", c.lepton_sip3d != INF), ("muon_tight_id", c.muon_tight_id),
                                  ("muon_iso", c.muon_iso != INF), ("jet_id_bit", c.jet_id_bit is not None)) if on]
     if bad:
-        raise AnalysisError(f"AGC ntuples have no ID/isolation columns; cut(s) {', '.join(bad)} need NanoAOD input")
+        raise ProcessorError(f"AGC ntuples have no ID/isolation columns; cut(s) {', '.join(bad)} need NanoAOD input")
 
 
 def ntuple_view(events: ak.Array, c: Cuts) -> ObjectView:
@@ -196,5 +196,5 @@ def object_view(events: ak.Array, input_format: str, c: Cuts) -> ObjectView:
     try:
         adapter = VIEWS[input_format]
     except KeyError:
-        raise AnalysisError(f"unknown input format {input_format!r} (choose from {', '.join(VIEWS)})") from None
+        raise ProcessorError(f"unknown input format {input_format!r} (choose from {', '.join(VIEWS)})") from None
     return adapter(events, c)

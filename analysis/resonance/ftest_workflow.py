@@ -24,15 +24,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, UserError
 from analysis.resonance.bkgfit import FitResult
 from analysis.resonance.envelope import Envelope, build_envelope
 from analysis.resonance.families import DEFAULT_FAMILIES, canonical_family
 from analysis.resonance.ftest import ftest_2d, ftest_table, table_markdown
-from analysis.validation import load_yaml, validate
+from analysis.config import load_yaml, validate
+from analysis.execution.options import EXECUTORS
 
 log = logging.getLogger(__name__)
-EXECUTORS = ("iterative", "futures", "dask")
 MIN_EVENTS_DEFAULT = 20.0
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -371,7 +371,7 @@ def run_category(task: CategoryTask) -> dict[str, Any]:
     out = Path(task.out_dir) / _safe_dir(name)
     try:
         return _run_category(task, out)
-    except AnalysisError as err:
+    except UserError as err:
         return {"category": name, "status": "failed", "error": str(err)}
     except Exception as err:  # a bug: keep the traceback next to the outputs, let the others finish
         out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from analysis.errors import AnalysisError
+from fileset.errors import FilesetError
 
 _BINARY: dict[type, Callable] = {
     ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide, ast.Pow: np.power,
@@ -45,7 +45,7 @@ class Expression:
         """Evaluate with numpy arrays/numbers for every name used; returns a float or bool array."""
         missing = sorted(self.used_names() - set(values))
         if missing:
-            raise AnalysisError(f"expression {self.text!r}: no value for {', '.join(missing)}")
+            raise FilesetError(f"expression {self.text!r}: no value for {', '.join(missing)}")
         with np.errstate(all="ignore"):
             return np.asarray(_eval(self.tree.body, values))
 
@@ -55,22 +55,22 @@ class Expression:
 
 
 def parse(text: str, names: set[str] | frozenset[str], allow_logic: bool = False, what: str = "expression") -> Expression:
-    """Parse ``text`` into an :class:`Expression`; any disallowed construct → AnalysisError naming it."""
+    """Parse ``text`` into an :class:`Expression`; any disallowed construct → FilesetError naming it."""
     if not isinstance(text, str) or not text.strip():
-        raise AnalysisError(f"{what}: expected a non-empty expression string, got {text!r}")
+        raise FilesetError(f"{what}: expected a non-empty expression string, got {text!r}")
     if len(text) > MAX_LENGTH:
-        raise AnalysisError(f"{what}: expression longer than {MAX_LENGTH} characters")
+        raise FilesetError(f"{what}: expression longer than {MAX_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise AnalysisError(f"{what} {text!r}: syntax error at column {err.offset}: {err.msg}") from None
+        raise FilesetError(f"{what} {text!r}: syntax error at column {err.offset}: {err.msg}") from None
     _check(tree.body, frozenset(names), allow_logic, text, what)
     return Expression(text, frozenset(names), tree)
 
 
-def _reject(node: ast.AST, text: str, what: str, why: str) -> AnalysisError:
+def _reject(node: ast.AST, text: str, what: str, why: str) -> FilesetError:
     """The error for a disallowed construct."""
-    return AnalysisError(f"{what} {text!r}: {why} ({type(node).__name__}) is not allowed")
+    return FilesetError(f"{what} {text!r}: {why} ({type(node).__name__}) is not allowed")
 
 
 def _check(node: ast.AST, names: frozenset[str], logic: bool, text: str, what: str) -> None:
@@ -82,7 +82,7 @@ def _check(node: ast.AST, names: frozenset[str], logic: bool, text: str, what: s
     if isinstance(node, ast.Name):
         if node.id not in names:
             allowed = ", ".join(sorted(names))
-            raise AnalysisError(f"{what} {text!r}: unknown name {node.id!r} (allowed: {allowed})")
+            raise FilesetError(f"{what} {text!r}: unknown name {node.id!r} (allowed: {allowed})")
         return
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         _check(node.left, names, logic, text, what)
@@ -95,7 +95,7 @@ def _check(node: ast.AST, names: frozenset[str], logic: bool, text: str, what: s
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
             raise _reject(node, text, what, f"call of {ast.unparse(node.func)!r}")
         if node.keywords or len(node.args) != _FUNCTIONS[node.func.id][1]:
-            raise AnalysisError(f"{what} {text!r}: {node.func.id}() takes {_FUNCTIONS[node.func.id][1]} positional argument(s)")
+            raise FilesetError(f"{what} {text!r}: {node.func.id}() takes {_FUNCTIONS[node.func.id][1]} positional argument(s)")
         for arg in node.args:
             _check(arg, names, logic, text, what)
         return

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     targets.required = True
     for name in TARGETS:
         try:
-            module = importlib.import_module(f"analysis.commands.generate_{name}")
+            module = importlib.import_module(f"analysis.cli.generate_{name}")
         except ModuleNotFoundError as err:
-            if err.name == f"analysis.commands.generate_{name}":
+            if err.name == f"analysis.cli.generate_{name}":
                 continue
             raise
         module.register(targets)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
-from analysis.errors import AnalysisError
+from analysis.errors import UserError
 
-# Each module in analysis/commands registers its own subcommand (keeps this file conflict-free).
+# Each module in analysis/cli registers its own subcommand and imports its workflow only when it runs,
+# so `ana --help` and argument errors never import coffea, dask, pyhf or matplotlib.
 COMMAND_MODULES = (
     "generate",
     "run",
@@ -33,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"analysis.commands.{name}")
+            module = importlib.import_module(f"analysis.cli.{name}")
         except ModuleNotFoundError as err:
-            if err.name == f"analysis.commands.{name}":
+            if err.name == f"analysis.cli.{name}":
                 continue  # subcommand not part of this build
             raise
         module.register(sub)
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ana``; user errors print one line and return 2, bugs raise."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the CLI draws into files; notebooks keep their backend
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         result = args.func(args)
-    except AnalysisError as err:
+    except UserError as err:  # every layer's user error: one line, exit 2
         print(f"ana {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print where the report is."""
-    from analysis.demo import run_demo
+    from analysis.agc.demo import run_demo
 
     res = run_demo(args.out, events_per_file=args.events_per_file, files_per_sample=args.files_per_sample,
                    seed=args.seed, executor=args.executor, workers=args.workers, ranking=not args.no_ranking,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.cluster import CLUSTER_KINDS
-from analysis.run import EXECUTORS
+from analysis.execution.cluster import CLUSTER_KINDS
+from analysis.execution.options import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.errors import AnalysisError
 
     if args.print_job_script:
-        from analysis.cluster import job_script, load_cluster_config
+        from analysis.execution.cluster import job_script, load_cluster_config
 
         if not args.cluster or not args.cluster_config:
             raise AnalysisError("--print-job-script needs --cluster and --cluster-config")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise AnalysisError(f"missing required option(s): {', '.join(missing)}")
 
-    from analysis.run import run_ttbar
+    from analysis.agc.run import run_ttbar
 
     result = run_ttbar(args.fileset, args.out, executor=args.executor, workers=args.workers,
                        scheduler=args.scheduler, chunksize=args.chunksize, max_files=args.max_files,

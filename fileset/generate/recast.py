@@ -14,7 +14,6 @@ Two products, chosen with ``--what``:
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import hist
 import numpy as np
 import uproot
 
-from analysis.errors import AnalysisError
+from fileset.errors import FilesetError
 
 MJJ_RANGE_GEV = (50.0, 250.0)
 BKG_SLOPE_GEV = 45.0
@@ -84,7 +83,7 @@ def write_preserved(out: Path, seed: int, bins: int, background_events: float, m
 def write_signal(out: Path, seed: int, bins: int, mass_gev: float, width_gev: float, n_events: int) -> tuple[Path, Path, float]:
     """Generate, select and histogram a new resonance sample; return (root file, selection json, Σw)."""
     if mass_gev <= 0 or width_gev <= 0 or n_events <= 0:
-        raise AnalysisError("--signal-mass, --signal-width and --signal-events must be positive")
+        raise FilesetError("--signal-mass, --signal-width and --signal-events must be positive")
     rng = _rng(seed, 2)
     true_mass = mass_gev + width_gev / 2 * rng.standard_cauchy(n_events)
     mjj = true_mass * (1.0 + JET_RESOLUTION * rng.standard_normal(n_events))
@@ -127,9 +126,9 @@ def generate_recast(
 ) -> RecastInputs:
     """Write the preserved archive and/or the new signal's selected histogram under ``out``."""
     if what not in ("all", "preserved", "signal"):
-        raise AnalysisError(f"--what must be all, preserved or signal, got {what!r}")
+        raise FilesetError(f"--what must be all, preserved or signal, got {what!r}")
     if bins < 1 or background_events <= 0 or mc_events < 1:
-        raise AnalysisError("--bins, --background-events and --mc-events must be positive")
+        raise FilesetError("--bins, --background-events and --mc-events must be positive")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     preserved = write_preserved(out_dir, seed, bins, background_events, mc_events) if what != "signal" else None
@@ -137,45 +136,3 @@ def generate_recast(
     if what != "preserved":
         signal, json_path, sumw = write_signal(out_dir, seed, bins, signal_mass_gev, signal_width_gev, signal_events)
     return RecastInputs(preserved, signal, json_path, sumw)
-
-
-def register(targets: argparse._SubParsersAction) -> None:
-    """Add ``ana generate recast``."""
-    p = targets.add_parser("recast", help="tiny RECAST inputs: preserved data/background and a selected new signal")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--what", choices=("all", "preserved", "signal"), default="all")
-    p.add_argument("--bins", type=int, default=20, help="m_jj bins in [50, 250] GeV")
-    p.add_argument("--background-events", type=float, default=5000.0, help="expected background events")
-    p.add_argument("--mc-events", type=int, default=40000, help="background MC events")
-    p.add_argument("--signal-mass", type=float, default=125.0, metavar="GEV")
-    p.add_argument("--signal-width", type=float, default=4.0, metavar="GEV")
-    p.add_argument("--signal-events", type=int, default=20000, help="generated signal events")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI entry: write the files and list them."""
-    res = generate_recast(args.out, seed=args.seed, what=args.what, bins=args.bins,
-                          background_events=args.background_events, mc_events=args.mc_events,
-                          signal_mass_gev=args.signal_mass, signal_width_gev=args.signal_width,
-                          signal_events=args.signal_events)
-    for p in (res.preserved_file, res.signal_file, res.selection_json):
-        if p is not None:
-            print(f"wrote {p}")
-    return 0
-
-
-if __name__ == "__main__":  # runnable without the `generate` dispatcher listing this target
-    import sys
-
-    from analysis.errors import AnalysisError as _Err
-
-    _parser = argparse.ArgumentParser(prog="python -m analysis.commands.generate_recast")
-    register(_parser.add_subparsers(dest="target", required=True))
-    _args = _parser.parse_args(["recast", *sys.argv[1:]])
-    try:
-        sys.exit(_args.func(_args))
-    except _Err as _e:
-        print(f"generate recast: error: {_e}", file=sys.stderr)
-        sys.exit(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.run import EXECUTORS
+from analysis.execution.options import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

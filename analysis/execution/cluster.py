@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from analysis.errors import AnalysisError
-from analysis.validation import load_yaml, validate
+from analysis.config import load_yaml, validate
 
 log = logging.getLogger(__name__)
 

@@ -38,13 +38,13 @@ from sklearn.tree import DecisionTreeClassifier
 from analysis.errors import AnalysisError
 from analysis.plotting import label, save_figure, use_style
 from processors.ml_features import FEATURES, SIGNAL_PROCESS, MLFeatures
+from processors.ml_model import MODEL_FORMAT, ScoreModel, check_columns, feature_matrix, load_model, scores_of
 
 CLASSIFIERS = ("gbdt", "knn", "tree")  # default first
 DEFAULT_CLASSIFIER = "gbdt"
 KNN_K = tuple(range(3, 15, 2))  # the seed's scan
 TREE_DEPTHS = tuple(range(5, 50, 5))  # the seed's scan
 SIGNAL_EFFICIENCIES = (0.5, 0.7, 0.9)  # working points reported as background efficiency
-MODEL_FORMAT = "hep-columnar-analysis/ml-model/1"
 PRETTY = {"gbdt": "Gradient-boosted trees", "knn": "k nearest neighbours", "tree": "Decision tree"}
 
 
@@ -73,7 +73,7 @@ def extract_features(fileset_json: str | Path, out_dir: str | Path | None = None
     With ``model_path``/``score_cut`` the table gets a ``score`` column and ``hist`` holds the
     observable of the score-defined region per process.
     """
-    from analysis.run import run_processor, schema_for
+    from analysis.execution.runner import run_processor, schema_for
     from fileset.build import build_fileset
 
     fileset = {k: v for k, v in build_fileset(fileset_json, max_files).items()
@@ -145,25 +145,6 @@ def _string_types() -> tuple:
     return (pa.string(), pa.large_string())
 
 
-def check_columns(columns: dict[str, np.ndarray], needed: Sequence[str], source: str) -> None:
-    """Every needed column present, numeric feature columns finite: else one AnalysisError naming them."""
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise AnalysisError(f"{source}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)})")
-    for c in needed:
-        arr = np.asarray(columns[c])
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            row = int(np.flatnonzero(~np.isfinite(arr))[0])
-            raise AnalysisError(f"{source}: column {c!r} has a non-finite value (first at row {row})")
-
-
-def feature_matrix(columns: dict[str, np.ndarray], features: Sequence[str], source: str = "features") -> np.ndarray:
-    """(n_events, n_features) float64 matrix of the named columns."""
-    check_columns(columns, features, source)
-    return np.column_stack([np.asarray(columns[f], dtype=np.float64) for f in features]) if features else \
-        np.zeros((len(columns.get("label", [])), 0))
-
-
 # ---- classifiers --------------------------------------------------------------------------------
 
 def make_classifier(name: str, param: int | None = None, seed: int = 1):
@@ -178,11 +159,6 @@ def make_classifier(name: str, param: int | None = None, seed: int = 1):
     if name == "tree":
         return DecisionTreeClassifier(max_depth=param or 5, random_state=seed)
     raise AnalysisError(f"unknown classifier {name!r} (choose from {', '.join(CLASSIFIERS)})")
-
-
-def scores_of(model, X: np.ndarray) -> np.ndarray:
-    """Probability of the signal class (label 1) for each row."""
-    return model.predict_proba(X)[:, list(model.classes_).index(1)]
 
 
 @dataclass
@@ -314,23 +290,6 @@ def train_classifiers(columns: dict[str, np.ndarray], features: Sequence[str] = 
 
 # ---- model persistence --------------------------------------------------------------------------
 
-@dataclass
-class ScoreModel:
-    """A trained classifier with the features it expects, in order."""
-
-    estimator: Any
-    features: list[str]
-    classifier: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """Signal probability per row of ``columns`` (dict of equal-length arrays)."""
-        X = feature_matrix(columns, self.features, f"model input ({self.classifier})")
-        if X.shape[0] == 0:
-            return np.zeros(0)
-        return scores_of(self.estimator, X)
-
-
 def save_model(evaluation: Evaluation, features: Sequence[str], path: str | Path, info: dict[str, Any] | None = None) -> Path:
     """Store the estimator, its feature list and metadata with joblib (load only files you trust)."""
     p = Path(path)
@@ -339,22 +298,6 @@ def save_model(evaluation: Evaluation, features: Sequence[str], path: str | Path
                  "classifier": evaluation.name, "sklearn_version": sklearn.__version__,
                  "signal_process": SIGNAL_PROCESS, "info": dict(info or {}, **evaluation.summary())}, p)
     return p
-
-
-def load_model(path: str | Path) -> ScoreModel:
-    """Load a model written by :func:`save_model`."""
-    p = Path(path)
-    if not p.is_file():
-        raise AnalysisError(f"{p}: model file not found")
-    try:
-        doc = joblib.load(p)
-    except Exception as err:  # joblib/pickle raise many types for foreign files
-        raise AnalysisError(f"{p}: not a saved model ({type(err).__name__}: {err})") from None
-    if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
-        raise AnalysisError(f"{p}: not a model saved by analysis.ml.save_model")
-    if doc["sklearn_version"] != sklearn.__version__:
-        raise AnalysisError(f"{p}: saved with scikit-learn {doc['sklearn_version']}, running {sklearn.__version__}; retrain")
-    return ScoreModel(doc["estimator"], list(doc["features"]), doc["classifier"], doc.get("info", {}))
 
 
 def select_by_score(columns: dict[str, np.ndarray], model: ScoreModel, score_cut: float) -> np.ndarray:
@@ -410,7 +353,7 @@ def region_plot(h: hist.Hist, score_cut: float, observable: str = "m_bjj") -> pl
     """Observable of the score-defined region stacked per process (ttbar analysis colours), MC stat. band."""
     import mplhep
 
-    from analysis.histplots import MC_ORDER
+    from analysis.agc.plots import MC_ORDER
 
     use_style()
     fig, ax = plt.subplots(figsize=(8, 6))

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the fit step and print the POI."""
-    from analysis.inference import run_fit
+    from analysis.agc.inference import run_fit
 
     outcome = run_fit(args.config, args.histograms, args.out, ranking=not args.no_ranking, limit=not args.no_limit,
                       maxiter=args.maxiter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.ftest_workflow import EXECUTORS, make_config, run_ftest
+from analysis.execution.options import EXECUTORS
 
 
 def _categories(text: str) -> str | list[str]:
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         "pseudodata": args.pseudodata, "seed": args.seed, "keep_going": args.keep_going, "families": args.families,
         "pvalue_threshold": args.pvalue_threshold, "correction": args.correction, "ftest_2d": args.ftest_2d,
     }
+    from analysis.resonance.ftest_workflow import make_config, run_ftest
+
     cfg = make_config(options, args.config)
     result = run_ftest(cfg, args.out, progress=sys.stderr.isatty())
     for cat in result.categories:

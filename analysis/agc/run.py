@@ -1,0 +1,159 @@
+"""AGC ttbar step: fileset json → TtbarAnalysis on the execution layer → histograms.root + metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import hist
+
+from analysis.errors import AnalysisError, UserError
+from analysis.execution.cluster import CLUSTER_KINDS, check_cluster_config, load_cluster_config
+from analysis.execution.options import option_problems
+from analysis.execution.preflight import FileCheck
+from analysis.execution.runner import execute, schema_for, verify_event_counts
+from analysis.histio import save_histograms
+from fileset.build import build_fileset, is_remote, load_ntuples_json
+from processors.accumulators import Constant
+from processors.ttbar import TtbarAnalysis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a processing run produced: the normalised histogram plus bookkeeping."""
+
+    hist: hist.Hist
+    nevents: dict[str, int]
+    cutflow: dict[str, dict[str, int]]
+    metrics: dict[str, Any]
+    fileset: dict[str, dict[str, Any]]
+    filled: set[tuple[str, str]] = field(default_factory=set)
+    output_dir: Path | None = None
+
+
+def expected_files(fileset_json: str | Path, max_files: int = -1) -> dict[str, dict[str, Any]]:
+    """Per-file event counts and their place in the fileset json (``process/variation/files/i``)."""
+    doc = load_ntuples_json(fileset_json)
+    base = Path(fileset_json).resolve().parent
+    out = {}
+    for process, variations in doc.items():
+        for variation, entry in variations.items():
+            files = entry["files"] if max_files < 0 else entry["files"][:max_files]
+            for i, f in enumerate(files):
+                path = f["path"] if is_remote(f["path"]) else str((base / f["path"]).resolve())
+                out[path] = {"nevts": int(f["nevts"]), "location": f"{fileset_json}:{process}/{variation}/files/{i}"}
+    return out
+
+
+def _renormalise_without(expected: dict[str, dict[str, Any]]) -> Callable[[dict, list[FileCheck]], dict]:
+    """Fileset adjuster: each dataset's ``nevts`` becomes the total of its readable files (as if the bad ones were never listed)."""
+    def adjust(fileset: dict, good: list[FileCheck]) -> dict:
+        out = {}
+        for ds, spec in fileset.items():
+            meta = dict(spec["metadata"], nevts=int(sum(expected[p]["nevts"] for p in spec["files"])))
+            out[ds] = dict(spec, metadata=meta)
+        return out
+    return adjust
+
+
+def _correct_norms(output: dict, fileset: dict[str, dict[str, Any]], lost: dict[str, int]) -> None:
+    """After unreadable chunks: normalise MC to the events actually processed (xsec·lumi / processed events)."""
+    if not lost or "norms" not in output:
+        return
+    for key in list(output["norms"]):
+        process, label = key.split("/", 1)
+        dataset = f"{process}__{label}" if f"{process}__{label}" in fileset else f"{process}__nominal"
+        gone = lost.get(dataset, 0)
+        if gone and process != "data" and dataset in fileset:
+            meta = fileset[dataset]["metadata"]
+            output["norms"][key] = Constant(meta["xsec"] * meta["lumi"] / (meta["nevts"] - gone))
+
+
+def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, executor: str | None = "futures",
+              workers: int | None = None, scheduler: str | None = None, chunksize: int = 100_000,
+              max_files: int = -1, samples_config: str | Path | None = None, progress: bool = True,
+              cluster: str | None = None, cluster_config: str | Path | dict[str, Any] | None = None,
+              skip_bad_files: bool = False, retries: int = 3, checkpoint: str | Path | None = None,
+              ship_code: bool | None = None, processor_instance: TtbarAnalysis | None = None,
+              input_format: str | None = None) -> RunResult:
+    """AGC ttbar step: fileset json → TtbarAnalysis → histograms (written to ``out_dir`` if given).
+
+    With ``skip_bad_files``, unreadable files/chunks are left out and listed in the metrics with the events
+    lost, and MC is normalised to the events actually processed. processed + lost = fileset total, always.
+    """
+    # all configuration problems together, before any work
+    problems = option_problems(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                               cluster_config=cluster_config, chunksize=chunksize, retries=retries, checkpoint=checkpoint)
+    cfg = None
+    if cluster in CLUSTER_KINDS and cluster_config is not None:
+        try:
+            if isinstance(cluster_config, dict):
+                doc = cluster_config if "cluster" in cluster_config else {"cluster": cluster_config}
+                cfg = check_cluster_config(doc, cluster, "cluster_config")
+            else:
+                cfg = load_cluster_config(cluster_config, cluster)
+        except UserError as err:
+            problems.append(str(err))
+    fileset = expected = None
+    try:
+        fileset = build_fileset(fileset_json, max_files, samples_config, input_format=input_format)
+        expected = expected_files(fileset_json, max_files)
+    except UserError as err:
+        problems.append(str(err))
+    if problems:
+        raise AnalysisError("; ".join(problems))
+    proc = processor_instance if processor_instance is not None else TtbarAnalysis()
+    ex = execute(fileset, proc, executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                 cluster_config=cfg, chunksize=chunksize, schema=schema_for(fileset), progress=progress,
+                 skip_bad_files=skip_bad_files, retries=retries, checkpoint=checkpoint, expected=expected,
+                 adjust_fileset=_renormalise_without(expected), ship_code=ship_code)
+    lost = ex.accounting.lost_per_dataset()
+    nevents = dict(ex.output.get("nevents", {}))
+    verify_event_counts(nevents, fileset, lost)  # processed + reported lost = total, per dataset
+    if not ex.output:
+        raise AnalysisError("no events processed: " + "; ".join(ex.accounting.summary_lines()))
+    chunk_lost: dict[str, int] = {}
+    for rec in ex.accounting.lost_chunks:
+        chunk_lost[rec["dataset"]] = chunk_lost.get(rec["dataset"], 0) + rec["events_lost"]
+    _correct_norms(ex.output, ex.fileset, chunk_lost)
+    output = proc.postprocess(ex.output) or ex.output
+    metrics = ex.metrics
+    total_expected = sum(spec["metadata"]["nevts"] for spec in fileset.values())
+    processed = sum(nevents.values())
+    metrics.update({
+        "events_expected": total_expected,
+        "events_processed": processed,
+        "events_lost": sum(lost.values()),
+        "events_per_dataset": dict(sorted(nevents.items())),
+        "events_lost_per_dataset": lost,
+        "events_per_s": processed / metrics["processing_time_s"] if metrics["processing_time_s"] > 0 else 0.0,
+    })
+    filled = {tuple(k.split("/", 1)) for k in output["norms"]}
+    result = RunResult(output["hist"], nevents, output["cutflow"], metrics, fileset, filled)
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+    return result
+
+
+def ttbar_scale_of(fileset: dict[str, dict[str, Any]]) -> float:
+    """The pseudodata ttbar scale recorded by the generator (1 unless requested)."""
+    scales = {spec["metadata"].get("pseudodata_scale", 1.0) for spec in fileset.values()
+              if spec["metadata"]["process"] == "ttbar" and spec["metadata"]["variation"] in ("ME_var", "PS_var")}
+    return scales.pop() if len(scales) == 1 else 1.0
+
+
+def write_outputs(result: RunResult, out_dir: str | Path) -> Path:
+    """Write ``histograms.root`` and ``metrics.json`` (with the cutflow) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = save_histograms(result.hist, out / "histograms.root", result.filled, ttbar_scale_of(result.fileset))
+    doc = dict(result.metrics, cutflow=result.cutflow, histogram_keys=keys)
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    result.output_dir = out
+    return out
+

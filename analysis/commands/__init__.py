@@ -1,1 +1,0 @@
-"""One module per ``ana`` subcommand: each defines ``register(subparsers)`` and only parses arguments."""

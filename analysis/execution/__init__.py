@@ -1,0 +1,31 @@
+"""The only code that runs processors: options, pre-flight, retries, checkpoints, executors, Dask clusters.
+
+``run_processor(fileset, processor, ...)`` runs any coffea ``ProcessorABC`` over a coffea fileset on the
+iterative, futures or Dask executor with the whole reliability layer. Names are loaded on first use, so
+``import analysis.execution`` stays light (the CLI builds its parser without importing coffea).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EXECUTORS": "options", "MEMORY_FACTOR": "options", "MEMORY_FRACTION": "options",
+    "clamp_chunksize": "options", "option_problems": "options", "resolve_executor": "options",
+    "FileCheck": "preflight", "Accounting": "preflight", "inspect_file": "preflight", "preflight": "preflight",
+    "check_files": "preflight",
+    "RetryPolicy": "retries", "is_read_error": "retries",
+    "ChunkCheckpointer": "checkpoints", "processor_fingerprint": "checkpoints",
+    "execute": "runner", "run_processor": "runner", "schema_for": "runner", "verify_event_counts": "runner",
+    "CLUSTER_KINDS": "cluster", "dask_client": "cluster", "load_cluster_config": "cluster", "job_script": "cluster",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load public names from their submodule on first access (PEP 562)."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"analysis.execution.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'analysis.execution' has no attribute {name!r}")

@@ -1,0 +1,224 @@
+"""Run a processor over a fileset on a coffea executor (iterative, futures, Dask), reliably and with metrics.
+
+Reliability layer on top of ``coffea.processor.Runner``:
+
+* pre-flight: every file is opened once (on the Dask workers when running on Dask) and checked for
+  existence, ROOT structure, the tree, its entry count and truncation (all basket bytes inside the file);
+  the metadata it reads feeds coffea's metadata cache, so coffea does not open the files again;
+* unreadable files fail the run with the full list, or with ``skip_bad_files`` are left out and reported
+  with the events lost; chunks whose data turn out unreadable while processing are handled the same way;
+* every chunk is retried ``retries`` times (transient errors); a Dask worker that dies is replaced by the
+  scheduler re-running its tasks (``distributed.scheduler.allowed-failures`` = ``retries``);
+* ``checkpoint``: each finished chunk is stored (coffea's checkpointer, written atomically, keyed by the
+  processor code, the chunk and its metadata), so a rerun only computes the missing chunks;
+* histogram sums are exact (see processors/accumulators.py), so any executor, chunking or merge order
+  gives the same bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from coffea import processor
+from coffea.processor.executor import FileMeta
+
+from analysis.errors import AnalysisError, UserError
+from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
+from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
+from analysis.execution.options import clamp_chunksize, option_problems, resolve_executor
+from analysis.execution.preflight import Accounting, FileCheck, _drop_bad_files, preflight
+from analysis.execution.retries import RetryPolicy, _explain, _ReliableRunner
+from schemas.agc import AGCSchema
+
+log = logging.getLogger(__name__)
+
+
+def _make_executor(name: str, workers: int, client, progress: bool):
+    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here)."""
+    if name == "iterative":
+        return processor.IterativeExecutor(status=progress, retries=0)
+    if name == "futures":
+        return processor.FuturesExecutor(workers=workers, status=progress, retries=0)
+    return processor.DaskExecutor(client=client, status=progress, retries=0)
+
+
+class _Chunked(processor.ProcessorABC):
+    """Runs the wrapped processor per chunk and defers ``postprocess`` (done after the loss accounting)."""
+
+    def __init__(self, inner: processor.ProcessorABC) -> None:
+        self.inner = inner
+
+    def process(self, events):
+        """Delegate to the wrapped processor."""
+        return self.inner.process(events)
+
+    def postprocess(self, accumulator):
+        """Identity: the caller post-processes once losses are known."""
+        return accumulator
+
+
+@dataclass
+class _Execution:
+    """Raw (not post-processed) output of a run, with its metrics and loss accounting."""
+
+    output: dict
+    metrics: dict[str, Any]
+    accounting: Accounting
+    fileset: dict[str, dict[str, Any]]
+
+
+def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC, *,
+            executor: str | None = "futures", workers: int | None = None, scheduler: str | None = None,
+            cluster: str | None = None, cluster_config: dict[str, Any] | None = None, chunksize: int = 100_000,
+            schema=AGCSchema, progress: bool = True, skip_bad_files: bool = False, retries: int = 3,
+            checkpoint: str | Path | None = None, expected: dict[str, dict[str, Any]] | None = None,
+            adjust_fileset: Callable[[dict, list[FileCheck]], dict] | None = None,
+            ship_code: bool | None = None) -> _Execution:
+    """Pre-flight, run all chunks with retries/skips/checkpoints; return the output *before* ``postprocess``.
+
+    ``expected`` maps file path → ``{"nevts": int, "location": str}`` (from the fileset json), used for the
+    entry-count check and for the events lost with a bad file. ``adjust_fileset(fileset, good_checks)``
+    may rewrite the fileset once bad files are removed (e.g. the normalisation's event count).
+    """
+    problems = option_problems(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                               cluster_config=cluster_config, chunksize=chunksize, retries=retries, checkpoint=checkpoint)
+    if problems:
+        raise AnalysisError("invalid run options: " + "; ".join(problems))
+    exe_name = resolve_executor(executor, scheduler, cluster)
+    expected = expected or {}
+    n_workers = 1 if exe_name == "iterative" else (workers or default_workers())
+    policy = RetryPolicy(retries=retries, skip_bad=skip_bad_files)
+    metrics: dict[str, Any] = {"executor": exe_name, "retries": retries, "skip_bad_files": skip_bad_files,
+                               "chunksize_requested": chunksize, "warnings": []}
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        client, info = None, None
+        if exe_name == "dask":
+            client, info = stack.enter_context(dask_client(scheduler=scheduler, cluster=cluster, cluster_config=cluster_config,
+                                                           workers=workers, allowed_failures=retries, ship=ship_code))
+            n_workers = info.workers
+        # 1. pre-flight: every file, all problems together
+        checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries)
+        accounting = Accounting()
+        for c in checks:
+            if not c.ok:
+                accounting.bad_files.append({"dataset": c.dataset, "path": c.path,
+                                             "location": expected.get(c.path, {}).get("location"),
+                                             "reason": c.reason, "events_lost": expected.get(c.path, {}).get("nevts", c.entries)})
+        if accounting.bad_files and not skip_bad_files:
+            listing = "; ".join(f"{(r['location'] + ' ') if r['location'] else ''}{r['path']}: {r['reason']}"
+                                for r in accounting.bad_files)
+            raise AnalysisError(f"{len(accounting.bad_files)} unreadable input file(s) (rerun with --skip-bad-files "
+                                f"to skip them): {listing}")
+        good = [c for c in checks if c.ok]
+        run_fileset = _drop_bad_files(fileset, {c.path for c in checks if not c.ok})
+        if adjust_fileset is not None:
+            run_fileset = adjust_fileset(run_fileset, good)
+        if not run_fileset:
+            raise AnalysisError("no readable input files: " + "; ".join(Accounting(accounting.bad_files).summary_lines()))
+        # 2. chunk size within the worker memory budget
+        mem = worker_memory_limit(client) if client is not None else None
+        if mem is None and cluster_config:  # batch workers may not have started yet
+            from dask.utils import parse_bytes
+
+            mem = parse_bytes(cluster_config["memory"]) // cluster_config.get("processes", cluster_config["cores"])
+        if mem is None:
+            mem = machine_memory_bytes() // max(1, n_workers if exe_name == "futures" else 1)
+        bpe = max((c.bytes_per_event or 0.0) for c in good) if good else None
+        size, warning = clamp_chunksize(chunksize, bpe, mem)
+        if warning:
+            log.warning(warning)
+            metrics["warnings"].append(warning)
+        # 3. coffea metadata cache from the pre-flight, chunks, checkpoints
+        cache = {}
+        for c in good:
+            if c.dataset in run_fileset:
+                meta = dict(run_fileset[c.dataset].get("metadata") or {})
+                meta.update({"numentries": c.entries, "uuid": c.uuid})
+                cache[FileMeta(c.dataset, c.path, c.treename)] = meta
+        ckpt = None
+        if checkpoint is not None:
+            ckdir = str(checkpoint) if "://" in str(checkpoint) else str(Path(checkpoint).resolve())
+            ckpt = ChunkCheckpointer(ckdir, processor_fingerprint(processor_instance, schema))
+        exe = _make_executor(exe_name, n_workers, client, progress)
+        runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
+                                 metadata_cache=cache, checkpointer=ckpt, policy=policy)
+        chunks = list(runner.preprocess(run_fileset, treename=None))
+        from_ckpt = sum(ckpt.exists(ch) for ch in chunks) if ckpt is not None else 0
+        t_run = time.perf_counter()
+        try:
+            wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None)
+        except UserError:
+            raise
+        except Exception as err:
+            user = _explain(err)
+            if user is None:
+                raise
+            raise user from None
+        t_end = time.perf_counter()
+    for rec in sorted((wrapped.get("lost") or {}).values(), key=lambda r: (r["path"], r["entry_start"])):
+        accounting.lost_chunks.append(rec)
+    coffea_metrics = wrapped.get("metrics") or {}
+    metrics.update({k: (float(v) if isinstance(v, (int, float)) else v) for k, v in coffea_metrics.items()
+                    if isinstance(v, (int, float, str))})
+    metrics.update({
+        "workers": n_workers,
+        "chunksize": size,
+        "chunks": len(chunks),
+        "chunks_from_checkpoint": from_ckpt,
+        "checkpoint_dir": ckpt.checkpoint_dir if ckpt is not None else None,
+        "memory_per_worker_bytes": mem,
+        "wall_time_s": t_end - t0,
+        "processing_time_s": t_end - t_run,
+        "bad_files": accounting.bad_files,
+        "lost_chunks": accounting.lost_chunks,
+    })
+    if info is not None:
+        metrics["cluster"] = asdict(info)
+    return _Execution(wrapped.get("out") or {}, metrics, accounting, run_fileset)
+
+
+def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC, *,
+                  executor: str | None = "futures", workers: int | None = None, scheduler: str | None = None,
+                  chunksize: int = 100_000, schema=AGCSchema, progress: bool = True, cluster: str | None = None,
+                  cluster_config: dict[str, Any] | None = None, skip_bad_files: bool = False, retries: int = 3,
+                  checkpoint: str | Path | None = None, ship_code: bool | None = None) -> tuple[dict, dict]:
+    """Run any processor over a coffea fileset; return (post-processed output, metrics). Input problems → AnalysisError."""
+    ex = execute(fileset, processor_instance, executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                 cluster_config=cluster_config, chunksize=chunksize, schema=schema, progress=progress,
+                 skip_bad_files=skip_bad_files, retries=retries, checkpoint=checkpoint, ship_code=ship_code)
+    if not ex.output:
+        raise AnalysisError("no events processed: " + "; ".join(ex.accounting.summary_lines()))
+    out = processor_instance.postprocess(ex.output)
+    return (ex.output if out is None else out), ex.metrics
+
+
+def schema_for(fileset: dict[str, dict[str, Any]]):
+    """NanoEvents schema for the fileset's format (``ntuple`` → AGCSchema, ``nanoaod`` → NanoAODSchema)."""
+    formats = {spec["metadata"].get("format", "ntuple") for spec in fileset.values()}
+    if len(formats) > 1:
+        raise AnalysisError(f"fileset mixes input formats {sorted(formats)}; use one format per run")
+    if formats == {"nanoaod"}:
+        from schemas.nanoaod import AGCNanoAODSchema
+
+        return AGCNanoAODSchema
+    return AGCSchema
+
+
+def verify_event_counts(nevents: dict[str, int], fileset: dict[str, dict[str, Any]],
+                        lost: dict[str, int] | None = None) -> None:
+    """Fail loudly unless every dataset's processed + reported-lost events equal the fileset's nevts."""
+    lost = lost or {}
+    problems = []
+    for dataset, spec in fileset.items():
+        expected, got, gone = spec["metadata"]["nevts"], nevents.get(dataset, 0), lost.get(dataset, 0)
+        if got + gone != expected:
+            problems.append(f"{dataset}: processed {got}" + (f" + lost {gone}" if gone else "") + f" of {expected} events")
+    if problems:
+        raise AnalysisError("events lost: " + "; ".join(problems))
+

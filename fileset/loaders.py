@@ -1,0 +1,78 @@
+"""The project's one YAML/JSON loader and JSON-schema validator; every problem is a one-line ``ConfigError``.
+
+Used at every boundary where a document enters (samples.yml, fileset json, cabinetry/search/reweighting/
+cluster configs): read once, validate once, report every problem with its path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fileset.errors import ConfigError
+
+
+def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML mapping.
+
+    Args:
+        path: file path.
+        what: noun used in messages (``"config file"``, ``"samples file"``).
+    Returns:
+        The top-level mapping.
+    Raises:
+        ConfigError: missing file, YAML syntax error (with line), or a top level that is not a mapping.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: {what} not found")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: expected a YAML mapping at top level, got {type(doc).__name__}")
+    return doc
+
+
+def load_json(path: str | Path, what: str = "JSON file") -> Any:
+    """Read a JSON document.
+
+    Raises:
+        ConfigError: missing file, or not valid JSON (with line and column).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: {what} not found")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{p}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file") from None
+
+
+def validate(doc: Any, schema: dict[str, Any], source: str) -> None:
+    """Validate ``doc`` against a JSON schema (draft 2020-12).
+
+    Raises:
+        ConfigError: one message listing every problem with its key path, prefixed by ``source``.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    problems = []
+    for err in errors:
+        where = "/".join(str(p) for p in err.absolute_path) or "<top>"
+        problems.append(f"{where}: {err.message}")
+    raise ConfigError(f"{source}: invalid config: " + "; ".join(problems))
