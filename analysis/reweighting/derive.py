@@ -383,7 +383,7 @@ def summarise(der: Derivation) -> dict[str, Any]:
 def apply_correction(fileset_json: str | Path, correction_path: str | Path, out_dir: str | Path | None = None, *,
                      executor: str = "futures", workers: int | None = None, chunksize: int = 100_000,
                      samples_config: str | Path | dict | None = None, use_alternative: bool = True,
-                     progress: bool = False):
+                     progress: bool = False) -> "RunResult":
     """``ana reweight apply``: TtbarAnalysis with the correction applied (histograms gain ht_reweight_up/down)."""
     from analysis.agc.run import RunResult, write_outputs
     from analysis.execution.runner import run_processor, schema_for, verify_event_counts

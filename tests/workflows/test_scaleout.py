@@ -22,7 +22,7 @@ from analysis.agc.run import run_ttbar
 from analysis.execution.options import clamp_chunksize
 from fileset.generate.agc import generate_agc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 

@@ -24,7 +24,7 @@ from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 

@@ -18,7 +18,7 @@ import yaml
 from analysis.cli import main
 from fileset.generate.recast import generate_recast
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WF = REPO / "workflows" / "recast"
 
 

@@ -16,7 +16,7 @@ from analysis.agc.inference import run_fit
 from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "cabinetry_config.yml"
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
 

@@ -21,7 +21,7 @@ from fileset.build import build_fileset
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _load(name: str):

@@ -209,7 +209,7 @@ def test_bias_study_pulls_through_envelope():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bias_study.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bias_study.py"
     spec = importlib.util.spec_from_file_location("bias_study", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
