@@ -37,17 +37,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    """Derive and print where the outputs are."""
-    from analysis.reweighting.derive import derive
+    """Derive; print the normalisation, the function and closure per nJets bin, every warning, and the outputs."""
+    import sys
+    import warnings
 
-    summary = derive(args.fileset, args.out, args.config, executor=args.executor, workers=args.workers,
-                     samples_config=args.samples, plots=not args.no_plots)
+    from analysis.reweighting.derive import derive
+    from analysis.reweighting.smooth import ReweightingWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReweightingWarning)  # printed below, once, without a traceback-style prefix
+        summary = derive(args.fileset, args.out, args.config, executor=args.executor, workers=args.workers,
+                         samples_config=args.samples, plots=not args.no_plots)
     for v, doc in summary["variations"].items():
-        clos = [b["closure"] for b in doc["njets_bins"]]
-        ndf = sum(c["ndf"] for c in clos)
-        print(f"{v}: norm {doc['mc_to_data_norm']:.4f}; chi2/ndf before {sum(c['chi2_before'] for c in clos):.1f}/{ndf}, "
-              f"spline {sum(c['chi2_spline'] for c in clos):.1f}/{ndf}, KDE {sum(c['chi2_kde'] for c in clos):.1f}/{ndf}")
-    print(f"wrote {summary['correction_file']}")
+        norm = doc["normalisation"]
+        blocks = "; ".join(f"{b['factor']:.4f} = {b['data_star_events']:.1f} data* / {b['mc_events_before']:.1f} MC "
+                           f"({', '.join(b['njets_bins'])})" for b in norm["blocks"])
+        print(f"{v}: MC [{norm['mc']}] scaled to data* [{norm['data_star']}] by {blocks}")
+        for b in doc["njets_bins"]:
+            fn, c = b["function"], b["closure"]
+            shape = (f"order-{fn['polynomial']['order']} polynomial" if fn["method"] == "polynomial" else fn["method"])
+            print(f"  {b['label']}: {len(b['k'])} bins, {shape} on {fn['populated_range_gev'][0]:.0f}–"
+                  f"{fn['populated_range_gev'][1]:.0f} GeV; closure chi2/ndf before {c['chi2_before']:.1f}/{c['ndf']}, "
+                  f"after {c['chi2_smooth']:.1f}/{c['ndf']}, KDE {c['chi2_kde']:.1f}/{c['ndf']}")
+    for w in summary["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {summary['correction_file']} and {args.out}/derivation.json")
     return 0
 
 

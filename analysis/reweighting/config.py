@@ -1,6 +1,13 @@
 """``reweight.yml``: the seed's options (basePath, weight, selection, reweightVar, minBinWidth, reweightSample,
-constSample, component selections, ttbar_Reweight, NormFactor_*) plus binning/normalisation settings.
+constSample, component selections, ttbar_Reweight, NormFactor_*) plus binning, smoothing and safety settings.
 Validated once at the boundary; unknown keys are errors. Defaults reproduce the single-lepton setup.
+
+Smoothing (see ``analysis.reweighting.smooth``): ``method: polynomial`` (default) fits polynomials of order
+0..``maxOrder`` in HT_all to the k_i by weighted least squares, combined by ``orderSelection`` (``aic_average``:
+Akaike-weighted average with the model-choice uncertainty in the band; ``aic`` or ``ftest``: one order); ``method: exact_integral`` is the seed's C¹ piecewise quadratic that keeps every bin integral.
+Bins are merged until each k_i reaches ``targetRelError`` (as well as ``minEvents``/``minMCEntries``/
+``minBinWidth``). Outside the populated HT_all range the correction follows ``outOfRange`` (``hold``: the edge
+value; ``unity``: 1 with an uncertainty covering the edge value); nominal, up and down are clipped to ``bounds``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "minBinWidth": 50.0,
     "minEvents": 200.0,
     "minMCEntries": 20,
+    "targetRelError": 0.1,
+    "method": "polynomial",
+    "maxOrder": 3,
+    "orderSelection": "aic_average",
+    "ftestAlpha": 0.05,
+    "outOfRange": "hold",
+    "bounds": [0.05, 5.0],
     "outputFile": "ht_reweighting.json",
     "reweightSample": ["ttb", "ttbb"],
     "constSample": ["ttc", "ttlight", *OTHER_PROCESSES],
@@ -69,6 +83,13 @@ SCHEMA: dict[str, Any] = {
         "minBinWidth": {"type": "number", "exclusiveMinimum": 0},
         "minEvents": {"type": "number", "minimum": 0},
         "minMCEntries": {"type": "integer", "minimum": 0},
+        "targetRelError": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+        "method": {"enum": ["polynomial", "exact_integral"]},
+        "maxOrder": {"type": "integer", "minimum": 0, "maximum": 3},
+        "orderSelection": {"enum": ["aic", "aic_average", "ftest"]},
+        "ftestAlpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "outOfRange": {"enum": ["hold", "unity"]},
+        "bounds": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2, "maxItems": 2},
         "outputFile": {"type": "string", "pattern": r"^[^/\\]+\.json$"},
         "reweightSample": dict(_NAMES, minItems=1),
         "constSample": _NAMES,
@@ -122,6 +143,9 @@ def _check_semantics(cfg: dict[str, Any], source: str) -> None:
     overlap = set(cfg["reweightSample"]) & set(cfg["constSample"])
     if overlap:
         raise AnalysisError(f"{source}: reweightSample and constSample share {sorted(overlap)}")
+    lo, hi = cfg["bounds"]
+    if not lo < 1.0 < hi:
+        raise AnalysisError(f"{source}: bounds: need floor < 1 < ceiling, got [{lo:g}, {hi:g}]")
     bad = [s for s in cfg["reweightSample"] if s not in COMPONENTS]
     if bad:
         raise AnalysisError(f"{source}: reweightSample: {bad} are not ttbar components ({', '.join(COMPONENTS)})")

@@ -8,49 +8,44 @@ from typing import Any
 
 import correctionlib
 import correctionlib.schemav2 as cs
-import numpy as np
 
 from analysis.errors import AnalysisError
-from analysis.reweighting.spline import QuadraticSpline
+from analysis.reweighting.smooth import SYSTEMATICS, SmoothCorrection
 
-SYSTEMATICS = ("nominal", "up", "down")
 NJETS_TOP = 99  # upper edge of the last (inclusive) nJets bin
-_T = "(min(max(x,[3]),[4])-[3])"
 
 
-def _formula(spline: QuadraticSpline, cov: np.ndarray, i: int, sign: int) -> cs.Formula:
-    """f (sign 0) or f ± σ_f (sign ±1) in HT bin i, with HT_all clamped to the bin (constant outside the range)."""
-    a, b, c = (float(v) for v in spline.coef[i])
-    lo, hi = float(spline.edges[i]), float(spline.edges[i + 1])
-    expr = f"[0]*{_T}*{_T}+[1]*{_T}+[2]"
-    params = [a, b, c, lo, hi]
-    if sign:
-        m = cov[i]
-        q = [m[0, 0], 2 * m[0, 1], 2 * m[0, 2] + m[1, 1], 2 * m[1, 2], m[2, 2]]
-        expr += f"+[10]*sqrt(abs([5]*{_T}^4+[6]*{_T}^3+[7]*{_T}^2+[8]*{_T}+[9]))"
-        params += [float(v) for v in q] + [float(sign)]
-    return cs.Formula(nodetype="formula", expression=expr, parser="TFormula", variables=["HT_all"], parameters=params)
-
-
-def build_correction(name: str, njet_bins: list[int], splines: list[QuadraticSpline], coef_covs: list[np.ndarray],
+def build_correction(name: str, njet_bins: list[int], functions: list[SmoothCorrection],
                      description: dict[str, Any]) -> cs.Correction:
-    """One correction: category on systematic → binning on nJets (clamped) → binning on HT_all → formulas."""
-    if len(njet_bins) != len(splines) or len(splines) != len(coef_covs):
-        raise AnalysisError("correction: one spline and covariance per nJets bin are needed")
+    """One correction: category on systematic → binning on nJets (clamped) → binning on HT_all → formulas.
+
+    Args:
+        name: correction name; njet_bins: lower nJets edges (the last bin is inclusive upwards).
+        functions: one ``SmoothCorrection`` per nJets bin (its populated range, out-of-range policy and bounds
+            are encoded: constants outside, the clipped formula inside).
+        description: JSON-serialisable metadata stored as the correction's description.
+
+    Raises:
+        AnalysisError: not one function per nJets bin.
+    """
+    if len(njet_bins) != len(functions):
+        raise AnalysisError("correction: one smooth function per nJets bin is needed")
     edges_nj = [float(b) for b in njet_bins] + [float(NJETS_TOP)]
     content = []
-    for syst, sign in zip(SYSTEMATICS, (0, 1, -1)):
-        per_nj = [cs.Binning(nodetype="binning", input="HT_all", edges=[float(e) for e in sp.edges],
-                             content=[_formula(sp, cov, i, sign) for i in range(sp.n_bins)], flow="clamp")
-                  for sp, cov in zip(splines, coef_covs)]
+    for syst in SYSTEMATICS:
+        per_nj = [fn.content(syst) for fn in functions]
         content.append(cs.CategoryItem(key=syst, value=cs.Binning(nodetype="binning", input="nJets", edges=edges_nj,
                                                                      content=per_nj, flow="clamp")))
+    lo, hi = functions[0].bounds
     return cs.Correction(
-        name=name, version=1, description=json.dumps(description, sort_keys=True),
+        name=name, version=2, description=json.dumps(description, sort_keys=True),
         inputs=[cs.Variable(name="systematic", type="string", description="nominal, up or down (±1σ statistical)"),
-                cs.Variable(name="nJets", type="int", description="jets above the derivation pT threshold; clamped to the bins"),
-                cs.Variable(name="HT_all", type="real", description="Σ jet pT + Σ lepton pT [GeV]; constant outside the fit range")],
-        output=cs.Variable(name="weight", type="real", description="multiplicative event weight for tt+>=1b"),
+                cs.Variable(name="nJets", type="int", description="jets above the derivation pT threshold; "
+                            "below the first bin the first bin's function is used, the last bin is inclusive"),
+                cs.Variable(name="HT_all", type="real", description="Σ jet pT + Σ lepton pT [GeV]; outside the "
+                            "populated range of each nJets bin the outOfRange policy (constant) applies")],
+        output=cs.Variable(name="weight", type="real",
+                           description=f"multiplicative event weight for tt+>=1b, clipped to [{lo:g}, {hi:g}]"),
         data=cs.Category(nodetype="category", input="systematic", content=content),
     )
 

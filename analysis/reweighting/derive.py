@@ -3,23 +3,26 @@
 Per ttbar sample (nominal and alternatives): data* = data − Σ(constant samples × NormFactor); reweighted
 MC = Σ(reweighted components × NormFactor), normalised to data* (inclusively over the nJets bins, or
 per bin); per nJets bin an adaptive binning (≥ minEvents data* events, ≥ minMCEntries MC entries,
-≥ minBinWidth), k_i = data*_i / MC_i, and the C¹ piecewise quadratic f with exact bin integrals; the
-covariance of k (data and, optionally, MC statistics, including the normalisation) propagates linearly
-to a pointwise band → systematic ``up``/``down`` = f ± σ_f. A kernel-density ratio is derived alongside.
+≥ minBinWidth and a relative error of k_i ≤ targetRelError), k_i = data*_i / MC_i with its covariance (data
+and, optionally, MC statistics, including the normalisation), and a smooth function f
+(``analysis.reweighting.smooth``): by default a polynomial of order ≤ maxOrder fitted to the k_i (order by AIC
+or an F-test, band from the fit covariance); ``method: exact_integral`` is the seed's C¹ piecewise quadratic
+with exact bin integrals (warned about when it oscillates). With fewer than two bins the correction is flat,
+k ± σ_k. Outside the populated range f is held (``outOfRange``); nominal/up/down = f, f ± σ_f are clipped
+to ``bounds``, and every clipping is reported. A kernel-density ratio is derived alongside.
 
 Closure (``closure`` per nJets bin in derivation.json, see ``CLOSURE_DEFINITION``): χ² of data* vs the
 reweighted tt+≥1b, i.e. in the quantity the method corrects. For an alternative sample its own tt+c/tt+light
 are subtracted, so their differences from the data land in data* and f absorbs them (a total data/MC χ²
 would instead keep the tt+light mismatch that a tt+≥1b-only reweighting cannot fix). An alternative is
-statistically independent of the data, so its MC Σw² always enters the closure variance. When each MC event
-stands for many data events (xsec·lumi/N_MC ≫ 1), the k_i scatter with the alternative's MC statistics, the
-exact-integral spline follows that scatter, and the χ² barely moves (``mc_stat_fraction`` near 1): a
-statistics limit of the sample, not a failure of the method; with enough MC the alternatives close.
+statistically independent of the data, so its MC Σw² always enters the closure variance (``mc_stat_fraction``
+is the MC share of that variance).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,12 @@ import numpy as np
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.reweighting.binning import adaptive_groups
+from analysis.reweighting.binning import adaptive_groups, relative_error
 from analysis.reweighting.config import COMPONENTS, load_config, norm_factor, region_spec
 from analysis.reweighting.correction import build_correction, write_correction_set
 from analysis.reweighting.kde import KDERatio, kde_ratio
+from analysis.reweighting.smooth import (PolynomialFit, ReweightingWarning, SmoothCorrection, bin_power_means,
+                                         fit_polynomial)
 from analysis.reweighting.spline import QuadraticSpline, fit_spline
 from fileset.build import build_fileset, load_ntuples_json, load_samples_config
 from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
@@ -40,7 +45,8 @@ from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
 M0, MW2, M1, M2, MN = (MOMENTS.index(m) for m in ("sumw", "sumw2", "sumwu", "sumwu2", "entries"))
 CLOSURE_DEFINITION = (
     "chi2 in closureBinWidth bins of data* (data minus the constant samples; for an alternative its own tt+c/tt+light) "
-    "against s*(reweighted tt+>=1b) before reweighting, with the spline f and with the KDE: the quantity the method "
+    "against s*(reweighted tt+>=1b) before reweighting (chi2_before), with the shipped smooth function f "
+    "(chi2_smooth) and with the KDE (chi2_kde): the quantity the method "
     "corrects. Differences of the alternative's tt+c/tt+light from the data are part of data* and are absorbed by f. "
     "Variance: data Poisson + MC sum of w^2 (always for alternatives, which are statistically independent of the "
     "data; for nominal only with mcStatError; one mean-weight entry where the MC has none). mc_stat_fraction "
@@ -81,16 +87,29 @@ class NJetsDerivation:
     edges: np.ndarray
     k: np.ndarray
     cov_k: np.ndarray
-    spline: QuadraticSpline
-    coef_cov: np.ndarray
+    function: SmoothCorrection
     kde: KDERatio
     fine: dict[str, np.ndarray]  # per fine bin: data, data_var, other, mc moments ...
     closure: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # safety measures taken (also in Derivation.warnings)
+    clipping: list[dict[str, Any]] = field(default_factory=list)
+    oscillation: list[dict[str, float]] = field(default_factory=list)
+    truth: tuple[np.ndarray, np.ndarray] | None = None  # (HT grid, injected f_true / its MC mean) when known
 
     @property
     def k_err(self) -> np.ndarray:
         """1σ of each k_i."""
         return np.sqrt(np.diag(self.cov_k))
+
+    @property
+    def spline(self) -> QuadraticSpline | None:
+        """The exact-integral spline (``method: exact_integral``), else None."""
+        return self.function.spline
+
+    @property
+    def poly(self) -> PolynomialFit | None:
+        """The fitted polynomial (``method: polynomial``), else None."""
+        return self.function.poly
 
 
 @dataclass
@@ -100,6 +119,8 @@ class Derivation:
     variation: str
     norm: float  # data*/MC normalisation
     bins: list[NJetsDerivation]
+    normalisation: dict[str, Any] = field(default_factory=dict)  # what was normalised to what
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---- processing -----------------------------------------------------------------------------------------------
@@ -174,8 +195,10 @@ def _bin_moments(fine_edges: np.ndarray, m: np.ndarray, groups: list[tuple[int, 
     return np.array(s0), np.array(s1), np.array(s2)
 
 
-def _k_covariance(d: np.ndarray, var_d: np.ndarray, m: np.ndarray, var_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """k_i = D_i ΣM / (M_i ΣD) and its covariance (linear propagation incl. the normalisation)."""
+def _k_covariance(d: np.ndarray, var_d: np.ndarray, m: np.ndarray,
+                  var_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
+    """k_i = D_i ΣM / (M_i ΣD), its covariance (linear propagation incl. the normalisation) and the bins' own
+    (uncorrelated) variances Var(D_i)/(s M_i)² + k_i² Var(M_i)/M_i²; also s = ΣD/ΣM, ΣD and ΣM."""
     sd, sm = d.sum(), m.sum()
     if sd <= 0 or sm <= 0:
         raise AnalysisError(f"derivation region: data* total {sd:.1f} or MC total {sm:.1f} is not positive")
@@ -184,7 +207,8 @@ def _k_covariance(d: np.ndarray, var_d: np.ndarray, m: np.ndarray, var_m: np.nda
     jd = np.diag(1.0 / (s * m)) - np.outer(k, np.ones_like(d)) / sd
     jm = np.diag(-k / m) + np.outer(k, np.ones_like(m)) / sm
     cov = jd @ np.diag(var_d) @ jd.T + jm @ np.diag(var_m) @ jm.T
-    return k, cov, s
+    var_unc = var_d / (s * m) ** 2 + k * k * var_m / m**2
+    return k, cov, var_unc, s, sd, sm
 
 
 def _njets_ranges(cfg: dict[str, Any]) -> list[tuple[int, int | None]]:
@@ -193,22 +217,92 @@ def _njets_ranges(cfg: dict[str, Any]) -> list[tuple[int, int | None]]:
     return [(lo, hi) for lo, hi in zip(b, b[1:])] + [(b[-1], None)]
 
 
-def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: dict[str, Any], variation: str) -> Derivation:
-    """Run the seed's procedure for one ttbar sample variation."""
+def populated_range(pb: dict[str, Any]) -> tuple[float, float]:
+    """[x̄_first, x̄_last]: the MC-weighted mean HT_all of the first and of the last adaptive bin [GeV].
+
+    Between these centroids the k_i constrain f (interpolation); the outermost bins absorb the sparse tails
+    (e.g. 520–1460 GeV), so beyond their centroids a fitted curve would be extrapolated through nearly empty
+    HT_all: there the correction is held (``outOfRange``). A single (flat) bin is held over its edges.
+    """
+    s0, s1, _ = pb["s"]
+    centroids = pb["edges"][:-1] + s1 / s0
+    return float(centroids[0]), float(centroids[-1])
+
+
+def _smooth_function(pb: dict[str, Any], edges: np.ndarray, cfg: dict[str, Any]) -> SmoothCorrection:
+    """The configured smooth function of one nJets bin (flat with fewer than two bins)."""
+    groups, bin_edges, k = pb["groups"], pb["edges"], pb["k"]
+    x_lo, x_hi = populated_range(pb)
+    common = dict(x_lo=x_lo, x_hi=x_hi, bounds=(float(cfg["bounds"][0]), float(cfg["bounds"][1])),
+                  out_of_range=cfg["outOfRange"])
+    if len(k) < 2:  # flat k_0 ± σ_0: a constant, held over its bin
+        common.update(x_lo=float(bin_edges[0]), x_hi=float(bin_edges[-1]))
+    if cfg["method"] == "exact_integral" and len(k) >= 2:  # the spline's domain: the bin edges (keeps integrals)
+        s0, s1, s2 = pb["s"]
+        common.update(x_lo=float(bin_edges[0]), x_hi=float(bin_edges[-1]))
+        return SmoothCorrection("exact_integral", spline=fit_spline(bin_edges, s0, s1, s2, k), cov_k=pb["cov"], **common)
+    mm = pb["fine"]["mc"]
+    center, scale = 0.5 * (x_lo + x_hi), max(0.5 * (x_hi - x_lo), 1.0)
+    powers = bin_power_means(edges, mm[M0], mm[M1], mm[M2], groups, center, scale, cfg["maxOrder"])
+    var_unc = np.where(pb["var_unc"] > 0, pb["var_unc"], np.diag(pb["cov"]))
+    poly = fit_polynomial(k, pb["cov"], var_unc, powers, center, scale, cfg["maxOrder"], cfg["orderSelection"],
+                          cfg["ftestAlpha"])
+    return SmoothCorrection("flat" if len(k) < 2 else "polynomial", poly=poly, **common)
+
+
+def _truth_curve(truth: Any, rw: FineHist, lo: int, hi: int | None, x_lo: float, x_hi: float,
+                 s_true: float) -> tuple[np.ndarray, np.ndarray]:
+    """Injected f_true(HT, nJets)/s_true on HT_all in [x_lo, x_hi]: for one nJets value a line, for several
+    the MC-weighted mixture over nJets at each fine bin's mean HT_all."""
+    nj_values = np.arange(lo, (hi if hi is not None else rw.moments.shape[1] - 1))
+    if len(nj_values) == 1:
+        x = np.linspace(x_lo, x_hi, 200)
+        return x, np.broadcast_to(truth(HT=x, nJets=np.full_like(x, lo)), x.shape) / s_true
+    m = rw.moments[:, 1 + lo: (1 + hi if hi is not None else None), 1:-1]  # (moment, nj, fine)
+    w = m[M0]
+    edges = rw.ht_edges
+    safe = np.where(w > 0, w, 1.0)
+    xs = edges[:-1][None, :] + np.where(w > 0, m[M1] / safe, 0.5 * np.diff(edges)[None, :])
+    njs = np.arange(lo, lo + w.shape[0])[:, None] * np.ones_like(xs)
+    fx = np.broadcast_to(truth(HT=xs, nJets=njs), xs.shape)
+    tot = w.sum(axis=0)
+    keep = (tot > 0) & (edges[:-1] >= x_lo - 1e-9) & (edges[1:] <= x_hi + 1e-9)
+    xm = (w * xs).sum(axis=0)[keep] / tot[keep]
+    return xm, (w * fx).sum(axis=0)[keep] / tot[keep] / s_true
+
+
+def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: dict[str, Any], variation: str,
+                     truth: str | None = None) -> Derivation:
+    """Run the procedure for one ttbar sample variation.
+
+    Args:
+        h, norms, fileset: ``fill_moments`` output; cfg: validated config; variation: ttbar sample variation.
+        truth: the injected f_true(HT, nJets) expression (``--inject-ht``) when known, for the plots.
+
+    Returns:
+        The derivation; ``warnings`` lists every safety measure taken (flat fallback, clipping, oscillation,
+        poor polynomial fit).
+
+    Raises:
+        AnalysisError: missing samples, no MC in a bin, non-positive totals.
+    """
     tt, others = _samples_for(fileset, cfg, variation)
-    data = fine_hist(h, norms, f"{cfg['dataProcess']}__nominal", "none")
+    data_ds = f"{cfg['dataProcess']}__nominal"
+    data = fine_hist(h, norms, data_ds, "none")
     rw = None
+    factors = {comp: norm_factor(cfg, comp, variation) for comp in COMPONENTS}
     for comp in cfg["reweightSample"]:
-        part = fine_hist(h, norms, tt, comp, norm_factor(cfg, comp, variation))
+        part = fine_hist(h, norms, tt, comp, factors[comp])
         rw = part if rw is None else rw + part
     other = fine_hist(h, norms, tt, "none", 0.0)
     for comp in cfg["constSample"]:
         if comp in COMPONENTS:
-            other = other + fine_hist(h, norms, tt, comp, norm_factor(cfg, comp, variation))
+            other = other + fine_hist(h, norms, tt, comp, factors[comp])
     for ds in others:
         other = other + fine_hist(h, norms, ds, "none")
     edges = data.ht_edges
     use_mc = cfg["mcStatError"]
+    target = cfg["targetRelError"]
 
     per_bin = []
     for lo, hi in _njets_ranges(cfg):
@@ -218,67 +312,124 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         label = f"nJets = {lo}" if hi == lo + 1 else (f"nJets ≥ {lo}" if hi is None else f"{lo} ≤ nJets < {hi}")
         if mm[MN].sum() == 0:
             raise AnalysisError(f"{tt}: no reweighted MC events with {label} in the derivation region")
-        groups = adaptive_groups(edges, dstar, mm[MN], cfg["minEvents"], cfg["minBinWidth"], cfg["minMCEntries"])
+        mc_var = mm[MW2] if use_mc else np.zeros_like(mm[MW2])
+        groups = adaptive_groups(edges, dstar, mm[MN], cfg["minEvents"], cfg["minBinWidth"], cfg["minMCEntries"],
+                                 target_rel_error=target, events_var=var_dstar, mc_sumw=mm[M0], mc_var=mc_var)
         bin_edges = np.array([edges[a] for a, _ in groups] + [edges[groups[-1][1]]])
         s0, s1, s2 = _bin_moments(edges, mm, groups)
         d_bin = np.array([dstar[a:b].sum() for a, b in groups])
         vd_bin = np.array([var_dstar[a:b].sum() for a, b in groups])
-        vm_bin = np.array([mm[MW2, a:b].sum() for a, b in groups]) if use_mc else np.zeros(len(groups))
+        vm_bin = np.array([mc_var[a:b].sum() for a, b in groups])
         per_bin.append(dict(label=label, njets=(lo, hi), groups=groups, edges=bin_edges, s=(s0, s1, s2), d=d_bin,
                             vd=vd_bin, vm=vm_bin, fine=dict(data=dm, other=om, mc=mm, dstar=dstar, var_dstar=var_dstar)))
 
     # k and covariance: one normalisation over all nJets bins (inclusive) or per bin
     blocks = [list(range(len(per_bin)))] if cfg["normalisation"] == "inclusive" else [[i] for i in range(len(per_bin))]
     norm = None
+    block_docs = []
     for block in blocks:
         d = np.concatenate([per_bin[i]["d"] for i in block])
         vd = np.concatenate([per_bin[i]["vd"] for i in block])
         m = np.concatenate([per_bin[i]["s"][0] for i in block])
         vm = np.concatenate([per_bin[i]["vm"] for i in block])
-        k, cov, s = _k_covariance(d, vd, m, vm)
+        k, cov, var_unc, s, sd, sm = _k_covariance(d, vd, m, vm)
         start = 0
         for i in block:
             n = len(per_bin[i]["d"])
-            per_bin[i].update(k=k[start:start + n], cov=cov[start:start + n, start:start + n], norm=s)
+            per_bin[i].update(k=k[start:start + n], cov=cov[start:start + n, start:start + n],
+                              var_unc=var_unc[start:start + n], norm=s)
             start += n
         norm = s if norm is None else norm
+        block_docs.append({"njets_bins": [per_bin[i]["label"] for i in block], "data_star_events": float(sd),
+                           "mc_events_before": float(sm), "factor": float(s)})
+    normalisation = {
+        "definition": "the reweighted MC is scaled by factor = sum(data*) / sum(MC) over the populated HT_all range "
+                      f"of the nJets bins listed ({cfg['normalisation']} normalisation), so f corrects the shape only",
+        "mc": " + ".join(f"{c} of {tt} x NormFactor_{c} = {factors[c]:g}" for c in cfg["reweightSample"]),
+        "data_star": f"{data_ds} - (" + " + ".join(
+            [f"{c} of {tt} x {factors[c]:g}" for c in cfg["constSample"] if c in COMPONENTS] + others) + ")",
+        "blocks": block_docs,
+    }
 
-    results = []
-    for pb in per_bin:
-        s0, s1, s2 = pb["s"]
-        spline = fit_spline(pb["edges"], s0, s1, s2, pb["k"])
+    s_true = None
+    if truth is not None:
+        from fileset.generate.expr import parse
+
+        truth_fn = parse(truth, {"HT", "nJets"}, what="injected_ht")
+        # MC-weighted mean of f_true over each normalisation block (the derivation recovers f_true / this mean)
+        s_true = []
+        for block in blocks:
+            num = den = 0.0
+            for i in block:
+                lo, hi = per_bin[i]["njets"]
+                mo = rw.moments[:, 1 + lo: (1 + hi if hi is not None else None), 1:-1]
+                w = mo[M0]
+                xs = edges[:-1][None, :] + np.where(w > 0, mo[M1] / np.where(w > 0, w, 1.0), 0.0)
+                njs = np.arange(lo, lo + w.shape[0])[:, None] * np.ones_like(xs)
+                num += float((w * np.broadcast_to(truth_fn(HT=xs, nJets=njs), xs.shape)).sum())
+                den += float(w.sum())
+            s_true += [num / den] * len(block)
+
+    results, messages = [], []
+    for idx, pb in enumerate(per_bin):
         fine = pb["fine"]
         mm = fine["mc"]
+        fn = _smooth_function(pb, edges, cfg)
+        msgs = []
+        if len(pb["k"]) < 2:
+            d, vd, m_, vm = pb["d"][0], pb["vd"][0], pb["s"][0][0], pb["vm"][0]
+            rel = relative_error(d, vd, m_, vm)
+            need = (f"targetRelError {target:g} (whole range: {rel:.2f}), " if target is not None else "") + \
+                f"minEvents {cfg['minEvents']:g}, minMCEntries {cfg['minMCEntries']}, minBinWidth {cfg['minBinWidth']:g}"
+            msgs.append(f"{variation} {pb['label']}: too few events for two HT_all bins reaching {need}; "
+                        f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}")
+        if fn.poly is not None and fn.poly.ndf > 0:
+            pval = float(stats.chi2.sf(fn.poly.chi2, fn.poly.ndf))
+            if pval < 0.01:
+                msgs.append(f"{variation} {pb['label']}: order-{fn.poly.order} polynomial describes the k_i poorly "
+                            f"(chi2/ndf = {fn.poly.chi2:.1f}/{fn.poly.ndf}, p = {pval:.1e}); band inflated by "
+                            f"sqrt(chi2/ndf) = {np.sqrt(fn.poly.chi2 / fn.poly.ndf):.2f}")
+        osc = fn.oscillation(pb["k"], np.sqrt(np.diag(pb["cov"])))
+        if osc:
+            worst = max(osc, key=lambda o: max(o["envelope_lo"] - o["f_min"], o["f_max"] - o["envelope_hi"]))
+            msgs.append(f"{variation} {pb['label']}: the exact-integral function oscillates: it leaves the envelope "
+                        f"of the neighbouring k_i ± 2σ in {len(osc)} of {len(pb['k'])} bins (worst {worst['ht_lo_gev']:g}"
+                        f"–{worst['ht_hi_gev']:g} GeV: f in [{worst['f_min']:.2f}, {worst['f_max']:.2f}], envelope "
+                        f"[{worst['envelope_lo']:.2f}, {worst['envelope_hi']:.2f}]); consider method: polynomial")
+        clip = fn.clipping()
+        for c in clip:
+            where = (f"{c['ht_lo_gev']:.0f}–{c['ht_hi_gev']:.0f} GeV" if "ht_lo_gev" in c else c["where"])
+            msgs.append(f"{variation} {pb['label']}: {c['systematic']} clipped to bounds "
+                        f"[{fn.bounds[0]:g}, {fn.bounds[1]:g}] at HT_all {where} (unclipped range "
+                        f"[{c['raw_min']:.2f}, {c['raw_max']:.2f}])")
         centers = np.where(mm[M0] > 0, edges[:-1] + mm[M1] / np.where(mm[M0] > 0, mm[M0], 1.0),
                            0.5 * (edges[:-1] + edges[1:]))
         kde = kde_ratio(centers, fine["dstar"], fine["var_dstar"], mm[M0], mm[MW2] if use_mc else np.zeros_like(mm[M0]),
                         pb["norm"], mm[MN], cfg["kdeBandwidth"])
-        res = NJetsDerivation(pb["label"], pb["njets"], pb["edges"], pb["k"], pb["cov"], spline,
-                              spline.coef_covariance(pb["cov"]), kde, dict(fine, norm=pb["norm"], centers=centers, fine_edges=edges))
+        res = NJetsDerivation(pb["label"], pb["njets"], pb["edges"], pb["k"], pb["cov"], fn, kde,
+                              dict(fine, norm=pb["norm"], centers=centers, fine_edges=edges), messages=msgs,
+                              clipping=clip, oscillation=osc)
+        if s_true is not None:
+            res.truth = _truth_curve(truth_fn, rw, pb["njets"][0], pb["njets"][1], fn.x_lo, fn.x_hi, s_true[idx])
         # an alternative sample is statistically independent of the data: its MC Σw² always enters the closure
         # variance (``mcStatError: false`` is only right for the sample the pseudo-data were resampled from)
         res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc or variation != "nominal",
                                       other_var=None if use_mc or variation == "nominal" else fine["other"][MW2])
         results.append(res)
-    return Derivation(variation, float(norm if cfg["normalisation"] == "inclusive" else np.nan), results)
+        messages += msgs
+    return Derivation(variation, float(norm if cfg["normalisation"] == "inclusive" else np.nan), results,
+                      normalisation, messages)
 
 
 def reweighted_fine(res: NJetsDerivation, fine_edges: np.ndarray) -> np.ndarray:
-    """Σ w f(x) per fine bin, exact from the moments (f is one quadratic inside each fine bin)."""
+    """Σ w f(x) per fine bin of the reweighted MC with the shipped nominal f (``SmoothCorrection.weighted_sum``)."""
     mm = res.fine["mc"]
-    sp = res.spline
-    lows = fine_edges[:-1]
-    idx = np.clip(np.searchsorted(sp.edges, lows, side="right") - 1, 0, sp.n_bins - 1)
-    inside = (lows >= sp.edges[0]) & (lows < sp.edges[-1])
-    d = lows - sp.edges[idx]
-    a, b, c = sp.coef[idx].T
-    exact = a * (mm[M2] + 2 * d * mm[M1] + d * d * mm[M0]) + b * (mm[M1] + d * mm[M0]) + c * mm[M0]
-    return np.where(inside, exact, sp(lows) * mm[M0])
+    return res.function.weighted_sum(fine_edges, mm[M0], mm[M1], mm[M2])
 
 
 def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, use_mc: bool,
                     other_var: np.ndarray | None = None) -> dict[str, float]:
-    """χ² of data* vs normalised reweighted MC (before, spline, KDE) in fixed-width bins: what the method corrects.
+    """χ² of data* vs normalised reweighted MC (before, smooth f, KDE) in fixed-width bins: what the method corrects.
 
     The compared quantity is the one the reweighting claims to fix: data* = data − constant samples (for an
     alternative: its own tt+c/tt+light, so their shape differences from the data are part of data* and get
@@ -286,13 +437,13 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
     (+ ``other_var``, the constant samples' Σw² per fine bin, when it is not already in ``var_dstar``); in a
     closure bin without reweighted-MC entries the MC variance is one entry's mean squared weight.
     ``mc_stat_fraction`` is the MC share of that variance: near 1 the closure is limited by the MC sample's
-    statistics (f is interpolated through k_i that scatter with the MC, so the χ² barely moves), not by the data.
+    statistics, not by the data.
     """
     step = max(1, int(round(width / (fine_edges[1] - fine_edges[0]))))
     mm, s = res.fine["mc"], res.fine["norm"]
     with np.errstate(all="ignore"):
         kde = np.where(mm[M0] > 0, res.kde(res.fine["centers"]) * mm[M0], 0.0)
-    pred = {"before": s * mm[M0], "spline": s * reweighted_fine(res, fine_edges), "kde": s * kde}
+    pred = {"before": s * mm[M0], "smooth": s * reweighted_fine(res, fine_edges), "kde": s * kde}
     n = len(mm[M0]) // step * step + step
     pad = lambda a: np.concatenate([a, np.zeros(n - len(a))]).reshape(-1, step).sum(axis=1)  # noqa: E731
     var_data = pad(res.fine["data"][MW2])
@@ -309,6 +460,7 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
            "mc_stat_fraction": float(1.0 - var_data[used].sum() / var[used].sum()) if used.any() else 0.0}
     for name, p in pred.items():
         out[f"chi2_{name}"] = float((((d - pad(p)) ** 2)[used] / var[used]).sum())
+        out[f"p_{name}"] = float(stats.chi2.sf(out[f"chi2_{name}"], out["ndf"])) if out["ndf"] else None
     return out
 
 
@@ -316,7 +468,15 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
 def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | Path | dict | None = None, *,
            executor: str = "futures", workers: int | None = None, samples_config: str | Path | dict | None = None,
            plots: bool = True, progress: bool = False) -> dict[str, Any]:
-    """``ana reweight derive``: process, derive (nominal + alternatives), write correction JSON, summary and plots."""
+    """``ana reweight derive``: process, derive (nominal + alternatives), write correction JSON, summary and plots.
+
+    Returns:
+        The JSON summary (also written as ``derivation.json``) plus ``derivations`` (the objects) and ``plots``.
+        ``warnings`` lists every safety measure taken; each is also issued as a ``ReweightingWarning``.
+
+    Raises:
+        AnalysisError: bad config or inputs (one line naming the culprit).
+    """
     cfg = load_config(None, config) if isinstance(config, dict) else load_config(config)
     if fileset_json is None:
         if not cfg["basePath"]:
@@ -326,29 +486,57 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
     out.mkdir(parents=True, exist_ok=True)
     h, norms, fileset = fill_moments(fileset_json, cfg, executor=executor, workers=workers,
                                      samples_config=samples_config, progress=progress)
+    injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
     variations = ["nominal"] + [v for v in cfg["alternativeSamples"] if f"{cfg['componentProcess']}__{v}" in fileset]
-    derivations = {v: derive_variation(h, norms, fileset, cfg, v) for v in variations}
+    derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected) for v in variations}
     settings = {"jet_pt_gev": cfg["jetPt"], "lepton_pt_gev": cfg["leptonPt"], "btag_cut": cfg["btagCut"],
                 "selection": cfg["selection"], "reweighted": cfg["reweightSample"],
                 "reweighted_hf_classes": _reweighted_classes(cfg), "process": cfg["componentProcess"]}
     corrections = []
     for v, der in derivations.items():
         name = "ht_reweighting" if v == "nominal" else f"ht_reweighting_{v}"
-        corrections.append(build_correction(name, cfg["nJetsBins"], [b.spline for b in der.bins],
-                                            [b.coef_cov for b in der.bins],
+        corrections.append(build_correction(name, cfg["nJetsBins"], [b.function for b in der.bins],
                                             {"settings": settings, "variation": v, "mc_to_data_norm": der.norm}))
     corr_path = write_correction_set(corrections, out / cfg["outputFile"])
-    injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
+    all_warnings = [w for d in derivations.values() for w in d.warnings]
     summary = {"correction_file": str(corr_path), "settings": settings, "injected_ht": injected,
-               "closure_definition": CLOSURE_DEFINITION,
-               "variations": {v: summarise(d) for v, d in derivations.items()}}
+               "method": method_description(cfg), "closure_definition": CLOSURE_DEFINITION,
+               "warnings": all_warnings, "variations": {v: summarise(d) for v, d in derivations.items()}}
     (out / "derivation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for w in all_warnings:
+        warnings.warn(w, ReweightingWarning, stacklevel=2)
     if plots:
         from analysis.reweighting.plots import plot_all
 
         summary["plots"] = [str(p) for p in plot_all(derivations, out)]
     summary["derivations"] = derivations
     return summary
+
+
+def method_description(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The smoothing, binning and safety settings in words and numbers (derivation.json ``method``)."""
+    if cfg["method"] == "polynomial":
+        sel = {"aic": "AIC (single order with the smallest chi2 + 2(d+1))",
+               "aic_average": "Akaike-weighted average over the orders, w_d ~ exp(-AIC_d/2), AIC_d = chi2_d + 2(d+1); "
+                              "band includes the spread between orders: sigma^2 = sum_d w_d [sigma_d^2 + (f_d - f)^2]",
+               "ftest": f"F-test (raise d while the nested test of d+1 against d, delta chi2 ~ chi2(1) "
+                        f"with known errors, has p < {cfg['ftestAlpha']:g})"}[cfg["orderSelection"]]
+        smooth = (f"weighted least-squares polynomials of order d in 0..min({cfg['maxOrder']}, n_bins-2) fitted to "
+                  f"the bin averages k_i; {sel}; band = ±1 sigma from the fit covariance (full covariance of the k_i "
+                  "propagated, scaled by chi2/ndf when > 1)")
+    else:
+        smooth = ("exact-integral C1 piecewise quadratic (seed): keeps every bin integral, band from the k_i "
+                  "covariance; warned about when it leaves the neighbouring k_i ± 2 sigma envelope")
+    return {"smoothing": cfg["method"], "description": smooth, "order_selection": cfg["orderSelection"],
+            "max_order": cfg["maxOrder"],
+            "binning": f"adaptive: >= {cfg['minEvents']:g} data* events, >= {cfg['minMCEntries']} MC entries, >= "
+                       f"{cfg['minBinWidth']:g} GeV" + (f", relative error of k_i <= {cfg['targetRelError']:g}"
+                                                        if cfg["targetRelError"] is not None else "")
+                       + "; fewer than two bins -> flat correction k ± sigma_k",
+            "populated_range": "from the MC-weighted mean HT_all of the first adaptive bin to that of the last",
+            "out_of_range": cfg["outOfRange"], "bounds": list(cfg["bounds"]),
+            "njets_outside_bins": f"nJets below {cfg['nJetsBins'][0]} use the first bin's function; the last bin "
+                                  f"(nJets >= {cfg['nJetsBins'][-1]}) is inclusive"}
 
 
 def _reweighted_classes(cfg: dict[str, Any]) -> list[int]:
@@ -369,13 +557,16 @@ def _reweighted_classes(cfg: dict[str, Any]) -> list[int]:
 
 def summarise(der: Derivation) -> dict[str, Any]:
     """JSON-ready numbers of one derivation."""
-    out: dict[str, Any] = {"mc_to_data_norm": der.norm, "njets_bins": []}
+    out: dict[str, Any] = {"mc_to_data_norm": der.norm, "normalisation": der.normalisation,
+                           "warnings": der.warnings, "njets_bins": []}
     for b in der.bins:
+        c = b.closure
         out["njets_bins"].append({
             "label": b.label, "njets_min": b.njets[0], "njets_max_exclusive": b.njets[1],
             "edges_gev": b.edges.tolist(), "k": b.k.tolist(), "k_err": b.k_err.tolist(),
-            "coefficients_local": b.spline.coef.tolist(), "coefficients_global_abc": b.spline.global_coefficients().tolist(),
-            "kde_bandwidth_gev": b.kde.bandwidth, "closure": b.closure,
+            "function": b.function.describe(), "clipping": b.clipping, "oscillation": b.oscillation,
+            "kde_bandwidth_gev": b.kde.bandwidth, "closure": c,
+            "closure_chi2_ndf": {k: f"{c[f'chi2_{k}']:.1f}/{c['ndf']}" for k in ("before", "smooth", "kde")},
         })
     return out
 

@@ -13,27 +13,47 @@ from analysis.reweighting.derive import M0, MW2, Derivation, reweighted_fine
 
 
 def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
-    """k_i (points, bin widths) with the spline ±1σ band and the KDE ratio ±1σ, one panel per nJets bin."""
+    """k_i ± σ (bin widths) with the shipped function f, its ±1σ band, the KDE ratio, the populated range and,
+    when known, the injected truth; closure χ²/ndf per nJets bin in the panel. One panel per nJets bin."""
     use_style()
     n = len(der.bins)
-    fig, axes = plt.subplots(1, n, figsize=(7 * n, 6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 6), squeeze=False, sharey=True)
     for ax, b in zip(axes[0], der.bins):
-        x = np.linspace(b.edges[0], b.edges[-1], 400)
-        f, band = b.spline(x), b.spline.band(x, b.cov_k)
-        ax.fill_between(x, f - band, f + band, color="tab:blue", alpha=0.25, label=r"spline $\pm1\sigma$")
-        ax.plot(x, f, color="tab:blue", label="C¹ piecewise quadratic")
+        fn = b.function
+        span = fn.x_hi - fn.x_lo
+        x = np.linspace(max(0.0, fn.x_lo - 0.15 * span), fn.x_hi + 0.15 * span, 500)
+        f, up, down = fn(x), fn(x, "up"), fn(x, "down")
+        name = {"polynomial": f"order-{fn.poly.order} polynomial fit" if fn.poly is not None else "",
+                "flat": "flat (one bin)", "exact_integral": "exact-integral C¹ quadratic"}[fn.method]
+        ax.axvspan(x[0], fn.x_lo, color="grey", alpha=0.12, lw=0)
+        ax.axvspan(fn.x_hi, x[-1], color="grey", alpha=0.12, lw=0, label=f"outside populated range ({fn.out_of_range})")
+        ax.fill_between(x, down, up, color="tab:blue", alpha=0.25, label=r"$\pm1\sigma$ (up/down)")
+        ax.plot(x, f, color="tab:blue", label=name)
+        inside = (x >= fn.x_lo) & (x <= fn.x_hi)
         with np.errstate(all="ignore"):
-            r, rb = b.kde(x), b.kde.band(x)
-        ax.plot(x, r, color="tab:orange", ls="--", label=f"KDE ratio (h = {b.kde.bandwidth:.0f} GeV)")
-        ax.fill_between(x, r - rb, r + rb, color="tab:orange", alpha=0.15)
+            r, rb = b.kde(x[inside]), b.kde.band(x[inside])
+        ax.plot(x[inside], r, color="tab:orange", ls="--", label=f"KDE ratio (h = {b.kde.bandwidth:.0f} GeV)")
+        ax.fill_between(x[inside], r - rb, r + rb, color="tab:orange", alpha=0.12)
+        if b.truth is not None:
+            ax.plot(*b.truth, color="tab:green", lw=2, ls="-.", label="injected truth / its MC mean")
         centers, half = 0.5 * (b.edges[1:] + b.edges[:-1]), 0.5 * np.diff(b.edges)
         ax.errorbar(centers, b.k, xerr=half, yerr=b.k_err, fmt="o", color="black", label=r"$k_i$ = data*/MC")
         ax.axhline(1.0, color="grey", lw=1, ls=":")
+        c = b.closure
+        ax.text(0.04, 0.04, f"closure $\\chi^2$/ndf: before {c['chi2_before']:.1f}/{c['ndf']}, "
+                f"after {c['chi2_smooth']:.1f}/{c['ndf']}", transform=ax.transAxes, fontsize=12)
+        ax.set_xlim(x[0], x[-1])
         ax.set_xlabel(r"$H_T^{all}$ [GeV]")
-        ax.set_title(b.label, fontsize=16)
+        ax.set_title(b.label, fontsize=16, loc="right")
         label(ax, "Data")
+        if b.clipping:
+            ax.axhline(fn.bounds[0], color="red", lw=1, ls="--")
+    lo = min(float(np.min(b.k - 2 * b.k_err)) for b in der.bins)
+    hi = max(float(np.max(b.k + 2 * b.k_err)) for b in der.bins)
+    axes[0][0].set_ylim(max(0.0, lo - 0.1), hi + 0.35 * (hi - lo) + 0.1)
     axes[0][0].set_ylabel("Reweighting factor")
-    axes[0][0].legend(fontsize=12, loc="best")
+    axes[0][0].legend(fontsize=11, loc="upper left", ncol=2)
+    fig.subplots_adjust(wspace=0.06)
     return save_figure(fig, out_dir, f"kfactors_{der.variation}")
 
 
