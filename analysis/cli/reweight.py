@@ -55,7 +55,12 @@ def run_derive(args: argparse.Namespace) -> int:
         print(f"{v}: MC [{norm['mc']}] scaled to data* [{norm['data_star']}] by {blocks}")
         for b in doc["njets_bins"]:
             fn, c = b["function"], b["closure"]
-            shape = (f"order-{fn['polynomial']['order']} polynomial" if fn["method"] == "polynomial" else fn["method"])
+            shape = fn["method"]
+            if fn["method"] == "polynomial":
+                pol = fn["polynomial"]
+                top = max(e["order"] for e in pol["order_scan"])
+                shape = (f"AIC-averaged polynomial (orders 0-{top}, best {pol['order']})"
+                         if pol["order_selection"] == "aic_average" else f"order-{pol['order']} polynomial")
             print(f"  {b['label']}: {len(b['k'])} bins, {shape} on {fn['populated_range_gev'][0]:.0f}–"
                   f"{fn['populated_range_gev'][1]:.0f} GeV; closure chi2/ndf before {c['chi2_before']:.1f}/{c['ndf']}, "
                   f"after {c['chi2_smooth']:.1f}/{c['ndf']}, KDE {c['chi2_kde']:.1f}/{c['ndf']}")

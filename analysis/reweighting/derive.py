@@ -410,7 +410,8 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
                               dict(fine, norm=pb["norm"], centers=centers, fine_edges=edges), messages=msgs,
                               clipping=clip, oscillation=osc)
         if s_true is not None:
-            res.truth = _truth_curve(truth_fn, rw, pb["njets"][0], pb["njets"][1], fn.x_lo, fn.x_hi, s_true[idx])
+            res.truth = _truth_curve(truth_fn, rw, pb["njets"][0], pb["njets"][1], float(pb["edges"][0]),
+                                     float(pb["edges"][-1]), s_true[idx])
         # an alternative sample is statistically independent of the data: its MC Σw² always enters the closure
         # variance (``mcStatError: false`` is only right for the sample the pseudo-data were resampled from)
         res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc or variation != "nominal",
@@ -488,7 +489,9 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
                                      samples_config=samples_config, progress=progress)
     injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
     variations = ["nominal"] + [v for v in cfg["alternativeSamples"] if f"{cfg['componentProcess']}__{v}" in fileset]
-    derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected) for v in variations}
+    # the pseudo-data were made from the nominal MC: the injected truth is the nominal derivation's target
+    derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected if v == "nominal" else None)
+                   for v in variations}
     settings = {"jet_pt_gev": cfg["jetPt"], "lepton_pt_gev": cfg["leptonPt"], "btag_cut": cfg["btagCut"],
                 "selection": cfg["selection"], "reweighted": cfg["reweightSample"],
                 "reweighted_hf_classes": _reweighted_classes(cfg), "process": cfg["componentProcess"]}

@@ -20,10 +20,14 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
     fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 6), squeeze=False, sharey=True)
     for ax, b in zip(axes[0], der.bins):
         fn = b.function
-        span = fn.x_hi - fn.x_lo
-        x = np.linspace(max(0.0, fn.x_lo - 0.15 * span), fn.x_hi + 0.15 * span, 500)
+        x = np.linspace(b.edges[0], b.edges[-1], 600)
         f, up, down = fn(x), fn(x, "up"), fn(x, "down")
-        name = {"polynomial": f"order-{fn.poly.order} polynomial fit" if fn.poly is not None else "",
+        poly_name = ""
+        if fn.poly is not None:
+            top = max(e["order"] for e in fn.poly.scan)
+            poly_name = (f"AIC-averaged polynomial (orders 0–{top})" if fn.poly.criterion == "aic_average"
+                         else f"order-{fn.poly.order} polynomial fit")
+        name = {"polynomial": poly_name,
                 "flat": "flat (one bin)", "exact_integral": "exact-integral C¹ quadratic"}[fn.method]
         ax.axvspan(x[0], fn.x_lo, color="grey", alpha=0.12, lw=0)
         ax.axvspan(fn.x_hi, x[-1], color="grey", alpha=0.12, lw=0, label=f"outside populated range ({fn.out_of_range})")
@@ -44,7 +48,7 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
                 f"after {c['chi2_smooth']:.1f}/{c['ndf']}", transform=ax.transAxes, fontsize=12)
         ax.set_xlim(x[0], x[-1])
         ax.set_xlabel(r"$H_T^{all}$ [GeV]")
-        ax.set_title(b.label, fontsize=16, loc="right")
+        ax.text(0.96, 0.96, b.label, transform=ax.transAxes, ha="right", va="top", fontsize=16)
         label(ax, "Data")
         if b.clipping:
             ax.axhline(fn.bounds[0], color="red", lw=1, ls="--")
@@ -52,8 +56,8 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
     hi = max(float(np.max(b.k + 2 * b.k_err)) for b in der.bins)
     axes[0][0].set_ylim(max(0.0, lo - 0.1), hi + 0.35 * (hi - lo) + 0.1)
     axes[0][0].set_ylabel("Reweighting factor")
-    axes[0][0].legend(fontsize=11, loc="upper left", ncol=2)
-    fig.subplots_adjust(wspace=0.06)
+    axes[0][0].legend(fontsize=11, loc="upper left", ncol=2, bbox_to_anchor=(0.0, 0.9))
+    fig.subplots_adjust(wspace=0.14)
     return save_figure(fig, out_dir, f"kfactors_{der.variation}")
 
 
@@ -81,7 +85,7 @@ def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
         top.stairs(after, e, color="tab:blue", label="MC × f, after")
         top.errorbar(c, d, yerr=np.sqrt(np.clip(dv, 0, None)), fmt="o", color="black", label="data* = data − other MC")
         top.set_ylabel("Events / bin")
-        top.set_title(b.label, fontsize=16)
+        top.text(0.96, 0.96, b.label, transform=top.transAxes, ha="right", va="top", fontsize=16)
         label(top, "Data")
         with np.errstate(all="ignore"):
             for pred, color in ((before, "tab:red"), (after, "tab:blue")):

@@ -92,3 +92,27 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(bad)
     cfg = load_config(None, {"NormFactor_ttb": {"nominal": 1.1, "scaleup": 0.9}})
     assert cfg["minEvents"] == 200 and cfg["NormFactor_ttb"]["scaleup"] == 0.9
+
+
+def test_smoothing_config_errors_name_the_key():
+    with pytest.raises(AnalysisError, match="bounds"):
+        load_config(None, {"bounds": [1.5, 5.0]})
+    with pytest.raises(AnalysisError, match="method"):
+        load_config(None, {"method": "spline"})
+    with pytest.raises(AnalysisError, match="targetRelError"):
+        load_config(None, {"targetRelError": -0.1})
+    cfg = load_config(None, {})
+    assert (cfg["method"], cfg["orderSelection"], cfg["outOfRange"], cfg["targetRelError"]) == \
+        ("polynomial", "aic_average", "hold", 0.1)
+
+
+def test_precision_target_merges_bins():
+    """Each closed bin reaches the relative-error target computed by hand; without a target the minima rule."""
+    fine = np.arange(0, 510, 10.0)
+    d = np.full(50, 40.0)  # data* 40 per fine bin, variance 80 (subtraction doubles it)
+    m = np.full(50, 40.0)
+    groups = adaptive_groups(fine, d, np.full(50, 100.0), 50, 10, target_rel_error=0.1, events_var=2 * d,
+                             mc_sumw=m, mc_var=np.zeros(50))
+    # sqrt(2/(40 n)) <= 0.1  ->  n >= 5 fine bins per group
+    assert [b - a for a, b in groups] == [5] * 10
+    assert len(adaptive_groups(fine, d, np.full(50, 100.0), 50, 10)) == 25
