@@ -242,3 +242,10 @@ def test_exact_integral_warns_on_low_statistics():
         x = np.linspace(b.function.x_lo, b.function.x_hi, 200)
         f = b.function(x)
         assert f.min() >= np.min(b.k - 2 * b.k_err) and f.max() <= np.max(b.k + 2 * b.k_err)
+
+
+def test_bin_without_data_is_a_clear_error():
+    from analysis.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match=r"nJets .*HT_all bin .* GeV has no statistical uncertainty"):
+        Sample(3_000.0).derive(0, targetRelError=None, minEvents=0, minMCEntries=1, minBinWidth=10.0)

@@ -4,7 +4,8 @@ Validated once at the boundary; unknown keys are errors. Defaults reproduce the 
 
 Smoothing (see ``analysis.reweighting.smooth``): ``method: polynomial`` (default) fits polynomials of order
 0..``maxOrder`` in HT_all to the k_i by weighted least squares, combined by ``orderSelection`` (``aic_average``:
-Akaike-weighted average with the model-choice uncertainty in the band; ``aic`` or ``ftest``: one order); ``method: exact_integral`` is the seed's C¹ piecewise quadratic that keeps every bin integral.
+Akaike-weighted average with the model-choice uncertainty in the band; ``aic`` or ``ftest``: one order);
+``method: exact_integral`` is the seed's C¹ piecewise quadratic that keeps every bin integral.
 Bins are merged until each k_i reaches ``targetRelError`` (as well as ``minEvents``/``minMCEntries``/
 ``minBinWidth``). Outside the populated HT_all range the correction follows ``outOfRange`` (``hold``: the edge
 value; ``unity``: 1 with an uncertainty covering the edge value); nominal, up and down are clipped to ``bounds``.

@@ -240,12 +240,12 @@ def _smooth_function(pb: dict[str, Any], edges: np.ndarray, cfg: dict[str, Any])
     if cfg["method"] == "exact_integral" and len(k) >= 2:  # the spline's domain: the bin edges (keeps integrals)
         s0, s1, s2 = pb["s"]
         common.update(x_lo=float(bin_edges[0]), x_hi=float(bin_edges[-1]))
-        return SmoothCorrection("exact_integral", spline=fit_spline(bin_edges, s0, s1, s2, k), cov_k=pb["cov"], **common)
+        spline = fit_spline(bin_edges, s0, s1, s2, k)
+        return SmoothCorrection("exact_integral", spline=spline, cov_k=pb["cov"], **common)
     mm = pb["fine"]["mc"]
     center, scale = 0.5 * (x_lo + x_hi), max(0.5 * (x_hi - x_lo), 1.0)
     powers = bin_power_means(edges, mm[M0], mm[M1], mm[M2], groups, center, scale, cfg["maxOrder"])
-    var_unc = np.where(pb["var_unc"] > 0, pb["var_unc"], np.diag(pb["cov"]))
-    poly = fit_polynomial(k, pb["cov"], var_unc, powers, center, scale, cfg["maxOrder"], cfg["orderSelection"],
+    poly = fit_polynomial(k, pb["cov"], pb["var_unc"], powers, center, scale, cfg["maxOrder"], cfg["orderSelection"],
                           cfg["ftestAlpha"])
     return SmoothCorrection("flat" if len(k) < 2 else "polynomial", poly=poly, **common)
 
@@ -372,6 +372,11 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
 
     results, messages = [], []
     for idx, pb in enumerate(per_bin):
+        empty = np.flatnonzero(~(pb["var_unc"] > 0))
+        if empty.size:
+            i = int(empty[0])
+            raise AnalysisError(f"{variation} {pb['label']}: HT_all bin {pb['edges'][i]:g}–{pb['edges'][i + 1]:g} GeV "
+                                "has no statistical uncertainty (no data events): raise minEvents or set targetRelError")
         fine = pb["fine"]
         mm = fine["mc"]
         fn = _smooth_function(pb, edges, cfg)
@@ -380,7 +385,8 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
             d, vd, m_, vm = pb["d"][0], pb["vd"][0], pb["s"][0][0], pb["vm"][0]
             rel = relative_error(d, vd, m_, vm)
             need = (f"targetRelError {target:g} (whole range: {rel:.2f}), " if target is not None else "") + \
-                f"minEvents {cfg['minEvents']:g}, minMCEntries {cfg['minMCEntries']}, minBinWidth {cfg['minBinWidth']:g}"
+                f"minEvents {cfg['minEvents']:g}, minMCEntries {cfg['minMCEntries']}, " \
+                f"minBinWidth {cfg['minBinWidth']:g}"
             msgs.append(f"{variation} {pb['label']}: too few events for two HT_all bins reaching {need}; "
                         f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}")
         if fn.poly is not None and fn.poly.ndf > 0:
@@ -393,7 +399,8 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         if osc:
             worst = max(osc, key=lambda o: max(o["envelope_lo"] - o["f_min"], o["f_max"] - o["envelope_hi"]))
             msgs.append(f"{variation} {pb['label']}: the exact-integral function oscillates: it leaves the envelope "
-                        f"of the neighbouring k_i ± 2σ in {len(osc)} of {len(pb['k'])} bins (worst {worst['ht_lo_gev']:g}"
+                        f"of the neighbouring k_i ± 2σ in {len(osc)} of {len(pb['k'])} bins "
+                        f"(worst {worst['ht_lo_gev']:g}"
                         f"–{worst['ht_hi_gev']:g} GeV: f in [{worst['f_min']:.2f}, {worst['f_max']:.2f}], envelope "
                         f"[{worst['envelope_lo']:.2f}, {worst['envelope_hi']:.2f}]); consider method: polynomial")
         clip = fn.clipping()

@@ -25,14 +25,14 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
         poly_name = ""
         if fn.poly is not None:
             top = max(e["order"] for e in fn.poly.scan)
-            poly_name = (f"AIC-averaged polynomial (orders 0–{top})" if fn.poly.criterion == "aic_average"
+            poly_name = (f"AIC-averaged polynomial (orders 0–{top})" if fn.poly.criterion == "aic_average" and top
                          else f"order-{fn.poly.order} polynomial fit")
         name = {"polynomial": poly_name,
                 "flat": "flat (one bin)", "exact_integral": "exact-integral C¹ quadratic"}[fn.method]
         ax.axvspan(x[0], fn.x_lo, color="grey", alpha=0.12, lw=0)
         ax.axvspan(fn.x_hi, x[-1], color="grey", alpha=0.12, lw=0, label=f"outside populated range ({fn.out_of_range})")
         ax.fill_between(x, down, up, color="tab:blue", alpha=0.25, label=r"$\pm1\sigma$ (up/down)")
-        ax.plot(x, f, color="tab:blue", label=name)
+        ax.plot(x, f, color="tab:blue", label="f (nominal)")
         inside = (x >= fn.x_lo) & (x <= fn.x_hi)
         with np.errstate(all="ignore"):
             r, rb = b.kde(x[inside]), b.kde.band(x[inside])
@@ -48,7 +48,7 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
                 f"after {c['chi2_smooth']:.1f}/{c['ndf']}", transform=ax.transAxes, fontsize=12)
         ax.set_xlim(x[0], x[-1])
         ax.set_xlabel(r"$H_T^{all}$ [GeV]")
-        ax.text(0.96, 0.96, b.label, transform=ax.transAxes, ha="right", va="top", fontsize=16)
+        ax.text(0.96, 0.96, f"{b.label}\n{name}", transform=ax.transAxes, ha="right", va="top", fontsize=14)
         label(ax, "Data")
         if b.clipping:
             ax.axhline(fn.bounds[0], color="red", lw=1, ls="--")
@@ -56,7 +56,8 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
     hi = max(float(np.max(b.k + 2 * b.k_err)) for b in der.bins)
     axes[0][0].set_ylim(max(0.0, lo - 0.1), hi + 0.35 * (hi - lo) + 0.1)
     axes[0][0].set_ylabel("Reweighting factor")
-    axes[0][0].legend(fontsize=11, loc="upper left", ncol=2, bbox_to_anchor=(0.0, 0.9))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=13, loc="upper center", ncol=4, bbox_to_anchor=(0.5, -0.05), frameon=False)
     fig.subplots_adjust(wspace=0.14)
     return save_figure(fig, out_dir, f"kfactors_{der.variation}")
 
@@ -66,7 +67,7 @@ def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
     use_style()
     n = len(der.bins)
     fig, axes = plt.subplots(2, n, figsize=(7 * n, 8), squeeze=False, sharex="col",
-                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05, "wspace": 0.2})
     for col, b in enumerate(der.bins):
         mm, s = b.fine["mc"], b.fine["norm"]
         fine_edges = b.fine["fine_edges"]
@@ -84,7 +85,8 @@ def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
         top.stairs(before, e, color="tab:red", label="MC (normalised), before")
         top.stairs(after, e, color="tab:blue", label="MC × f, after")
         top.errorbar(c, d, yerr=np.sqrt(np.clip(dv, 0, None)), fmt="o", color="black", label="data* = data − other MC")
-        top.set_ylabel("Events / bin")
+        if col == 0:
+            top.set_ylabel("Events / bin")
         top.text(0.96, 0.96, b.label, transform=top.transAxes, ha="right", va="top", fontsize=16)
         label(top, "Data")
         with np.errstate(all="ignore"):
@@ -98,7 +100,8 @@ def plot_data_mc(der: Derivation, out_dir: str | Path) -> list[Path]:
         bot.axhline(1.0, color="grey", lw=1)
         bot.set_ylim(0.5, 1.5)
         bot.set_xlabel(r"$H_T^{all}$ [GeV]")
-        bot.set_ylabel("data*/MC")
+        if col == 0:
+            bot.set_ylabel("data*/MC")
     axes[0][0].legend(fontsize=12)
     return save_figure(fig, out_dir, f"data_mc_{der.variation}")
 

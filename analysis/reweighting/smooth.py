@@ -22,7 +22,8 @@ factor). Orders d ∈ [0, min(maxOrder, n−2)] (at least one degree of freedom)
   flashggFinalFit; Fisher's F, which estimates the error scale from the residuals, is blind to a missing
   cubic term while the lower-order residuals are large).
 
-With a single bin the result is the flat k_0 ± σ_0. For one order the band is σ_f(x) = sqrt(φ(t)ᵀ V_β φ(t)), φ = (1, t, …); either way σ_f² is a
+With a single bin the result is the flat k_0 ± σ_0. For one order the band is σ_f(x) = sqrt(φ(t)ᵀ V_β φ(t)),
+φ = (1, t, …); either way σ_f² is a
 polynomial in t (degree ≤ 6), stored as such in the correctionlib formula.
 
 **Exact integral** (``method: exact_integral``): ``analysis.reweighting.spline``; the band propagates V_k through
@@ -140,7 +141,8 @@ def _wls(x: np.ndarray, k: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray,
 
 
 def fit_polynomial(k: np.ndarray, cov_k: np.ndarray, var_unc: np.ndarray, power_means: np.ndarray, center: float,
-                   scale: float, max_order: int = 3, criterion: str = "aic_average", alpha: float = 0.05) -> PolynomialFit:
+                   scale: float, max_order: int = 3, criterion: str = "aic_average",
+                   alpha: float = 0.05) -> PolynomialFit:
     """Fit the orders 0..min(max_order, n−2) and select (or average) them (formulas in the module docstring).
 
     Args:
@@ -198,7 +200,8 @@ def fit_polynomial(k: np.ndarray, cov_k: np.ndarray, var_unc: np.ndarray, power_
     var = np.zeros(2 * top + 1)
     for wm, (beta, cov, _, _) in zip(akaike, fits):
         diff = pad(beta, size) - mean
-        var += wm * (pad(_quadratic_form(cov), 2 * top + 1) + pad(np.polynomial.polynomial.polymul(diff, diff), 2 * top + 1))
+        spread = np.polynomial.polynomial.polymul(diff, diff)
+        var += wm * (pad(_quadratic_form(cov), 2 * top + 1) + pad(spread, 2 * top + 1))
     _, _, chi2, ndf = fits[best]
     return PolynomialFit(float(center), float(scale), mean, var, chi2, ndf, criterion, best, scan)
 
@@ -295,7 +298,8 @@ class SmoothCorrection:
         """``oscillation`` of the exact-integral spline (empty for a polynomial)."""
         return oscillation(self.spline, k, k_err) if self.spline is not None else []
 
-    def weighted_sum(self, fine_edges: np.ndarray, sumw: np.ndarray, sumwu: np.ndarray, sumwu2: np.ndarray) -> np.ndarray:
+    def weighted_sum(self, fine_edges: np.ndarray, sumw: np.ndarray, sumwu: np.ndarray,
+                     sumwu2: np.ndarray) -> np.ndarray:
         """Σ_j w_j f(x_j) per fine bin from the fine-bin moments (shipped nominal f).
 
         Exact for the unclipped exact-integral spline inside its range (f is one quadratic per fine bin); otherwise
