@@ -286,6 +286,7 @@ def _alt_chi2(summary: dict, width_bins: int = 5) -> tuple[float, float, int]:
     return before, after, ndf
 
 
+@pytest.mark.slow  # 10–25 s: 300k-event nominal + ME_var samples
 def test_alternative_sample_closure(alternative):
     """ME_var: after reweighting, data* vs reweighted tt+≥1b is consistent with all statistical sources."""
     before, after, ndf = _alt_chi2(alternative["summary"])
