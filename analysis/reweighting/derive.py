@@ -353,7 +353,7 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
 
     s_true = None
     if truth is not None:
-        from fileset.generate.expr import parse
+        from fileset.expr import parse
 
         truth_fn = parse(truth, {"HT", "nJets"}, what="injected_ht")
         # MC-weighted mean of f_true over each normalisation block (the derivation recovers f_true / this mean)

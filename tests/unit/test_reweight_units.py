@@ -95,11 +95,11 @@ def test_config_errors_name_the_key(tmp_path):
 
 
 def test_smoothing_config_errors_name_the_key():
-    with pytest.raises(AnalysisError, match="bounds"):
+    with pytest.raises(UserError, match="bounds"):
         load_config(None, {"bounds": [1.5, 5.0]})
-    with pytest.raises(AnalysisError, match="method"):
+    with pytest.raises(UserError, match="method"):
         load_config(None, {"method": "spline"})
-    with pytest.raises(AnalysisError, match="targetRelError"):
+    with pytest.raises(UserError, match="targetRelError"):
         load_config(None, {"targetRelError": -0.1})
     cfg = load_config(None, {})
     assert (cfg["method"], cfg["orderSelection"], cfg["outOfRange"], cfg["targetRelError"]) == \
