@@ -8,7 +8,7 @@ and, optionally, MC statistics, including the normalisation), and a smooth funct
 (``analysis.reweighting.smooth``): by default a polynomial of order ≤ maxOrder fitted to the k_i (order by AIC
 or an F-test, band from the fit covariance); ``method: exact_integral`` is the seed's C¹ piecewise quadratic
 with exact bin integrals (warned about when it oscillates). With fewer than two bins the correction is flat,
-k ± σ_k. Outside the populated range f is held (``outOfRange``); nominal/up/down = f, f ± σ_f are clipped
+k, with σ_k widened by the unresolved slope. Outside the populated range f is held (``outOfRange``); nominal/up/down = f, f ± σ_f are clipped
 to ``bounds``, and every clipping is reported. A kernel-density ratio is derived alongside.
 
 Closure (``closure`` per nJets bin in derivation.json, see ``CLOSURE_DEFINITION``): χ² of data* vs the
@@ -37,7 +37,7 @@ from analysis.reweighting.config import COMPONENTS, load_config, norm_factor, re
 from analysis.reweighting.correction import build_correction, write_correction_set
 from analysis.reweighting.kde import KDERatio, kde_ratio
 from analysis.reweighting.smooth import (PolynomialFit, ReweightingWarning, SmoothCorrection, bin_power_means,
-                                         fit_polynomial)
+                                         fit_polynomial, flat_fit)
 from analysis.reweighting.spline import QuadraticSpline, fit_spline
 from fileset.build import build_fileset, load_ntuples_json, load_samples_config
 from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
@@ -235,14 +235,21 @@ def _smooth_function(pb: dict[str, Any], edges: np.ndarray, cfg: dict[str, Any])
     x_lo, x_hi = populated_range(pb)
     common = dict(x_lo=x_lo, x_hi=x_hi, bounds=(float(cfg["bounds"][0]), float(cfg["bounds"][1])),
                   out_of_range=cfg["outOfRange"])
-    if len(k) < 2:  # flat k_0 ± σ_0: a constant, held over its bin
+    mm = pb["fine"]["mc"]
+    if len(k) < 2:  # flat k_0 ± σ_0 (+ unresolved slope), held beyond its bin edges
         common.update(x_lo=float(bin_edges[0]), x_hi=float(bin_edges[-1]))
+        center, scale = x_lo, max(0.5 * (bin_edges[-1] - bin_edges[0]), 1.0)  # x_lo == x_hi == the centroid here
+        sub = pb.get("sub")
+        if sub is None:
+            return SmoothCorrection("flat", poly=flat_fit(k[0], pb["cov"][0, 0], center, scale), **common)
+        powers = bin_power_means(edges, mm[M0], mm[M1], mm[M2], sub["groups"], center, scale, 1)
+        poly = flat_fit(k[0], pb["cov"][0, 0], center, scale, sub["k"], sub["var"], powers)
+        return SmoothCorrection("flat", poly=poly, **common)
     if cfg["method"] == "exact_integral" and len(k) >= 2:  # the spline's domain: the bin edges (keeps integrals)
         s0, s1, s2 = pb["s"]
         common.update(x_lo=float(bin_edges[0]), x_hi=float(bin_edges[-1]))
         spline = fit_spline(bin_edges, s0, s1, s2, k)
         return SmoothCorrection("exact_integral", spline=spline, cov_k=pb["cov"], **common)
-    mm = pb["fine"]["mc"]
     center, scale = 0.5 * (x_lo + x_hi), max(0.5 * (x_hi - x_lo), 1.0)
     powers = bin_power_means(edges, mm[M0], mm[M1], mm[M2], groups, center, scale, cfg["maxOrder"])
     poly = fit_polynomial(k, pb["cov"], pb["var_unc"], powers, center, scale, cfg["maxOrder"], cfg["orderSelection"],
@@ -342,6 +349,20 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         norm = s if norm is None else norm
         block_docs.append({"njets_bins": [per_bin[i]["label"] for i in block], "data_star_events": float(sd),
                            "mc_events_before": float(sm), "factor": float(s)})
+    for pb in per_bin:  # a single bin: the seed's minima alone, for the flat fallback's unresolved slope
+        if len(pb["d"]) < 2:
+            fine, s = pb["fine"], pb["norm"]
+            mm = fine["mc"]
+            mc_var = mm[MW2] if use_mc else np.zeros_like(mm[MW2])
+            sub_groups = adaptive_groups(edges, fine["dstar"], mm[MN], cfg["minEvents"], cfg["minBinWidth"],
+                                         cfg["minMCEntries"])
+            d = np.array([fine["dstar"][a:b].sum() for a, b in sub_groups])
+            vd = np.array([fine["var_dstar"][a:b].sum() for a, b in sub_groups])
+            m = np.array([mm[M0, a:b].sum() for a, b in sub_groups])
+            vm = np.array([mc_var[a:b].sum() for a, b in sub_groups])
+            if len(sub_groups) >= 2 and np.all(m > 0) and np.all(vd > 0):
+                ks = d / (s * m)
+                pb["sub"] = {"groups": sub_groups, "k": ks, "var": vd / (s * m) ** 2 + ks * ks * vm / m**2}
     normalisation = {
         "definition": "the reweighted MC is scaled by factor = sum(data*) / sum(MC) over the populated HT_all range "
                       f"of the nJets bins listed ({cfg['normalisation']} normalisation), so f corrects the shape only",
@@ -387,8 +408,12 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
             need = (f"targetRelError {target:g} (whole range: {rel:.2f}), " if target is not None else "") + \
                 f"minEvents {cfg['minEvents']:g}, minMCEntries {cfg['minMCEntries']}, " \
                 f"minBinWidth {cfg['minBinWidth']:g}"
+            edge_sigma = float(fn.poly.band(np.array([fn.x_lo, fn.x_hi])).max())
+            slope = ("" if "sub" not in pb else
+                     f"; band widened by the slope {len(pb['sub']['k'])} sub-bins cannot resolve: ± {edge_sigma:.3f} "
+                     "at the bin edges")
             msgs.append(f"{variation} {pb['label']}: too few events for two HT_all bins reaching {need}; "
-                        f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}")
+                        f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}{slope}")
         if fn.poly is not None and fn.poly.ndf > 0:
             pval = float(stats.chi2.sf(fn.poly.chi2, fn.poly.ndf))
             if pval < 0.01:
@@ -542,7 +567,9 @@ def method_description(cfg: dict[str, Any]) -> dict[str, Any]:
             "binning": f"adaptive: >= {cfg['minEvents']:g} data* events, >= {cfg['minMCEntries']} MC entries, >= "
                        f"{cfg['minBinWidth']:g} GeV" + (f", relative error of k_i <= {cfg['targetRelError']:g}"
                                                         if cfg["targetRelError"] is not None else "")
-                       + "; fewer than two bins -> flat correction k ± sigma_k",
+                       + "; fewer than two bins -> flat correction k, band sigma_k widened by the slope a line "
+                         "through the sub-bins of the seed's minima cannot resolve: "
+                         "sigma^2 = sigma_k^2 + (b^2 + sigma_b^2) t^2",
             "populated_range": "from the MC-weighted mean HT_all of the first adaptive bin to that of the last",
             "out_of_range": cfg["outOfRange"], "bounds": list(cfg["bounds"]),
             "njets_outside_bins": f"nJets below {cfg['nJetsBins'][0]} use the first bin's function; the last bin "

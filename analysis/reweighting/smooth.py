@@ -22,7 +22,9 @@ factor). Orders d ∈ [0, min(maxOrder, n−2)] (at least one degree of freedom)
   flashggFinalFit; Fisher's F, which estimates the error scale from the residuals, is blind to a missing
   cubic term while the lower-order residuals are large).
 
-With a single bin the result is the flat k_0 ± σ_0. For one order the band is σ_f(x) = sqrt(φ(t)ᵀ V_β φ(t)),
+With a single bin the result is flat, f = k_0, and its band admits the slope the data cannot resolve
+(``flat_fit``): σ_f² = σ_0² + (b̂² + σ_b²) t², b̂ ± σ_b from a straight line through the sub-bins of the seed's
+minima alone. For one order the band is σ_f(x) = sqrt(φ(t)ᵀ V_β φ(t)),
 φ = (1, t, …); either way σ_f² is a
 polynomial in t (degree ≤ 6), stored as such in the correctionlib formula.
 
@@ -204,6 +206,32 @@ def fit_polynomial(k: np.ndarray, cov_k: np.ndarray, var_unc: np.ndarray, power_
         var += wm * (pad(_quadratic_form(cov), 2 * top + 1) + pad(spread, 2 * top + 1))
     _, _, chi2, ndf = fits[best]
     return PolynomialFit(float(center), float(scale), mean, var, chi2, ndf, criterion, best, scan)
+
+
+def flat_fit(k0: float, var_k0: float, center: float, scale: float, sub_k: np.ndarray | None = None,
+             sub_var: np.ndarray | None = None, sub_power_means: np.ndarray | None = None) -> PolynomialFit:
+    """The flat fallback k_0 with a band that admits the slope the data cannot resolve.
+
+    Args:
+        k0, var_k0: the single bin's ratio and its variance (normalisation included).
+        center, scale: t = (HT_all − center)/scale [GeV]; center should be the bin's MC centroid.
+        sub_k, sub_var, sub_power_means: ratios, uncorrelated variances and ⟨t^m⟩ (m ≤ 1) of ≥ 2 sub-bins
+            (the seed's minima without the precision target), or None.
+
+    Returns:
+        f = k_0 and σ_f(t)² = Var(k_0) + (b̂² + σ_b²) t², with b̂ ± σ_b the slope (per unit t) of a weighted
+        straight-line fit to the sub-bins: E[b̂²] = b² + σ_b², so the band covers the flat model's mean squared
+        deviation from a straight-line truth conservatively. Without sub-bins σ_f² = Var(k_0).
+    """
+    var = np.array([var_k0, 0.0, 0.0])
+    scan: list[dict[str, float]] = [{"order": 0, "chi2": 0.0, "ndf": 0, "aic": 2.0, "akaike_weight": 1.0}]
+    if sub_k is not None and len(sub_k) >= 2:
+        beta, a, chi2 = _wls(np.asarray(sub_power_means)[:, :2], np.asarray(sub_k), 1.0 / np.asarray(sub_var))
+        var_b = float((a @ np.diag(sub_var) @ a.T)[1, 1])
+        var[2] = beta[1] ** 2 + var_b
+        scan[0].update(unresolved_slope_per_t=float(beta[1]), unresolved_slope_err=float(np.sqrt(var_b)),
+                       sub_bins=len(sub_k))
+    return PolynomialFit(float(center), float(scale), np.array([float(k0)]), var, 0.0, 0, "flat", 0, scan)
 
 
 # ---- oscillation check of the exact-integral spline -------------------------------------------------------------

@@ -249,3 +249,33 @@ def test_bin_without_data_is_a_clear_error():
 
     with pytest.raises(AnalysisError, match=r"nJets .*HT_all bin .* GeV has no statistical uncertainty"):
         Sample(3_000.0).derive(0, targetRelError=None, minEvents=0, minMCEntries=1, minBinWidth=10.0)
+
+
+def test_flat_fallback_band_admits_unresolved_slope():
+    """One bin: nominal constant k_0; σ = σ_k0 at the bin's centroid, growing with the slope b ± σ_b of a
+    weighted line through the seed-minima sub-bins (numpy.polyfit here): σ² = σ_k0² + (b² + σ_b²)·t²."""
+    der = Sample(6_000.0).derive(0)
+    flat = [b for b in der.bins if b.function.method == "flat" and "sub_bins" in b.poly.scan[0]]
+    assert flat, [b.function.method for b in der.bins]
+    for b in flat:
+        fn, p = b.function, b.poly
+        x = np.linspace(fn.x_lo, fn.x_hi, 50)
+        assert np.ptp(fn(x)) == 0.0 and fn(x)[0] == pytest.approx(b.k[0])
+        mm, fe = b.fine["mc"], b.fine["fine_edges"]
+        # sub-bins recomputed here from the fine moments with the seed's minima (200 events, 20 entries, 50 GeV)
+        from analysis.reweighting.binning import adaptive_groups
+
+        groups = adaptive_groups(fe, b.fine["dstar"], mm[4], 200, 50.0, 20)
+        s = b.fine["norm"]
+        d = np.array([b.fine["dstar"][i:j].sum() for i, j in groups])
+        vd = np.array([b.fine["var_dstar"][i:j].sum() for i, j in groups])
+        m = np.array([mm[0, i:j].sum() for i, j in groups])
+        vm = np.array([mm[1, i:j].sum() for i, j in groups])  # mcStatError (default): MC Σw² enters
+        xc = np.array([((fe[i:j] * mm[0, i:j]).sum() + mm[2, i:j].sum()) / mm[0, i:j].sum() for i, j in groups])
+        k = d / (s * m)
+        sigma = np.sqrt(vd / (s * m) ** 2 + k * k * vm / m**2)
+        coef, cov = np.polyfit((xc - p.center) / p.scale, k, 1, w=1.0 / sigma, cov="unscaled")
+        t = (x - p.center) / p.scale
+        expect = np.sqrt(b.cov_k[0, 0] + (coef[0] ** 2 + cov[0, 0]) * t**2)
+        inside = (fn(x, "down") > fn.bounds[0]) & (fn(x, "up") < fn.bounds[1])  # unclipped points
+        np.testing.assert_allclose(0.5 * (fn(x, "up") - fn(x, "down"))[inside], expect[inside], rtol=1e-6)
