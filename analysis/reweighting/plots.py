@@ -52,8 +52,10 @@ def plot_kfactors(der: Derivation, out_dir: str | Path) -> list[Path]:
         label(ax, "Data")
         if b.clipping:
             ax.axhline(fn.bounds[0], color="red", lw=1, ls="--")
-    lo = min(float(np.min(b.k - 2 * b.k_err)) for b in der.bins)
-    hi = max(float(np.max(b.k + 2 * b.k_err)) for b in der.bins)
+    grid = [np.linspace(b.edges[0], b.edges[-1], 200) for b in der.bins]
+    lo = min(min(float(np.min(b.k - 2 * b.k_err)), float(b.function(x, "down").min())) for b, x in zip(der.bins, grid))
+    hi = max(max(float(np.max(b.k + 2 * b.k_err)), float(b.function(x, "up").max())) for b, x in zip(der.bins, grid))
+    lo, hi = max(lo, 0.0), min(hi, 3.0)
     axes[0][0].set_ylim(max(0.0, lo - 0.1), hi + 0.35 * (hi - lo) + 0.1)
     axes[0][0].set_ylabel("Reweighting factor")
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -312,9 +312,10 @@ class SmoothCorrection:
         for syst in SYSTEMATICS:
             v = self.unclipped(x, syst)
             bad = (v < lo) | (v > hi)
-            if bad.any():
-                out.append({"systematic": syst, "ht_lo_gev": float(x[bad].min()), "ht_hi_gev": float(x[bad].max()),
-                            "raw_min": float(v.min()), "raw_max": float(v.max()), "where": "populated range"})
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+            for a, b in zip(edges[::2], edges[1::2]):  # contiguous clipped stretches [a, b)
+                out.append({"systematic": syst, "ht_lo_gev": float(x[a]), "ht_hi_gev": float(x[b - 1]),
+                            "raw_min": float(v[a:b].min()), "raw_max": float(v[a:b].max()), "where": "populated range"})
             for side in ("lo", "hi"):
                 o = self.outside(side)[syst]
                 if (o < lo or o > hi) and self.out_of_range == "unity":
