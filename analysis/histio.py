@@ -1,9 +1,13 @@
-"""Histogram I/O with the AGC key convention: ``{region}_{process}[_{variation}]``, plus pseudodata."""
+"""Histogram I/O with the AGC key convention: ``{region}_{process}[_{variation}]``, plus pseudodata; and the
+generic convention for any processor's output (:func:`output_histograms`)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import hist
 import numpy as np
@@ -92,3 +96,76 @@ def histogram_digest(path: str | Path) -> str:
             for arr in (obj.axis().edges(), obj.values(flow=True), obj.variances(flow=True)):
                 h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
     return h.hexdigest()
+
+
+_CATEGORY_AXES = (hist.axis.StrCategory, hist.axis.IntCategory)
+
+
+def _key_part(value: Any) -> str:
+    """A key component: characters outside ``[A-Za-z0-9.+-]`` become ``_`` (ROOT/cabinetry-safe)."""
+    return re.sub(r"[^A-Za-z0-9.+\-]", "_", str(value))
+
+
+def walk_histograms(output: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], hist.Hist]]:
+    """Every ``hist.Hist`` in a (nested) mapping, with the path of keys leading to it, in insertion order."""
+    if isinstance(output, hist.Hist):
+        return [(path, output)]
+    found: list[tuple[tuple[str, ...], hist.Hist]] = []
+    if isinstance(output, Mapping):
+        for key, value in output.items():
+            found += walk_histograms(value, path + (str(key),))
+    return found
+
+
+def output_histograms(output: Any) -> tuple[dict[str, hist.Hist], list[str]]:
+    """Split every histogram of a processor output into ROOT-writable histograms, one per category combination.
+
+    Naming: the keys leading to the histogram in the (nested) output, then the value of each category axis
+    (``StrCategory``/``IntCategory``, in axis order), joined with ``_``; characters outside
+    ``[A-Za-z0-9.+-]`` become ``_``. E.g. ``{"ht": Hist(ht, process, variation)}`` → ``ht_ttbar_nominal``,
+    ``ht_ttbar_jes_up``, … (``nominal`` is kept, so a cabinetry ``InputPath`` of
+    ``histograms.root:ht_{SamplePath}_{VariationPath}`` with ``VariationPath: nominal`` reads them).
+    The remaining (non-category) axes, 1 to 3 of them, become a TH1/TH2/TH3 with flow bins and Sumw2.
+
+    Returns:
+        (key → histogram, notes on histograms that cannot be written: no or > 3 non-category axes).
+    Raises:
+        AnalysisError: two histograms map to the same key.
+    """
+    out: dict[str, hist.Hist] = {}
+    notes: list[str] = []
+    origin: dict[str, str] = {}
+    for path, h in walk_histograms(output):
+        name = "/".join(path) or "<output>"
+        cats = [i for i, ax in enumerate(h.axes) if isinstance(ax, _CATEGORY_AXES)]
+        n_dense = len(h.axes) - len(cats)
+        if not 1 <= n_dense <= 3:
+            notes.append(f"{name}: {n_dense} non-category axes (ROOT holds 1 to 3); kept in output.coffea only")
+            continue
+        combos: list[tuple[Any, ...]] = [()]
+        for i in cats:
+            combos = [c + (v,) for c in combos for v in h.axes[i]]
+        for combo in combos:
+            index: list[Any] = [slice(None)] * len(h.axes)
+            for i, v in zip(cats, combo):
+                index[i] = hist.loc(v)
+            key = "_".join(_key_part(x) for x in (*path, *combo)) or "histogram"
+            if key in out:
+                raise AnalysisError(f"histogram key {key!r} is produced by both {origin[key]} and {name} "
+                                    f"{list(combo)}; rename one of them")
+            out[key], origin[key] = h[tuple(index)], f"{name} {list(combo)}"
+    return out, notes
+
+
+def save_output_histograms(output: Any, path: str | Path) -> tuple[list[str], list[str]]:
+    """Write every histogram of a processor output to a ROOT file (naming: :func:`output_histograms`).
+
+    Returns:
+        (keys written, notes on histograms left out).
+    """
+    keyed, notes = output_histograms(output)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as f:
+        for key, hh in keyed.items():
+            f[key] = hh
+    return list(keyed), notes

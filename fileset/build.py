@@ -126,3 +126,70 @@ def build_fileset(
     if not fileset:
         raise FilesetError(f"{json_path}: no samples selected")
     return fileset
+
+
+COFFEA_FILESET_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {
+        "type": "object",
+        "required": ["files"],
+        "additionalProperties": False,
+        "properties": {
+            "files": {"oneOf": [
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                {"type": "object", "minProperties": 1, "additionalProperties": {"type": ["string", "null"]}},
+            ]},
+            "treename": {"type": "string", "minLength": 1},
+            "metadata": {"type": "object"},
+        },
+    },
+}
+
+
+def is_coffea_fileset(doc: Any) -> bool:
+    """True for a coffea-style fileset ``{dataset: {"files": ...}}`` (AGC-style jsons nest one level deeper)."""
+    return isinstance(doc, dict) and bool(doc) and all(isinstance(v, dict) and "files" in v for v in doc.values())
+
+
+def load_coffea_fileset(json_path: str | Path) -> dict[str, dict[str, Any]]:
+    """Coffea fileset ``{dataset: {files: [paths], treename, metadata}}`` from a coffea-style json.
+
+    Accepted per dataset: ``"files"`` as ``{path: treename}`` or ``[paths]`` (then ``"treename"`` is
+    required), optional ``"treename"`` (the default for ``{path: null}`` entries) and ``"metadata"`` (passed
+    to the processor as ``events.metadata``). All files of a dataset must share one tree. Relative paths are
+    resolved against the json's folder; remote paths (``root://``, ``https://``, ...) are kept.
+
+    Raises:
+        ConfigError: missing file, invalid JSON or schema violations (every problem, with its key path).
+        FilesetError: a dataset without a tree name, or with files in different trees.
+    """
+    doc = load_json(json_path, what="fileset json")
+    validate(doc, COFFEA_FILESET_SCHEMA, str(json_path))
+    base = Path(json_path).resolve().parent
+    out: dict[str, dict[str, Any]] = {}
+    for dataset, spec in doc.items():
+        files = spec["files"]
+        default = spec.get("treename")
+        pairs = [(p, default) for p in files] if isinstance(files, list) else [(p, t or default) for p, t in files.items()]
+        trees = {t for _, t in pairs}
+        if None in trees:
+            raise FilesetError(f"{json_path}: dataset {dataset!r}: no tree name (give \"treename\" or files as {{path: tree}})")
+        if len(trees) > 1:
+            raise FilesetError(f"{json_path}: dataset {dataset!r}: files are in different trees {sorted(trees)}; "
+                               "use one dataset per tree")
+        paths = [p if is_remote(p) else str((base / p).resolve()) for p, _ in pairs]
+        out[dataset] = {"files": paths, "treename": trees.pop(), "metadata": dict(spec.get("metadata") or {})}
+    return out
+
+
+def load_fileset(json_path: str | Path, **agc_options: Any) -> tuple[dict[str, dict[str, Any]], str]:
+    """Any supported fileset json → (coffea fileset, kind): ``"coffea"`` or ``"agc"`` (see :func:`build_fileset`).
+
+    ``agc_options`` (``n_files_max_per_sample``, ``samples_config``, ``processes``, ``input_format``) apply to
+    AGC-style jsons only.
+    """
+    doc = load_json(json_path, what="fileset json")
+    if is_coffea_fileset(doc):
+        return load_coffea_fileset(json_path), "coffea"
+    return build_fileset(json_path, **agc_options), "agc"

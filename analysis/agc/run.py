@@ -11,8 +11,7 @@ from typing import Any, Callable
 import hist
 
 from analysis.errors import AnalysisError, UserError
-from analysis.execution.cluster import CLUSTER_KINDS, check_cluster_config, load_cluster_config
-from analysis.execution.options import option_problems
+from analysis.execution.options import RunOptions
 from analysis.execution.preflight import FileCheck
 from analysis.execution.runner import execute, schema_for, verify_event_counts
 from analysis.histio import save_histograms
@@ -87,18 +86,16 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
     lost, and MC is normalised to the events actually processed. processed + lost = fileset total, always.
     """
     # all configuration problems together, before any work
-    problems = option_problems(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                               cluster_config=cluster_config, chunksize=chunksize, retries=retries, checkpoint=checkpoint)
-    cfg = None
-    if cluster in CLUSTER_KINDS and cluster_config is not None:
-        try:
-            if isinstance(cluster_config, dict):
-                doc = cluster_config if "cluster" in cluster_config else {"cluster": cluster_config}
-                cfg = check_cluster_config(doc, cluster, "cluster_config")
-            else:
-                cfg = load_cluster_config(cluster_config, cluster)
-        except UserError as err:
-            problems.append(str(err))
+    problems: list[str] = []
+    opts, cfg = None, None
+    try:
+        opts = RunOptions.make(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                               cluster_config=cluster_config, chunksize=chunksize, retries=retries,
+                               skip_bad_files=skip_bad_files, checkpoint=checkpoint, progress=progress,
+                               ship_code=ship_code)
+        cfg = opts.cluster_section()
+    except UserError as err:
+        problems.append(str(err))
     fileset = expected = None
     try:
         fileset = build_fileset(fileset_json, max_files, samples_config, input_format=input_format)
@@ -108,10 +105,8 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
     if problems:
         raise AnalysisError("; ".join(problems))
     proc = processor_instance if processor_instance is not None else TtbarAnalysis()
-    ex = execute(fileset, proc, executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                 cluster_config=cfg, chunksize=chunksize, schema=schema_for(fileset), progress=progress,
-                 skip_bad_files=skip_bad_files, retries=retries, checkpoint=checkpoint, expected=expected,
-                 adjust_fileset=_renormalise_without(expected), ship_code=ship_code)
+    ex = execute(fileset, proc, opts.model_copy(update={"cluster_config": cfg}), schema=schema_for(fileset),
+                 expected=expected, adjust_fileset=_renormalise_without(expected))
     lost = ex.accounting.lost_per_dataset()
     nevents = dict(ex.output.get("nevents", {}))
     verify_event_counts(nevents, fileset, lost)  # processed + reported lost = total, per dataset

@@ -1,4 +1,4 @@
-"""``ana run ttbar``: process a fileset into histograms locally or on a Dask cluster."""
+"""``ana run ttbar`` / ``ana run --processor MODULE:CLASS``: process a fileset into histograms locally or on Dask."""
 
 from __future__ import annotations
 
@@ -11,10 +11,20 @@ from analysis.execution.options import EXECUTORS
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run`` subcommand."""
-    parser = sub.add_parser("run", help="run a processor over a fileset and save histograms")
-    parser.add_argument("workflow", choices=["ttbar"], help="which processor to run")
-    parser.add_argument("--fileset", help="AGC-style ntuples.json (local or remote paths)")
-    parser.add_argument("--out", help="output directory (histograms.root, metrics.json)")
+    parser = sub.add_parser(
+        "run", help="run a processor over a fileset and save histograms",
+        description="Run the AGC ttbar processor (ana run ttbar) or your own coffea processor (ana run --processor "
+        "my_module:MyProcessor, a module name or path/to/file.py) over a fileset json, with pre-flight checks, "
+        "retries, skip-and-account, checkpoints and exact histogram sums on every executor.")
+    parser.add_argument("workflow", nargs="?", choices=["ttbar"], help="the built-in ttbar workflow (or use --processor)")
+    parser.add_argument("--processor", metavar="MODULE:CLASS",
+                        help="your own coffea ProcessorABC: module:Class or path/to/file.py:Class")
+    parser.add_argument("--processor-option", action="append", metavar="KEY=VALUE", default=None,
+                        help="keyword argument for the processor's constructor (repeatable; values read as YAML)")
+    parser.add_argument("--schema", default=None, metavar="NAME",
+                        help="NanoEvents schema for --processor: auto (default), nanoaod, agc, base or module:Class")
+    parser.add_argument("--fileset", help="AGC-style ntuples.json or, with --processor, a coffea-style fileset json")
+    parser.add_argument("--out", help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="default: dask with --scheduler/--cluster, else futures")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default: all cores)")
@@ -50,18 +60,23 @@ def run(args: argparse.Namespace) -> int:
         print(job_script(args.cluster, load_cluster_config(args.cluster_config, args.cluster)))
         return 0
     missing = [f"--{name}" for name in ("fileset", "out") if getattr(args, name) is None]
+    if (args.workflow is None) == (args.processor is None):
+        missing.append("either the workflow 'ttbar' or --processor MODULE:CLASS")
+    if args.workflow is not None and (args.processor_option or args.schema):
+        missing.append("--processor-option/--schema need --processor")
     if missing:
-        raise AnalysisError(f"missing required option(s): {', '.join(missing)}")
+        raise AnalysisError(f"missing or conflicting option(s): {', '.join(missing)}")
+    run_options = dict(executor=args.executor, workers=args.workers, scheduler=args.scheduler, chunksize=args.chunksize,
+                       progress=not args.no_progress, cluster=args.cluster, cluster_config=args.cluster_config,
+                       skip_bad_files=args.skip_bad_files, retries=args.retries, checkpoint=args.checkpoint,
+                       ship_code=False if args.no_ship_code else None)
+    if args.processor is not None:
+        return _run_user(args, run_options)
 
     from analysis.agc.run import run_ttbar
 
-    result = run_ttbar(args.fileset, args.out, executor=args.executor, workers=args.workers,
-                       scheduler=args.scheduler, chunksize=args.chunksize, max_files=args.max_files,
-                       input_format=args.input_format,
-                       samples_config=args.samples, progress=not args.no_progress, cluster=args.cluster,
-                       cluster_config=args.cluster_config, skip_bad_files=args.skip_bad_files,
-                       retries=args.retries, checkpoint=args.checkpoint,
-                       ship_code=False if args.no_ship_code else None)
+    result = run_ttbar(args.fileset, args.out, max_files=args.max_files, input_format=args.input_format,
+                       samples_config=args.samples, **run_options)
     m = result.metrics
     print(f"processed {m['events_processed']} events in {m['processing_time_s']:.1f} s "
           f"({m['events_per_s']:.0f} events/s) with {m['executor']} on {m['workers']} worker(s); "
@@ -78,4 +93,28 @@ def run(args: argparse.Namespace) -> int:
         for r in m["lost_chunks"]:
             print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")
         print(f"events: {m['events_processed']} processed + {m['events_lost']} lost = {m['events_expected']} expected")
+    return 0
+
+
+def _run_user(args: argparse.Namespace, run_options: dict) -> int:
+    """``ana run --processor``: the user's processor on the same machinery; print a short summary."""
+    from analysis.execution.user import parse_processor_options, run_user_processor
+
+    result = run_user_processor(args.processor, args.fileset, args.out, schema=args.schema,
+                                processor_options=parse_processor_options(args.processor_option),
+                                max_files=args.max_files, samples_config=args.samples,
+                                input_format=args.input_format, **run_options)
+    m = result.metrics
+    print(f"processed {m['events_processed']} events in {m['processing_time_s']:.1f} s with {m['executor']} on "
+          f"{m['workers']} worker(s); wrote {len(result.histogram_keys)} histograms to {result.output_dir}/histograms.root "
+          f"and {result.output_dir}/output.coffea")
+    for w in m["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    skipped = m["bad_files"] + m["lost_chunks"]
+    if skipped:
+        print(f"SKIPPED {len(m['bad_files'])} file(s) and {len(m['lost_chunks'])} chunk(s) ({m['events_lost']} events lost):")
+        for r in m["bad_files"]:
+            print(f"  {r['path']}: {r['reason']} ({r['events_lost']} events lost)")
+        for r in m["lost_chunks"]:
+            print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")
     return 0

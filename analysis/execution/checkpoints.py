@@ -29,6 +29,9 @@ def processor_fingerprint(proc: processor.ProcessorABC, schema) -> str:
         mod = sys.modules.get(mod_name) or (importlib.import_module(mod_name) if mod_name else None)
         if mod is not None and getattr(mod, "__file__", None):
             top = sys.modules.get(mod_name.split(".")[0])
+            if top is not None and not hasattr(top, "__path__"):  # a single-file (user) module: just that file
+                files.add(Path(mod.__file__))
+                continue
             root = Path(top.__file__).parent if top is not None and getattr(top, "__file__", None) else Path(mod.__file__).parent
             files.update(root.rglob("*.py"))
     for path in sorted(files):

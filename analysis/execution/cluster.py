@@ -3,7 +3,10 @@
 The project's own packages (``analysis``, ``processors``, ``schemas``, ``fileset``) are zipped and sent to
 every worker with ``Client.upload_file`` (a worker plugin, so workers that join later, e.g. adaptive batch
 jobs, receive them too). Workers need the same third-party environment (coffea, uproot, numba, ...), e.g.
-the same venv or container; only the project code travels.
+the same venv or container; only the project code travels. A user's own processor module (``ana run
+--processor my_module:MyProcessor``) travels the same way, always (also to a LocalCluster, whose worker
+processes do not import files by path): a single-file module as its ``.py``, a package as a zip of it;
+modules installed in the environment (site-packages) are not sent.
 """
 
 from __future__ import annotations
@@ -185,6 +188,56 @@ def ship_code(client) -> str:
     return path.name
 
 
+def user_code_path(module_name: str, dest_dir: str | Path) -> Path | None:
+    """What to upload for a user module: its ``.py`` (single file) or a zip of its top-level package.
+
+    None when the module is part of this project (shipped with it) or installed in the environment.
+    """
+    import importlib
+    import sys
+    import sysconfig
+
+    top_name = module_name.split(".")[0]
+    if top_name in PROJECT_PACKAGES:
+        return None
+    top = sys.modules.get(top_name) or importlib.import_module(top_name)
+    origin = getattr(top, "__file__", None)
+    if origin is None:
+        return None
+    origin = Path(origin).resolve()
+    installed = [Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib", "stdlib")]
+    if any(origin.is_relative_to(root) for root in installed):
+        return None
+    if not hasattr(top, "__path__"):  # single-file module: upload_file imports it by its stem
+        dest = Path(dest_dir) / f"{top_name}.py"
+        dest.write_bytes(origin.read_bytes())
+        return dest
+    root = origin.parent
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                info = zipfile.ZipInfo(f"{top_name}/{path.relative_to(root).as_posix()}", date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
+    data = buf.getvalue()
+    dest = Path(dest_dir) / f"{top_name}_{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    dest.write_bytes(data)
+    return dest
+
+
+def ship_user_code(client, module_names: tuple[str, ...] | list[str]) -> list[str]:
+    """Upload user modules (see :func:`user_code_path`) to all current and future workers; return their names."""
+    shipped = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in dict.fromkeys(module_names):
+            path = user_code_path(name, tmp)
+            if path is not None:
+                client.upload_file(str(path), load=True)
+                shipped.append(path.name)
+    return shipped
+
+
 # ---- clients ------------------------------------------------------------------------------------
 
 @dataclass
@@ -195,6 +248,7 @@ class ClusterInfo:
     address: str
     workers: int
     code_shipped: str | None = None
+    user_code_shipped: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,8 +262,12 @@ def worker_memory_limit(client) -> int | None:
 @contextmanager
 def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
                 cluster_config: dict[str, Any] | None = None, workers: int | None = None,
-                allowed_failures: int = 3, ship: bool | None = None) -> Iterator[tuple[Any, ClusterInfo]]:
+                allowed_failures: int = 3, ship: bool | None = None,
+                user_modules: tuple[str, ...] | list[str] = ()) -> Iterator[tuple[Any, ClusterInfo]]:
     """A Dask client: LocalCluster (default), ``scheduler`` address, or a jobqueue ``cluster``; closed on exit.
+
+    The one place a Dask cluster is set up (``ana run``, ``ana ftest`` and every other Dask user).
+    ``user_modules``: names of the user's own modules to ship to every worker (see :func:`ship_user_code`).
 
     ``allowed_failures`` is how often a task may be running on a worker that dies before the run fails; it
     applies to the clusters created here (an external scheduler uses its own configuration).
@@ -248,6 +306,8 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
         if ship if ship is not None else info.kind != "local":
             info.code_shipped = ship_code(client)
             log.info("shipped project code to the workers as %s", info.code_shipped)
+        if user_modules:
+            info.user_code_shipped = ship_user_code(client, user_modules)
         yield client, info
 
 

@@ -1,5 +1,8 @@
-"""Run options, defined once: executor names, option checks and the memory-bounded chunk size.
+"""Run options, defined once: executor names, the ``RunOptions`` model, option checks and the memory-bounded chunk size.
 
+``RunOptions`` is the one definition of how a processor is run (executor, workers, Dask scheduler or batch
+cluster, chunk size, retries, skipping, checkpoints); ``run_processor``, ``run_ttbar`` and ``ana run`` all
+validate through it, and every problem is reported together in one line (``AnalysisError``).
 Light on purpose (no coffea/dask import) so that the CLI can build its parser from these names.
 """
 
@@ -8,9 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analysis.execution.cluster import CLUSTER_KINDS, is_scheduler_address
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-__all__ = ["EXECUTORS", "MEMORY_FACTOR", "MEMORY_FRACTION", "clamp_chunksize", "option_problems", "resolve_executor"]
+from analysis.errors import AnalysisError
+from analysis.execution.cluster import CLUSTER_KINDS, check_cluster_config, is_scheduler_address, load_cluster_config
+
+__all__ = ["EXECUTORS", "MEMORY_FACTOR", "MEMORY_FRACTION", "RunOptions", "clamp_chunksize", "model_errors",
+           "option_problems", "resolve_executor"]
 
 # Peak memory of a chunk ≈ MEMORY_FACTOR × (uncompressed input bytes of the chunk), measured with
 # benchmarks/memory_scaling.py for TtbarAnalysis (measured ~24; 3 jet-pT variations, many weights), with margin.
@@ -69,4 +76,90 @@ def clamp_chunksize(requested: int, bytes_per_event: float | None, memory_per_wo
     need = requested * MEMORY_FACTOR * bytes_per_event
     return limit, (f"chunk size {requested} would need ~{need / 2**30:.1f} GiB per worker (memory limit "
                    f"{memory_per_worker / 2**30:.1f} GiB); clamped to {limit} events per chunk")
+
+
+
+def model_errors(err: ValidationError) -> list[str]:
+    """pydantic's errors as ``field: message`` texts (the project's one-line style)."""
+    out = []
+    for e in err.errors():
+        where = "/".join(str(x) for x in e["loc"]) or "options"
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(msg if not e["loc"] else f"{where}: {msg}")
+    return out
+
+
+class RunOptions(BaseModel):
+    """How a processor is run — the one definition used by ``run_processor``, ``run_ttbar`` and ``ana run``.
+
+    Fields: ``executor`` (iterative, futures, dask; None: dask with a scheduler/cluster, else futures),
+    ``workers`` (local worker processes), ``scheduler`` (address of an existing Dask scheduler), ``cluster``
+    (htcondor/slurm via dask-jobqueue) with ``cluster_config`` (YAML path or its ``cluster`` section),
+    ``chunksize`` (events per chunk, clamped to the worker memory), ``retries`` (extra attempts per chunk),
+    ``skip_bad_files`` (skip-and-account unreadable files/chunks), ``checkpoint`` (per-chunk checkpoint
+    directory), ``progress`` (progress bar), ``ship_code`` (upload the project code to Dask workers; None:
+    for external schedulers and batch clusters).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    executor: str | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+    cluster: str | None = None
+    cluster_config: Any = None
+    chunksize: int = 100_000
+    retries: int = 3
+    skip_bad_files: bool = False
+    checkpoint: str | Path | None = None
+    progress: bool = True
+    ship_code: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_together(cls, data: Any) -> Any:
+        """Every problem of the option set at once (before pydantic's per-field coercion)."""
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ValueError(f"unknown run option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            full = {name: data.get(name, f.default) for name, f in cls.model_fields.items()}
+            problems = option_problems(**{k: full[k] for k in ("executor", "workers", "scheduler", "cluster",
+                                                                "cluster_config", "chunksize", "retries", "checkpoint")})
+            if problems:
+                raise ValueError("; ".join(problems))
+        return data
+
+    @classmethod
+    def make(cls, options: "RunOptions | dict[str, Any] | None" = None, **overrides: Any) -> "RunOptions":
+        """Validated options from a model, a mapping and/or keyword overrides (None values are not given).
+
+        Raises:
+            AnalysisError: ``invalid run options: <every problem>`` in one line.
+        """
+        base = options.model_dump() if isinstance(options, RunOptions) else dict(options or {})
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**base)
+        except ValidationError as err:
+            raise AnalysisError("invalid run options: " + "; ".join(model_errors(err))) from None
+
+    @property
+    def resolved_executor(self) -> str:
+        """The executor actually used (see :func:`resolve_executor`)."""
+        return resolve_executor(self.executor, self.scheduler, self.cluster)
+
+    def cluster_section(self) -> dict[str, Any] | None:
+        """The validated ``cluster`` section for ``cluster`` (None without a batch cluster).
+
+        Raises:
+            UserError: the config file is missing or invalid (every problem in one line).
+        """
+        if self.cluster not in CLUSTER_KINDS or self.cluster_config is None:
+            return None
+        if isinstance(self.cluster_config, dict):
+            doc = self.cluster_config if "cluster" in self.cluster_config else {"cluster": self.cluster_config}
+            return check_cluster_config(doc, self.cluster, "cluster_config")
+        return load_cluster_config(self.cluster_config, self.cluster)
 

@@ -130,6 +130,9 @@ def _explain(err: Exception) -> AnalysisError | None:
             m = re.search(r"filename='([^']*)'", str(err))
             return AnalysisError(f"{m.group(1)}: {e}" if m and m.group(1) not in str(e) else str(e))
     text = str(err)
+    remote = _remote_user_error(text)
+    if remote is not None:
+        return remote
     if "KilledWorker" in text:
         return AnalysisError(f"{text}: a worker died while processing this chunk more often than "
                              "--retries allows (out of memory? try a smaller --chunksize)")
@@ -140,3 +143,24 @@ def _explain(err: Exception) -> AnalysisError | None:
             return AnalysisError(f"{m.group(1)}: cannot read file ({type(root).__name__}: {_first_line(root)})")
     return None
 
+
+
+def _subclasses(cls: type) -> set[type]:
+    """All subclasses of ``cls``, recursively."""
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _subclasses(sub)
+    return out
+
+
+def _remote_user_error(text: str) -> AnalysisError | None:
+    """A user error raised in a process-pool worker arrives only as text (``The error was: ProcessorError('…')``)."""
+    import ast
+
+    m = re.search(r"The error was: (\w+)\((['\"].*['\"])\)\.?\s*$", text, re.S)
+    if m is None or m.group(1) not in {c.__name__ for c in _subclasses(UserError)}:
+        return None
+    try:
+        return AnalysisError(str(ast.literal_eval(m.group(2))))
+    except (ValueError, SyntaxError):
+        return None

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack
+import traceback
+from contextlib import ExitStack, contextmanager
+from types import SimpleNamespace
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from coffea import processor
 from coffea.processor.executor import FileMeta
@@ -30,7 +32,7 @@ from coffea.processor.executor import FileMeta
 from analysis.errors import AnalysisError, UserError
 from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
-from analysis.execution.options import clamp_chunksize, option_problems, resolve_executor
+from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
 from analysis.execution.preflight import Accounting, FileCheck, _drop_bad_files, preflight
 from analysis.execution.retries import RetryPolicy, _explain, _ReliableRunner
 from schemas.agc import AGCSchema
@@ -62,6 +64,22 @@ class _Chunked(processor.ProcessorABC):
         return accumulator
 
 
+@contextmanager
+def _coffea_tracebacks_to_debug_log() -> Iterator[None]:
+    """coffea's futures executor prints every failure's traceback to stderr before re-raising it; during a run
+    those go to the debug log instead (``ana -v``), so that a user error stays one line. Scoped to the run."""
+    import coffea.processor.executor as coffea_executor
+
+    quiet = SimpleNamespace(**{name: getattr(traceback, name) for name in dir(traceback) if not name.startswith("__")})
+    quiet.print_exc = lambda *a, **k: log.debug("coffea executor failure", exc_info=True)
+    saved = coffea_executor.traceback
+    coffea_executor.traceback = quiet
+    try:
+        yield
+    finally:
+        coffea_executor.traceback = saved
+
+
 @dataclass
 class _Execution:
     """Raw (not post-processed) output of a run, with its metrics and loss accounting."""
@@ -72,23 +90,27 @@ class _Execution:
     fileset: dict[str, dict[str, Any]]
 
 
-def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC, *,
-            executor: str | None = "futures", workers: int | None = None, scheduler: str | None = None,
-            cluster: str | None = None, cluster_config: dict[str, Any] | None = None, chunksize: int = 100_000,
-            schema=AGCSchema, progress: bool = True, skip_bad_files: bool = False, retries: int = 3,
-            checkpoint: str | Path | None = None, expected: dict[str, dict[str, Any]] | None = None,
+def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC,
+            options: RunOptions | dict[str, Any] | None = None, *, schema=AGCSchema,
+            expected: dict[str, dict[str, Any]] | None = None,
             adjust_fileset: Callable[[dict, list[FileCheck]], dict] | None = None,
-            ship_code: bool | None = None) -> _Execution:
+            user_modules: tuple[str, ...] = (), fingerprint_of: processor.ProcessorABC | None = None,
+            **option_kwargs: Any) -> _Execution:
     """Pre-flight, run all chunks with retries/skips/checkpoints; return the output *before* ``postprocess``.
 
+    ``options`` (a :class:`RunOptions`, a mapping, and/or the same names as keywords) say how to run.
     ``expected`` maps file path → ``{"nevts": int, "location": str}`` (from the fileset json), used for the
     entry-count check and for the events lost with a bad file. ``adjust_fileset(fileset, good_checks)``
     may rewrite the fileset once bad files are removed (e.g. the normalisation's event count).
+    ``user_modules`` are module names shipped to Dask workers besides the project code (user processors).
+    ``fingerprint_of``: the processor whose code and settings key the checkpoints (default: ``processor_instance``;
+    given when that is a wrapper).
     """
-    problems = option_problems(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                               cluster_config=cluster_config, chunksize=chunksize, retries=retries, checkpoint=checkpoint)
-    if problems:
-        raise AnalysisError("invalid run options: " + "; ".join(problems))
+    opts = RunOptions.make(options, **option_kwargs)
+    executor, workers, scheduler, cluster = opts.executor, opts.workers, opts.scheduler, opts.cluster
+    chunksize, retries, skip_bad_files, progress = opts.chunksize, opts.retries, opts.skip_bad_files, opts.progress
+    checkpoint, ship_code = opts.checkpoint, opts.ship_code
+    cluster_config = opts.cluster_section()
     exe_name = resolve_executor(executor, scheduler, cluster)
     expected = expected or {}
     n_workers = 1 if exe_name == "iterative" else (workers or default_workers())
@@ -100,7 +122,8 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         client, info = None, None
         if exe_name == "dask":
             client, info = stack.enter_context(dask_client(scheduler=scheduler, cluster=cluster, cluster_config=cluster_config,
-                                                           workers=workers, allowed_failures=retries, ship=ship_code))
+                                                           workers=workers, allowed_failures=retries, ship=ship_code,
+                                                           user_modules=user_modules))
             n_workers = info.workers
         # 1. pre-flight: every file, all problems together
         checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries)
@@ -144,7 +167,7 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         ckpt = None
         if checkpoint is not None:
             ckdir = str(checkpoint) if "://" in str(checkpoint) else str(Path(checkpoint).resolve())
-            ckpt = ChunkCheckpointer(ckdir, processor_fingerprint(processor_instance, schema))
+            ckpt = ChunkCheckpointer(ckdir, processor_fingerprint(fingerprint_of or processor_instance, schema))
         exe = _make_executor(exe_name, n_workers, client, progress)
         runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
                                  metadata_cache=cache, checkpointer=ckpt, policy=policy)
@@ -152,7 +175,8 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         from_ckpt = sum(ckpt.exists(ch) for ch in chunks) if ckpt is not None else 0
         t_run = time.perf_counter()
         try:
-            wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None)
+            with _coffea_tracebacks_to_debug_log():
+                wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None)
         except UserError:
             raise
         except Exception as err:
@@ -171,6 +195,8 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         "chunksize": size,
         "chunks": len(chunks),
         "chunks_from_checkpoint": from_ckpt,
+        "events_in_files": sum(c.entries or 0 for c in checks),
+        "events_in_chunks": sum(ch.entrystop - ch.entrystart for ch in chunks),
         "checkpoint_dir": ckpt.checkpoint_dir if ckpt is not None else None,
         "memory_per_worker_bytes": mem,
         "wall_time_s": t_end - t0,
@@ -183,15 +209,23 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
     return _Execution(wrapped.get("out") or {}, metrics, accounting, run_fileset)
 
 
-def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC, *,
-                  executor: str | None = "futures", workers: int | None = None, scheduler: str | None = None,
-                  chunksize: int = 100_000, schema=AGCSchema, progress: bool = True, cluster: str | None = None,
-                  cluster_config: dict[str, Any] | None = None, skip_bad_files: bool = False, retries: int = 3,
-                  checkpoint: str | Path | None = None, ship_code: bool | None = None) -> tuple[dict, dict]:
-    """Run any processor over a coffea fileset; return (post-processed output, metrics). Input problems → AnalysisError."""
-    ex = execute(fileset, processor_instance, executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                 cluster_config=cluster_config, chunksize=chunksize, schema=schema, progress=progress,
-                 skip_bad_files=skip_bad_files, retries=retries, checkpoint=checkpoint, ship_code=ship_code)
+def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC,
+                  options: RunOptions | dict[str, Any] | None = None, *, schema=AGCSchema,
+                  user_modules: tuple[str, ...] = (), **option_kwargs: Any) -> tuple[dict, dict]:
+    """Run any coffea processor over a coffea fileset with the whole reliability layer.
+
+    Args:
+        fileset: coffea fileset ``{dataset: {"files": [paths], "treename": str, "metadata": {...}}}``.
+        processor_instance: any ``coffea.processor.ProcessorABC``.
+        options: :class:`RunOptions` (or a mapping of its fields); keywords of the same names override it.
+        schema: NanoEvents schema class.
+        user_modules: module names (not part of this project) to ship to Dask workers.
+    Returns:
+        (post-processed output, metrics dict).
+    Raises:
+        AnalysisError: invalid options, unreadable inputs, or nothing processed (one line).
+    """
+    ex = execute(fileset, processor_instance, options, schema=schema, user_modules=user_modules, **option_kwargs)
     if not ex.output:
         raise AnalysisError("no events processed: " + "; ".join(ex.accounting.summary_lines()))
     out = processor_instance.postprocess(ex.output)
