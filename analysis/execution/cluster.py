@@ -228,12 +228,16 @@ def user_code_path(module_name: str, dest_dir: str | Path) -> Path | None:
 
 def ship_user_code(client, module_names: tuple[str, ...] | list[str]) -> list[str]:
     """Upload user modules (see :func:`user_code_path`) to all current and future workers; return their names."""
+    from distributed.diagnostics.plugin import UploadFile
+
     shipped = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in dict.fromkeys(module_names):
             path = user_code_path(name, tmp)
             if path is not None:
-                client.upload_file(str(path), load=True)
+                # workers only: Client.upload_file would also import it into the scheduler, which for a
+                # LocalCluster is this process (replacing the user's module here)
+                client.register_plugin(UploadFile(str(path), load=True), name=f"ana-user-code-{path.name}")
                 shipped.append(path.name)
     return shipped
 
