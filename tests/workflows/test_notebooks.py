@@ -44,7 +44,7 @@ def test_notebooks_found():
     """The workflow notebooks are there (the list grows; these must exist)."""
     names = {p.stem for p in NOTEBOOKS}
     assert {"ttbar_analysis", "ttbar_ml", "diphoton_search", "background_ftest", "reinterpretation",
-            "ht_reweighting"} <= names
+            "ht_reweighting", "own_analysis"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
