@@ -89,8 +89,11 @@ class DiphotonProcessor(processor.ProcessorABC):
         return accumulator
 
 
-def run_processor(events: ak.Array, proc: DiphotonProcessor) -> dict:
-    """Run the processor on one eager NanoEvents chunk; return plain objects (hist, numpy arrays, ints)."""
+def process_events(events: ak.Array, proc: DiphotonProcessor) -> dict:
+    """Apply the processor to one in-memory (eager) NanoEvents array, no executor; return plain objects (hist, numpy arrays, ints).
+
+    Not to be confused with ``analysis.execution.run_processor``, which runs a processor over a fileset on an executor.
+    """
     result = proc.postprocess(proc.process(events))
     (payload,) = result.values()
     arrays = {k: np.asarray(v.value) for k, v in payload["arrays"].items()}

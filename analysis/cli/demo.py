@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.execution.options import EXECUTORS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--events-per-file", type=int, default=25_000)
     parser.add_argument("--files-per-sample", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures")
+    parser.add_argument("--executor", choices=EXECUTORS, default="futures")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-progress", action="store_true")

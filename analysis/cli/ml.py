@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-EXECUTORS = ("iterative", "futures", "dask")
+from analysis.execution.options import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

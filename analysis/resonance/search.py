@@ -22,7 +22,7 @@ from analysis.resonance import limits as lim
 from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
 from analysis.resonance.signal_model import SignalModel, build_signal_model
 from analysis.config import load_yaml, validate
-from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, run_processor
+from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, process_events
 from schemas.diphoton import load_events
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,8 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     bkg_events = load_events(cfg.bkg_file)
     w_sig = {m: cfg.lumi_pb * cfg.signal_xsec_pb * cfg.signal_filter_eff / len(ev) for m, ev in sig_events.items()}
     w_bkg = cfg.lumi_pb * cfg.bkg_xsec_pb * cfg.bkg_filter_eff / len(bkg_events)
-    sig_raw = {m: run_processor(ev, DiphotonProcessor(edges, weight=w_sig[m])) for m, ev in sig_events.items()}
-    bkg_raw = run_processor(bkg_events, DiphotonProcessor(edges, weight=w_bkg))
+    sig_raw = {m: process_events(ev, DiphotonProcessor(edges, weight=w_sig[m])) for m, ev in sig_events.items()}
+    bkg_raw = process_events(bkg_events, DiphotonProcessor(edges, weight=w_bkg))
     sig_s = {m: _sample(r, w_sig[m]) for m, r in sig_raw.items()}
     bkg_s = _sample(bkg_raw, w_bkg)
 
@@ -227,7 +227,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     details["signal_fits"] = sig_fits
 
     # --- background function chosen and checked on simulation (unweighted counts, uniform weights)
-    bkg_hist = run_processor(bkg_events, DiphotonProcessor(edges, weight=1.0, selection=selection, keep_arrays=False))["hist"]
+    bkg_hist = process_events(bkg_events, DiphotonProcessor(edges, weight=1.0, selection=selection, keep_arrays=False))["hist"]
     bkg_counts_sim = bkg_hist.values()
     lk.require_positive(bkg_counts_sim, str(cfg.bkg_file))
     family, fam_report = lk.choose_family(edges, bkg_counts_sim) if cfg.function is None else (cfg.function, [])
@@ -242,7 +242,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     # --- data (window never read while blinded)
     blind = None if unblind else blind_window(smodel, cfg, edges)
     data_events = load_events(cfg.data_file)
-    data_res = run_processor(data_events, DiphotonProcessor(edges, weight=1.0, selection=selection, blind=blind, keep_arrays=False))
+    data_res = process_events(data_events, DiphotonProcessor(edges, weight=1.0, selection=selection, blind=blind, keep_arrays=False))
     del data_events
     counts = data_res["hist"].values().astype(float)
     centers = 0.5 * (edges[1:] + edges[:-1])

@@ -14,7 +14,7 @@ from scipy import integrate, special
 from analysis.errors import UserError
 from analysis.resonance.likelihood import asimov_z
 from analysis.resonance.signal_model import dscb_cdf, dscb_pdf, fit_dscb
-from processors.diphoton import DiphotonProcessor, diphoton_mass, run_processor
+from processors.diphoton import DiphotonProcessor, diphoton_mass, process_events
 from schemas.diphoton import ALL_COLUMNS, load_events, read_diphoton_csv
 
 ANA = [sys.executable, "-m", "analysis"]
@@ -43,7 +43,7 @@ def test_processor_blinding_drops_window_events(shared_dir: Path) -> None:
     """With a blind window, nothing inside it reaches the histogram or arrays."""
     events = load_events(_signal(shared_dir, 750))
     edges = np.arange(300.0, 1510.0, 10.0)
-    res = run_processor(events, DiphotonProcessor(edges, weight=2.0, blind=(700.0, 800.0)))
+    res = process_events(events, DiphotonProcessor(edges, weight=2.0, blind=(700.0, 800.0)))
     mass = diphoton_mass(events)
     outside = (mass < 700) | (mass >= 800)
     assert res["n_events"] == outside.sum()
