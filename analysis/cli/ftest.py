@@ -52,16 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config, run every category, print one line per category; 1 if any failed (unless keep-going)."""
-    options = {
-        "input": args.input, "observable": args.observable, "tree": args.tree,
-        "category_column": args.category_column, "categories": args.categories,
-        "range": tuple(args.range) if args.range else None, "blind": tuple(args.blind) if args.blind else None,
-        "weight_column": args.weight_column, "bins": args.bins, "executor": args.executor, "workers": args.workers,
-        "pseudodata": args.pseudodata, "seed": args.seed, "keep_going": args.keep_going, "families": args.families,
-        "pvalue_threshold": args.pvalue_threshold, "correction": args.correction, "ftest_2d": args.ftest_2d,
-    }
-    from analysis.resonance.ftest_workflow import make_config, run_ftest
+    from analysis.resonance.ftest_workflow import FTestConfig, make_config, run_ftest
 
+    # the flags carry the option names of FTestConfig (the one definition); unset flags are None
+    options = {name: getattr(args, name) for name in FTestConfig.model_fields if hasattr(args, name)}
     cfg = make_config(options, args.config)
     result = run_ftest(cfg, args.out, progress=sys.stderr.isatty())
     for cat in result.categories:

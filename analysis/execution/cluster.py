@@ -282,6 +282,10 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
 
     with ExitStack() as stack:
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}))
+        dask_log = logging.getLogger("distributed")
+        if not logging.getLogger().isEnabledFor(logging.INFO):  # scheduler chatter only with verbose logging
+            stack.callback(dask_log.setLevel, dask_log.level)
+            dask_log.setLevel(logging.ERROR)
         if scheduler:
             try:
                 timeout = dask.config.get("distributed.comm.timeouts.connect")

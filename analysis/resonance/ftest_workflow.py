@@ -12,141 +12,141 @@ import csv
 import json
 import logging
 import math
-import os
 import re
 import traceback
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from analysis.errors import AnalysisError, UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from analysis.errors import AnalysisError, ConfigError, UserError
 from analysis.resonance.bkgfit import FitResult
 from analysis.resonance.envelope import Envelope, build_envelope
 from analysis.resonance.families import DEFAULT_FAMILIES, canonical_family
 from analysis.resonance.ftest import ftest_2d, ftest_table, table_markdown
-from analysis.config import load_yaml, validate
+from analysis.config import load_yaml
+from analysis.execution.cluster import default_workers
 from analysis.execution.options import EXECUTORS
 
 log = logging.getLogger(__name__)
 MIN_EVENTS_DEFAULT = 20.0
 
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "input": {"type": "string"},
-        "tree": {"type": ["string", "null"]},
-        "observable": {"type": "string"},
-        "unit": {"type": "string"},
-        "category_column": {"type": ["string", "null"]},
-        "categories": {"oneOf": [{"const": "auto"}, {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1}]},
-        "range": {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-        "blind": {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-        "weight_column": {"type": ["string", "null"]},
-        "bins": {"type": "integer", "minimum": 3},
-        "executor": {"enum": list(EXECUTORS)},
-        "workers": {"type": ["integer", "null"], "minimum": 1},
-        "pseudodata": {"type": "boolean"},
-        "seed": {"type": "integer", "minimum": 0},
-        "keep_going": {"type": "boolean"},
-        "families": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "pvalue_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "envelope_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "gof_threshold": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-        "correction": {"type": "number", "minimum": 0},
-        "max_order": {"type": ["integer", "null"], "minimum": 1},
-        "n_toys": {"type": "integer", "minimum": 10},
-        "min_events": {"type": "number", "minimum": 1},
-        "ftest_2d": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
-        "signal": {
-            "type": ["object", "null"],
-            "additionalProperties": False,
-            "properties": {"mass_gev": {"type": "number"}, "width_gev": {"type": "number", "exclusiveMinimum": 0},
-                           "events": {"type": "number", "minimum": 0}},
-        },
-    },
-}
+class SignalSpec(BaseModel):
+    """Illustrative signal for the s+b plot: mass and width [GeV], expected events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mass_gev: float | None = None
+    width_gev: float | None = Field(None, gt=0)
+    events: float | None = Field(None, ge=0)
 
 
-@dataclass
-class FTestConfig:
-    """All options of ``ana ftest`` (CLI flags or the same keys in a YAML config)."""
+class FTestConfig(BaseModel):
+    """All options of ``ana ftest``, defined once: CLI flags (same names with dashes) or the same keys in a YAML
+    config; validated here (types, bounds, cross-field rules) with one-line errors naming the option."""
+
+    model_config = ConfigDict(extra="forbid")
 
     input: str
     observable: str
     tree: str | None = None
     unit: str = "GeV"
     category_column: str | None = None
-    categories: str | list[str] = "auto"
+    categories: Literal["auto"] | list[str] = "auto"
     range: tuple[float, float] | None = None
     blind: tuple[float, float] | None = None
     weight_column: str | None = None
-    bins: int | None = None
-    executor: str = "futures"
-    workers: int | None = None
+    bins: int | None = Field(None, ge=3)
+    executor: Literal[EXECUTORS] = "futures"
+    workers: int | None = Field(None, ge=1)
     pseudodata: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     keep_going: bool = False
-    families: list[str] = field(default_factory=lambda: list(DEFAULT_FAMILIES))
-    pvalue_threshold: float = 0.05
-    envelope_threshold: float = 0.1
-    gof_threshold: float = 0.01
-    correction: float = 1.0
-    max_order: int | None = None
-    n_toys: int = 1000
-    min_events: float = MIN_EVENTS_DEFAULT
-    ftest_2d: list[str] | None = None
-    signal: dict[str, float] | None = None
+    families: list[str] = Field(default_factory=lambda: list(DEFAULT_FAMILIES), min_length=1)
+    pvalue_threshold: float = Field(0.05, gt=0, lt=1)
+    envelope_threshold: float = Field(0.1, gt=0, lt=1)
+    gof_threshold: float = Field(0.01, ge=0, lt=1)
+    correction: float = Field(1.0, ge=0)
+    max_order: int | None = Field(None, ge=1)
+    n_toys: int = Field(1000, ge=10)
+    min_events: float = Field(MIN_EVENTS_DEFAULT, ge=1)
+    ftest_2d: list[str] | None = Field(None, min_length=2, max_length=2)
+    signal: SignalSpec | None = None
 
-    def check(self) -> None:
-        """Cross-field checks (one-line errors naming the option)."""
-        if self.executor not in EXECUTORS:
-            raise AnalysisError(f"executor {self.executor!r}: choose from {', '.join(EXECUTORS)}")
-        for name in ("range", "blind"):
-            val = getattr(self, name)
-            if val is not None:
-                lo, hi = (float(v) for v in val)
-                if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                    raise AnalysisError(f"{name} {list(val)}: need two finite numbers LO < HI")
-                setattr(self, name, (lo, hi))
-        if self.range is not None and self.blind is not None:
-            if not (self.range[0] < self.blind[0] and self.blind[1] < self.range[1]):
-                raise AnalysisError(f"blind window {list(self.blind)} must lie strictly inside the range {list(self.range)}")
-        if self.bins is not None and self.bins < 3:
-            raise AnalysisError(f"bins {self.bins}: need at least 3")
-        self.families = [canonical_family(f) for f in self.families]
-        if self.ftest_2d is not None:
-            self.ftest_2d = [canonical_family(f) for f in self.ftest_2d]
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_names(cls, value: Any) -> Any:
+        """Category values may be numbers in YAML; names are strings (``1.0`` → ``"1"``)."""
+        return [_category_name(c) for c in value] if isinstance(value, (list, tuple)) else value
+
+    @field_validator("range", "blind")
+    @classmethod
+    def _window(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        """Two finite numbers LO < HI."""
+        if value is not None and not (math.isfinite(value[0]) and math.isfinite(value[1]) and value[0] < value[1]):
+            raise ValueError(f"{[float(v) for v in value]}: need two finite numbers LO < HI")
+        return value
+
+    @field_validator("families", "ftest_2d")
+    @classmethod
+    def _families(cls, value: list[str] | None) -> list[str] | None:
+        """Canonical family names (aliases resolved; unknown names rejected)."""
+        if value is None:
+            return None
+        try:
+            return [canonical_family(f) for f in value]
+        except UserError as err:
+            raise ValueError(str(err)) from None
+
+    @model_validator(mode="after")
+    def _together(self) -> "FTestConfig":
+        """Cross-field rules."""
+        if self.range is not None and self.blind is not None and not (self.range[0] < self.blind[0] and self.blind[1] < self.range[1]):
+            raise ValueError(f"blind window {list(self.blind)} must lie strictly inside the range {list(self.range)}")
         if self.categories != "auto" and not self.category_column:
-            raise AnalysisError("explicit categories need a category column (--category-column)")
+            raise ValueError("explicit categories need a category column (--category-column)")
+        return self
+
+
+def _problems(err: ValidationError) -> str:
+    """pydantic errors in the project's one-line style (``option: message; ...``)."""
+    out = []
+    for e in err.errors():
+        where = "/".join(str(x) for x in e["loc"] if not isinstance(x, int) or len(e["loc"]) == 1)
+        msg = "unknown option" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            msg = f"missing (--{where.replace('_', '-')} or '{where}:' in the config)"
+        out.append((f"{where} {msg}" if msg.startswith("[") else f"{where}: {msg}") if where else msg)
+    return "; ".join(dict.fromkeys(out))
 
 
 def make_config(options: dict[str, Any], config_path: str | Path | None = None) -> FTestConfig:
-    """Merge a YAML config (validated once here) with explicit options (options win; None = not given)."""
+    """Merge a YAML config with explicit options (options win; None = not given) and validate once.
+
+    Raises:
+        ConfigError: the YAML cannot be read or has invalid keys/values (named with the file).
+        AnalysisError: invalid options (every problem in one line).
+    """
     doc: dict[str, Any] = {}
     if config_path is not None:
         doc = load_yaml(config_path)
-        validate(doc, CONFIG_SCHEMA, str(config_path))
+        try:
+            FTestConfig.model_validate({"input": "-", "observable": "-", **doc})
+        except ValidationError as err:
+            raise ConfigError(f"{config_path}: invalid config: {_problems(err)}") from None
         if "input" in doc and not Path(doc["input"]).is_absolute():
             doc["input"] = str(Path(config_path).resolve().parent / doc["input"])
     merged = {**doc, **{k: v for k, v in options.items() if v is not None}}
-    known = {f.name for f in fields(FTestConfig)}
-    unknown = sorted(set(merged) - known)
-    if unknown:
-        raise AnalysisError(f"unknown option(s): {', '.join(unknown)}")
-    for required in ("input", "observable"):
-        if not merged.get(required):
-            raise AnalysisError(f"missing required option {required!r} (--{required} or '{required}:' in the config)")
-    if isinstance(merged.get("categories"), list):
-        merged["categories"] = [_category_name(c) for c in merged["categories"]]
-    cfg = FTestConfig(**merged)
-    cfg.check()
-    return cfg
+    try:
+        return FTestConfig.model_validate(merged)
+    except ValidationError as err:
+        raise AnalysisError(f"invalid ftest options: {_problems(err)}") from None
 
 
 # ------------------------------------------------------------------------------------------------- inputs
@@ -429,7 +429,7 @@ def signal_model(cfg: FTestConfig, edges: np.ndarray, env: Envelope) -> dict[str
     """Gaussian signal for the S+B plot: configured, or at the blind-window centre sized to S/√B = 3."""
     from scipy import stats
 
-    sig = dict(cfg.signal or {})
+    sig = cfg.signal.model_dump(exclude_none=True) if cfg.signal is not None else {}
     window = cfg.blind or (float(edges[0]) + 0.4 * (edges[-1] - edges[0]), float(edges[0]) + 0.6 * (edges[-1] - edges[0]))
     mass = float(sig.get("mass_gev", 0.5 * (window[0] + window[1])))
     width = float(sig.get("width_gev", (window[1] - window[0]) / 8.0))
@@ -590,16 +590,11 @@ def plot_splusb(env: Envelope, counts: np.ndarray, signal: dict[str, Any], name:
 
 
 # ------------------------------------------------------------------------------------------------- executors
-def _default_workers() -> int:
-    """Usable cores."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
 def _execute(tasks: list[CategoryTask], executor: str, workers: int | None,
              on_done: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Run tasks on the chosen executor, calling ``on_done`` as each finishes; results in task order."""
     results: dict[str, dict[str, Any]] = {}
-    n_workers = max(1, min(workers or _default_workers(), len(tasks)))
+    n_workers = max(1, min(workers or default_workers(), len(tasks)))
     if executor == "iterative" or not tasks:
         for t in tasks:
             results[t.category.name] = run_category(t)
@@ -611,21 +606,17 @@ def _execute(tasks: list[CategoryTask], executor: str, workers: int | None,
                 results[futures[fut]] = _future_result(futures[fut], fut.exception, fut.result)
                 on_done(results[futures[fut]])
     elif executor == "dask":
-        from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
 
-        dask_log = logging.getLogger("distributed")
-        level = dask_log.level
-        dask_log.setLevel(logging.ERROR)  # the scheduler's INFO chatter is not for users of this command
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        from analysis.execution.cluster import dask_client
+
+        with dask_client(workers=n_workers) as (client, _info):
             futures = client.map(run_category, tasks, key=[f"ftest-{_safe_dir(t.category.name)}-{i}" for i, t in enumerate(tasks)], pure=False)
             names = {f.key: t.category.name for f, t in zip(futures, tasks)}
             for fut in dask_completed(futures):
                 name = names[fut.key]
                 results[name] = _future_result(name, fut.exception, fut.result)
                 on_done(results[name])
-        dask_log.setLevel(level)
     else:
         raise AnalysisError(f"executor {executor!r}: choose from {', '.join(EXECUTORS)}")
     return [results[t.category.name] for t in tasks]
@@ -678,7 +669,7 @@ def run_ftest(cfg: FTestConfig, out_dir: str | Path, progress: bool = False) -> 
     finally:
         if bar is not None:
             bar.stop()
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    config = cfg.model_dump(mode="json")
     config["range_used"] = None if fit_range is None else list(fit_range)
     run = FTestRun(summaries, out, config)
     (out / "summary.json").write_text(json.dumps({"config": config, "categories": summaries,
@@ -706,5 +697,5 @@ class _progress:
         self._p.stop()
 
 
-__all__ = ["CONFIG_SCHEMA", "CategoryInput", "CategoryTask", "FTestConfig", "FTestRun", "category_histogram",
-           "make_config", "read_categories", "run_category", "run_ftest"]
+__all__ = ["CategoryInput", "CategoryTask", "FTestConfig", "FTestRun", "category_histogram",
+           "SignalSpec", "make_config", "read_categories", "run_category", "run_ftest"]
