@@ -2,7 +2,7 @@
 
 The public API, one function per workflow step (the ``ana`` CLI calls the same names)::
 
-    from analysis import run_processor, run_ttbar, run_fit, run_demo
+    from analysis import run_processor, run_user_processor, RunOptions, run_ttbar, run_fit, run_demo
     from analysis import run_search, run_ftest, reinterpret_histograms, reinterpret_workspace, scale_histogram
     from analysis import derive_reweighting, apply_reweighting, extract_features, train_and_evaluate, score_region
 
@@ -21,6 +21,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ConfigError": ("analysis.errors", "ConfigError"),
     # execution: any coffea processor over a fileset, reliably
     "run_processor": ("analysis.execution.runner", "run_processor"),
+    "RunOptions": ("analysis.execution.options", "RunOptions"),
+    "run_user_processor": ("analysis.execution.user", "run_user_processor"),
     "RetryPolicy": ("analysis.execution.retries", "RetryPolicy"),
     # histogram I/O
     "read_histograms": ("analysis.histio", "read_histograms"),

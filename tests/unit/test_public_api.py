@@ -11,6 +11,7 @@ PUBLIC = [
     "AnalysisError", "ConfigError", "RetryPolicy", "RunResult", "UserError", "apply_reweighting",
     "derive_reweighting", "extract_features", "histogram_digest", "read_histograms", "reinterpret_histograms",
     "reinterpret_workspace", "run_demo", "run_fit", "run_ftest", "run_processor", "run_search", "run_ttbar",
+    "RunOptions", "run_user_processor",
     "save_histograms", "scale_histogram", "score_region", "train_and_evaluate",
 ]
 
