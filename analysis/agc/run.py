@@ -87,13 +87,12 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
     """
     # all configuration problems together, before any work
     problems: list[str] = []
-    opts, cfg = None, None
+    opts = None
     try:
-        opts = RunOptions.make(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                               cluster_config=cluster_config, chunksize=chunksize, retries=retries,
-                               skip_bad_files=skip_bad_files, checkpoint=checkpoint, progress=progress,
-                               ship_code=ship_code)
-        cfg = opts.cluster_section()
+        opts = RunOptions.resolve(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
+                                  cluster_config=cluster_config, chunksize=chunksize, retries=retries,
+                                  skip_bad_files=skip_bad_files, checkpoint=checkpoint, progress=progress,
+                                  ship_code=ship_code)
     except UserError as err:
         problems.append(str(err))
     fileset = expected = None
@@ -105,7 +104,7 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, ex
     if problems:
         raise AnalysisError("; ".join(problems))
     proc = processor_instance if processor_instance is not None else TtbarAnalysis()
-    ex = execute(fileset, proc, opts.model_copy(update={"cluster_config": cfg}), schema=schema_for(fileset),
+    ex = execute(fileset, proc, opts, schema=schema_for(fileset),
                  expected=expected, adjust_fileset=_renormalise_without(expected))
     lost = ex.accounting.lost_per_dataset()
     nevents = dict(ex.output.get("nevents", {}))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, UserError
 from analysis.execution.cluster import CLUSTER_KINDS, check_cluster_config, is_scheduler_address, load_cluster_config
 
 __all__ = ["EXECUTORS", "MEMORY_FACTOR", "MEMORY_FRACTION", "RunOptions", "clamp_chunksize", "model_errors",
@@ -144,6 +144,31 @@ class RunOptions(BaseModel):
             return cls(**base)
         except ValidationError as err:
             raise AnalysisError("invalid run options: " + "; ".join(model_errors(err))) from None
+
+    @classmethod
+    def resolve(cls, options: "RunOptions | dict[str, Any] | None" = None, **overrides: Any) -> "RunOptions":
+        """Like :meth:`make`, and the batch-cluster config read and validated (``cluster_config`` becomes its
+        ``cluster`` section); option and cluster-config problems are reported together in one line.
+
+        Raises:
+            AnalysisError: every problem, ``; ``-separated.
+        """
+        problems, opts = [], None
+        try:
+            opts = cls.make(options, **overrides)
+        except AnalysisError as err:
+            problems.append(str(err))
+        raw = options.model_dump() if isinstance(options, RunOptions) else dict(options or {})
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        section = None
+        if raw.get("cluster") in CLUSTER_KINDS and raw.get("cluster_config") is not None:
+            try:
+                section = cls.model_construct(cluster=raw["cluster"], cluster_config=raw["cluster_config"]).cluster_section()
+            except UserError as err:
+                problems.append(str(err))
+        if problems:
+            raise AnalysisError("; ".join(problems))
+        return opts.model_copy(update={"cluster_config": section}) if section is not None else opts
 
     @property
     def resolved_executor(self) -> str:

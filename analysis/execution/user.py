@@ -254,8 +254,7 @@ def run_user_processor(processor_spec: str | processor.ProcessorABC, fileset_jso
     opts = proc = fileset = schema_cls = None
     ship: list[str] = []
     try:
-        opts = RunOptions.make(options, **run_options)
-        opts = opts.model_copy(update={"cluster_config": opts.cluster_section()})
+        opts = RunOptions.resolve(options, **run_options)
     except UserError as err:
         problems.append(str(err))
     try:
