@@ -53,6 +53,9 @@ class ChunkCheckpointer(SimpleCheckpointer):
     """Per-chunk checkpoints under ``DIR/<processor fingerprint>/<dataset>/<file uuid>/<tree>/``, written atomically."""
 
     _CORE = ("dataset", "filename", "treename", "entrystart", "entrystop", "fileuuid")
+    # keys a schema adds to the chunk's metadata while processing (NanoAODSchema: "version"); the metadata
+    # coffea hands to save() then differs from the one the chunk was planned with, so they are not part of the key
+    _ADDED = ("version",)
 
     def __init__(self, checkpoint_dir: str, fingerprint: str) -> None:
         super().__init__(checkpoint_dir, verbose=False, overwrite=True)
@@ -60,7 +63,7 @@ class ChunkCheckpointer(SimpleCheckpointer):
 
     def filepath(self, metadata: Any, processor_instance=None) -> str:
         """Checkpoint path; the chunk's user metadata (xsec, nevts, ...) is part of the name."""
-        user = {k: v for k, v in metadata.items() if k not in self._CORE}
+        user = {k: v for k, v in metadata.items() if k not in self._CORE and k not in self._ADDED}
         tag = hashlib.sha256(json.dumps(user, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return str(Path(self.checkpoint_dir) / self.fingerprint / metadata["dataset"] / (metadata["fileuuid"] or "nouuid")
                    / metadata["treename"] / f"{metadata['entrystart']}-{metadata['entrystop']}-{tag}.coffea")

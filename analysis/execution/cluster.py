@@ -283,7 +283,9 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
     with ExitStack() as stack:
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}))
         dask_log = logging.getLogger("distributed")
-        if not logging.getLogger().isEnabledFor(logging.INFO):  # scheduler chatter only with verbose logging
+        verbose = logging.getLogger().isEnabledFor(logging.INFO)
+        if not verbose:  # scheduler chatter and workers' task-failure logs only with verbose logging; failures
+            # reach the user as the run's one-line error anyway
             stack.callback(dask_log.setLevel, dask_log.level)
             dask_log.setLevel(logging.ERROR)
         if scheduler:
@@ -308,7 +310,7 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
             n = workers or default_workers()
             local = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                      dashboard_address=None, memory_limit="auto",
-                                                     silence_logs=logging.ERROR))
+                                                     silence_logs=logging.ERROR if verbose else logging.CRITICAL))
             client = stack.enter_context(Client(local))
             info = ClusterInfo("local", local.scheduler_address, n)
         if ship if ship is not None else info.kind != "local":

@@ -153,7 +153,7 @@ def test_bad_processor_spec_one_line(nano, tmp_path, capsys, spec, needle):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("executor", ["iterative", "futures"])
+@pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
 def test_processor_that_raises_one_line(nano, tmp_path, capsys, executor):
     index, module = nano
     rc, _, err = _run(capsys, "--processor", f"{module}:Boom", "--fileset", str(index), "--out", str(tmp_path / "o"),
@@ -162,7 +162,31 @@ def test_processor_that_raises_one_line(nano, tmp_path, capsys, executor):
     assert rc == 2, err
     assert line.startswith("ana run: error: processor") and "Boom failed on" in line
     assert "ValueError: boom in chunk (tests_module.py:" in line and "__nanoaod_000.root entries 0-3000" in line
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "Compute Failed" not in err
+
+
+def test_skip_and_account_and_checkpoints(nano, tmp_path, capsys):
+    """The reliability layer applies to user processors: a missing file fails in one line or is skipped and
+    reported; a rerun with --checkpoint takes every chunk from the checkpoint and gives the same histograms."""
+    index, module = nano
+    meta = json.loads(index.read_text())
+    files = [str(index.parent / meta["ttbar"]["nominal"]["files"][0]["path"]), str(tmp_path / "gone.root")]
+    fileset = tmp_path / "fs.json"
+    fileset.write_text(json.dumps({"tt": {"files": files, "treename": "Events", "metadata": {"process": "ttbar"}}}))
+    common = ["--processor", f"{module}:Proc", "--fileset", str(fileset), "--executor", "iterative", "--chunksize", "1000"]
+    rc, _, err = _run(capsys, *common, "--out", str(tmp_path / "strict"))
+    assert rc == 2 and "1 unreadable input file(s)" in err and "gone.root: file not found" in err
+    assert len(err.strip().splitlines()) == 1
+    for attempt in ("first", "again"):
+        rc, out, err = _run(capsys, *common, "--out", str(tmp_path / attempt), "--skip-bad-files",
+                            "--checkpoint", str(tmp_path / "ckpt"))
+        assert rc == 0, err
+        assert "SKIPPED 1 file(s)" in out and "gone.root: file not found" in out
+    first = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert first["events_processed"] == 3000 and first["chunks"] == 3 and first["chunks_from_checkpoint"] == 0
+    assert again["chunks_from_checkpoint"] == 3 and [b["path"] for b in again["bad_files"]] == [files[1]]
+    assert histogram_digest(tmp_path / "first" / "histograms.root") == histogram_digest(tmp_path / "again" / "histograms.root")
 
 
 def test_bad_options_together(nano, tmp_path, capsys):
