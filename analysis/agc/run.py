@@ -73,26 +73,23 @@ def _correct_norms(output: dict, fileset: dict[str, dict[str, Any]], lost: dict[
             output["norms"][key] = Constant(meta["xsec"] * meta["lumi"] / (meta["nevts"] - gone))
 
 
-def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None, *, executor: str | None = "futures",
-              workers: int | None = None, scheduler: str | None = None, chunksize: int = 100_000,
-              max_files: int = -1, samples_config: str | Path | None = None, progress: bool = True,
-              cluster: str | None = None, cluster_config: str | Path | dict[str, Any] | None = None,
-              skip_bad_files: bool = False, retries: int = 3, checkpoint: str | Path | None = None,
-              ship_code: bool | None = None, processor_instance: TtbarAnalysis | None = None,
-              input_format: str | None = None) -> RunResult:
+def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None,
+              options: RunOptions | dict[str, Any] | None = None, *, max_files: int = -1,
+              samples_config: str | Path | None = None, processor_instance: TtbarAnalysis | None = None,
+              input_format: str | None = None, **run_options: Any) -> RunResult:
     """AGC ttbar step: fileset json → TtbarAnalysis → histograms (written to ``out_dir`` if given).
 
-    With ``skip_bad_files``, unreadable files/chunks are left out and listed in the metrics with the events
-    lost, and MC is normalised to the events actually processed. processed + lost = fileset total, always.
+    How to run is a :class:`~analysis.execution.options.RunOptions` (``options`` and/or its fields as keywords:
+    ``executor``, ``workers``, ``scheduler``, ``cluster``, ``cluster_config``, ``chunksize``, ``retries``,
+    ``skip_bad_files``, ``checkpoint``, ``progress``, ``ship_code``). With ``skip_bad_files``, unreadable
+    files/chunks are left out and listed in the metrics with the events lost, and MC is normalised to the
+    events actually processed. processed + lost = fileset total, always.
     """
     # all configuration problems together, before any work
     problems: list[str] = []
     opts = None
     try:
-        opts = RunOptions.resolve(executor=executor, workers=workers, scheduler=scheduler, cluster=cluster,
-                                  cluster_config=cluster_config, chunksize=chunksize, retries=retries,
-                                  skip_bad_files=skip_bad_files, checkpoint=checkpoint, progress=progress,
-                                  ship_code=ship_code)
+        opts = RunOptions.resolve(options, **run_options)
     except UserError as err:
         problems.append(str(err))
     fileset = expected = None

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from analysis.execution.cluster import CLUSTER_KINDS
-from analysis.execution.options import EXECUTORS
+from analysis.execution.options import EXECUTORS, RunOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="print the batch job script for --cluster/--cluster-config and exit (submits nothing)")
     parser.add_argument("--no-ship-code", action="store_true",
                         help="do not upload the project code to the workers (they have it installed)")
-    parser.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (clamped to the worker memory)")
+    defaults = {name: field.default for name, field in RunOptions.model_fields.items()}  # defined once, there
+    parser.add_argument("--chunksize", type=int, default=None,
+                        help=f"events per chunk, clamped to the worker memory (default {defaults['chunksize']})")
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable files/chunks, reporting each with the events lost")
-    parser.add_argument("--retries", type=int, default=3, help="extra attempts per chunk for transient errors")
+    parser.add_argument("--retries", type=int, default=None,
+                        help=f"extra attempts per chunk for transient errors (default {defaults['retries']})")
     parser.add_argument("--checkpoint", default=None, help="directory for per-chunk checkpoints (resume)")
     parser.add_argument("--max-files", type=int, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
     parser.add_argument("--format", choices=["ntuple", "nanoaod"], default=None, dest="input_format",
