@@ -134,7 +134,7 @@ def load_processor(spec: str, options: dict[str, Any] | None = None) -> tuple[pr
     options = dict(options or {})
     cls, module_name = load_object(spec, "processor")
     if not (inspect.isclass(cls) and issubclass(cls, processor.ProcessorABC)):
-        kind = type(cls).__name__ if not inspect.isclass(cls) else f"class not derived from ProcessorABC"
+        kind = type(cls).__name__ if not inspect.isclass(cls) else "class not derived from ProcessorABC"
         raise AnalysisError(f"processor {spec!r} is not a coffea ProcessorABC subclass ({kind})")
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(cls.__abstractmethods__))
