@@ -283,7 +283,17 @@ def run_user_processor(processor_spec: str | processor.ProcessorABC, fileset_jso
                  fingerprint_of=proc)
     if not ex.output:
         raise AnalysisError("no events processed: " + "; ".join(ex.accounting.summary_lines()))
-    out = proc.postprocess(ex.output)
+    try:
+        out = proc.postprocess(ex.output)
+    except UserError:
+        raise
+    except Exception as err:
+        try:
+            user_file = inspect.getsourcefile(type(proc))
+        except TypeError:
+            user_file = None
+        raise AnalysisError(f"processor {label}: postprocess failed: {type(err).__name__}: {err} "
+                            f"({_where(err, user_file)})") from None
     output = ex.output if out is None else out
     lost = ex.accounting.lost_per_dataset()
     chunk_lost = sum(r["events_lost"] for r in ex.accounting.lost_chunks)

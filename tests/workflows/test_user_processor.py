@@ -39,6 +39,11 @@ class Boom(processor.ProcessorABC):
 
 class NotAProcessor:
     pass
+
+
+class BadPost(Proc):
+    def postprocess(self, accumulator):
+        return accumulator["nope"]
 '''
 
 
@@ -163,6 +168,15 @@ def test_processor_that_raises_one_line(nano, tmp_path, capsys, executor):
     assert line.startswith("ana run: error: processor") and "Boom failed on" in line
     assert "ValueError: boom in chunk (tests_module.py:" in line and "__nanoaod_000.root entries 0-3000" in line
     assert "Traceback" not in err and "Compute Failed" not in err
+
+
+def test_postprocess_that_raises_one_line(nano, tmp_path, capsys):
+    index, module = nano
+    rc, _, err = _run(capsys, "--processor", f"{module}:BadPost", "--fileset", str(index), "--out", str(tmp_path / "o"),
+                      "--executor", "iterative")
+    line = err.strip().splitlines()[-1]
+    assert rc == 2 and "BadPost: postprocess failed: KeyError: 'nope' (tests_module.py:" in line, err
+    assert "Traceback" not in err
 
 
 def test_skip_and_account_and_checkpoints(nano, tmp_path, capsys):
