@@ -21,7 +21,7 @@ from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 from analysis.errors import AnalysisError
-from analysis.plotting import save_figure
+from analysis.plotting import correlation_figure, data_mc_figures, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +484,7 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
 
     poi_name = outcome.model.config.poi_name
     keep(cabinetry.visualize.pulls(outcome.fit_results, exclude=poi_name, **kw), "pulls")
-    keep(cabinetry.visualize.correlation_matrix(outcome.fit_results, pruning_threshold=0.05, **kw), "correlation_matrix")
+    keep(correlation_figure(list(outcome.fit_results.labels), outcome.fit_results.corr_mat, keep=(poi_name,)), "correlation_matrix")
     if outcome.ranking is not None and ranking:
         keep(cabinetry.visualize.ranking(outcome.ranking, max_pars=15, **kw), "ranking")
     if outcome.scan is not None:
@@ -493,7 +493,7 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
         keep(limit_plot(outcome.limit, poi_name), "limit")
     for stage, fr in (("prefit", None), ("postfit", outcome.fit_results)):
         prediction = cabinetry.model_utils.prediction(outcome.model, fit_results=fr)
-        figs = cabinetry.visualize.data_mc(prediction, outcome.data, config=outcome.config, **kw)
+        figs = data_mc_figures(prediction, outcome.data, outcome.config, **kw)  # the run's process colours/labels
         for item in figs:
             stem = f"{item['region'].replace(' ', '_')}_{stage}"
             keep(item["figure"], stem)

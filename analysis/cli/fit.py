@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the fit step and print the POI."""
+    """Run the fit step, print the POI and write DIR/report.html."""
+    t0 = time.perf_counter()
     from analysis.agc.inference import run_fit
 
     outcome = run_fit(args.config, args.histograms, args.out, ranking=not args.no_ranking, limit=not args.no_limit,
@@ -32,4 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"95% CL upper limit on {outcome.model.config.poi_name}: {outcome.limit.observed_limit:.3f} observed, "
               f"{outcome.limit.expected_limit[2]:.3f} expected")
     print(f"wrote {args.out}/fit_results.json and plots")
+    from analysis.agc.report import write_fit_report
+
+    print(f"report: {write_fit_report(args.out, time.perf_counter() - t0)}")
     return 0

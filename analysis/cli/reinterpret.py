@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from analysis.errors import AnalysisError
 
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the histogram or workspace API and print the limits."""
+    """Dispatch to the histogram or workspace API, print the limits and write report.html next to results.json."""
+    t0 = time.perf_counter()
     from analysis.recast.reinterpret import reinterpret_histograms, reinterpret_workspace
 
     given = [f for f in HIST_FLAGS if getattr(args, f) is not None]
@@ -76,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cross-section limit: observed {result.signal_cross_section_pb * result.mu_upper_limit_observed:.4g} pb")
     for kind, paths in result.outputs.items():
         print(f"wrote {kind}: {', '.join(paths)}")
+    if result.outputs.get("results"):
+        from analysis.recast.report import write_reinterpret_report
+
+        print(f"wrote report: {write_reinterpret_report(result.outputs['results'][0], time.perf_counter() - t0)}")
     return 0

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--executor", choices=EXECUTORS, default="futures")
     d.add_argument("--workers", type=int, default=None)
     d.add_argument("--no-plots", action="store_true")
-    d.set_defaults(func=run_derive)
+    d.set_defaults(func=derive_with_report)
 
     a = steps.add_parser("apply", help="run the ttbar analysis with the correction and its ht_reweight_up/down variations")
     a.add_argument("--fileset", required=True, help="ntuples.json")
@@ -80,3 +80,15 @@ def run_apply(args: argparse.Namespace) -> int:
     print(f"processed {result.metrics.get('events_processed', sum(result.nevents.values()))} events; "
           f"wrote {result.output_dir}/histograms.root")
     return 0
+
+
+def derive_with_report(args: argparse.Namespace) -> int:
+    """:func:`run_derive`, then ``DIR/report.html`` with the whole step's wall time."""
+    import time
+
+    from analysis.reweighting.report import write_reweight_report
+
+    t0 = time.perf_counter()
+    code = run_derive(args)
+    print(f"report: {write_reweight_report(args.out, time.perf_counter() - t0)}")
+    return code

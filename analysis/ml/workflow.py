@@ -36,7 +36,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from analysis.errors import AnalysisError
-from analysis.plotting import label, save_figure, use_style
+from analysis.ml.report import write_ml_report
+from analysis.plotting import label, ordered_processes, process_style, save_figure, use_style
 from processors.ml_features import FEATURES, SIGNAL_PROCESS, MLFeatures
 from processors.ml_model import MODEL_FORMAT, ScoreModel, check_columns, feature_matrix, load_model, scores_of
 
@@ -330,7 +331,7 @@ def score_plot(result: TrainingResult, name: str | None = None, bins: int = 25) 
     fig, ax = plt.subplots(figsize=(8, 6))
     edges = np.linspace(0, 1, bins + 1)
     centers = 0.5 * (edges[1:] + edges[:-1])
-    for cls, colour, text in ((1, "tab:red", r"$t\bar{t}$"), (0, "tab:blue", "background")):
+    for cls, colour, text in ((1, process_style("ttbar")[0], process_style("ttbar")[1]), (0, "#717581", "background")):
         test = ev.test_scores[result.y_test == cls]
         train = ev.train_scores[result.y_train == cls]
         h_test, _ = np.histogram(test, edges, density=True)
@@ -353,19 +354,18 @@ def region_plot(h: hist.Hist, score_cut: float, observable: str = "m_bjj") -> pl
     """Observable of the score-defined region stacked per process (ttbar analysis colours), MC stat. band."""
     import mplhep
 
-    from analysis.agc.plots import MC_ORDER
-
     use_style()
     fig, ax = plt.subplots(figsize=(8, 6))
-    present = list(h.axes["process"])
-    procs = [p for p in MC_ORDER if p in present] + sorted(p for p in present if p not in MC_ORDER)
+    procs = ordered_processes(list(h.axes["process"]))
     if procs:
         parts = [h[:, p] for p in procs]
-        mplhep.histplot(parts, stack=True, histtype="fill", label=procs, ax=ax, edgecolor="grey", linewidth=0.5)
+        styles = [process_style(p, index=i) for i, p in enumerate(procs)]
+        mplhep.histplot(parts, stack=True, histtype="fill", label=[st[1] for st in styles],
+                        color=[st[0] for st in styles], ax=ax, edgecolor="black", linewidth=0.4)
         total = sum(p.values() for p in parts)
         err = np.sqrt(sum(p.variances() for p in parts))
-        ax.stairs(total + err, h.axes["observable"].edges, baseline=total - err, fill=True, alpha=0.3, color="black",
-                  hatch="///", label="MC stat. unc.")
+        ax.stairs(total + err, h.axes["observable"].edges, baseline=total - err, fill=False, hatch="////",
+                  color="#555555", linewidth=0, label="MC stat. unc. (√Σw²)")
     ax.set_xlabel(r"$m_{bjj}$ [GeV]" if observable == "m_bjj" else f"{observable}")
     ax.set_ylabel("Events / bin")
     ax.legend(frameon=False, fontsize=12, title=f"4j2b, classifier score > {score_cut:g}", title_fontsize=13)
@@ -378,7 +378,8 @@ def region_plot(h: hist.Hist, score_cut: float, observable: str = "m_bjj") -> pl
 def train_and_evaluate(features: str | Path | dict[str, np.ndarray], out_dir: str | Path, *,
                        feature_names: Sequence[str] = FEATURES, classifiers: Sequence[str] = CLASSIFIERS,
                        test_fraction: float = 0.25, seed: int = 1, score_cut: float = 0.5) -> TrainingResult:
-    """Train on a feature table; write ``metrics.json``, ``roc``/``scores`` plots and ``model.joblib``."""
+    """Train on a feature table; write ``metrics.json``, ``roc``/``scores`` plots, ``model.joblib`` and report.html."""
+    t0 = time.perf_counter()
     columns = read_features(features) if isinstance(features, (str, Path)) else features
     result = train_classifiers(columns, feature_names, classifiers=classifiers, test_fraction=test_fraction,
                                seed=seed, score_cut=score_cut)
@@ -390,13 +391,16 @@ def train_and_evaluate(features: str | Path | dict[str, np.ndarray], out_dir: st
                        {"trained_on": str(features) if isinstance(features, (str, Path)) else "columns"})
     doc = dict(result.summary(), model=str(model))
     (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_ml_report(out, wall_time_s=time.perf_counter() - t0)
     return result
 
 
 def score_region(fileset_json: str | Path, model_path: str | Path, score_cut: float, out_dir: str | Path, *,
                  executor: str = "futures", workers: int | None = None, chunksize: int = 100_000,
                  max_files: int = -1) -> FeatureTable:
-    """Process a fileset with the model: 4j2b events with score > cut fill the region histogram (+ plot, yields)."""
+    """Process a fileset with the model: 4j2b events with score > cut fill the region histogram (+ plot, yields,
+    report.html)."""
+    t0 = time.perf_counter()
     if not 0.0 <= score_cut < 1.0:
         raise AnalysisError(f"score cut must be in [0, 1), got {score_cut}")
     load_model(model_path)  # fail early on a bad model file
@@ -417,4 +421,5 @@ def score_region(fileset_json: str | Path, model_path: str | Path, score_cut: fl
     doc = {"model": str(model_path), "score_cut": score_cut, "observable": "m_bjj", "yields": yields}
     (out / "score_region.json").write_text(json.dumps(doc, indent=2) + "\n")
     table.metrics["score_region"] = doc
+    write_ml_report(out, wall_time_s=time.perf_counter() - t0)
     return table

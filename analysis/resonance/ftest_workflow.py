@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import time
 import traceback
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,6 +30,7 @@ from analysis.errors import AnalysisError, ConfigError, UserError
 from analysis.resonance.bkgfit import FitResult
 from analysis.resonance.envelope import Envelope, build_envelope
 from analysis.resonance.families import DEFAULT_FAMILIES, canonical_family
+from analysis.resonance.report import write_ftest_report
 from analysis.resonance.ftest import ftest_2d, ftest_table, table_markdown
 from analysis.config import load_yaml
 from analysis.execution.cluster import default_workers
@@ -523,13 +525,22 @@ def plot_multipdf(env: Envelope, counts: np.ndarray, name: str, cfg: FTestConfig
         for a in (ax, rax):
             a.axvspan(*cfg.blind, color="grey", alpha=0.2, lw=0, label="blinded" if a is ax else None)
     ax.set_ylabel(f"Events / {width:g} {cfg.unit}")
-    ax.set_ylim(0, None)
+    _log_y(ax, (counts * scale)[mask], best_curve)  # spectra fall over decades: log axis
     ax.legend(fontsize=12, title=f"category {name}", title_fontsize=13)
     rax.set_ylabel("Data − best")
     rax.set_xlabel(_axis_label(cfg))
     rax.set_xlim(grid.lo, grid.hi)
     label(ax, _data_label(cfg) if not cfg.pseudodata else "Simulation")
     return save_figure(fig, out, "multipdf")
+
+
+def _log_y(ax, points: np.ndarray, curve: np.ndarray) -> None:
+    """Log y axis from half the smallest positive value to 30× the largest (room for the legend)."""
+    vals = np.concatenate([np.asarray(points, float), np.asarray(curve, float)])
+    pos = vals[np.isfinite(vals) & (vals > 0)]
+    ax.set_yscale("log")
+    if pos.size:
+        ax.set_ylim(0.5 * pos.min(), 30 * pos.max())
 
 
 def background_band(env: Envelope, n_samples: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -650,7 +661,9 @@ class FTestRun:
 
 
 def run_ftest(cfg: FTestConfig, out_dir: str | Path, progress: bool = False) -> FTestRun:
-    """Read the input, run one task per category on ``cfg.executor``, write summary.json, return the summaries."""
+    """Read the input, run one task per category on ``cfg.executor``, write summary.json and report.html, return
+    the summaries."""
+    t0 = time.perf_counter()
     out = Path(out_dir)
     cats = read_categories(cfg)
     if not cats:
@@ -675,6 +688,7 @@ def run_ftest(cfg: FTestConfig, out_dir: str | Path, progress: bool = False) -> 
     (out / "summary.json").write_text(json.dumps({"config": config, "categories": summaries,
                                                   "failed": [c["category"] for c in run.failed]},
                                                  indent=2, default=_json_default))
+    write_ftest_report(out, wall_time_s=time.perf_counter() - t0)
     return run
 
 

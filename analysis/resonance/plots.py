@@ -13,7 +13,13 @@ from analysis.resonance.likelihood import ParametricModel
 from analysis.resonance.signal_model import dscb_pdf
 
 UNITS = {"n_jets": "", "n_leptons": "", "photon1_isolation": "", "photon2_isolation": "",
-         "average_jet_pT": " [GeV]", "lead_jets_dPhi": " [rad]", "missing_energy": " [GeV]"}
+         "average_jet_pT": " [GeV]", "lead_jets_dPhi": " [rad]", "missing_energy": ""}  # tutorial files: missing_energy ~0-1, not GeV
+
+
+VARIABLE_LABEL = {"n_jets": "number of jets", "n_leptons": "number of leptons",
+                  "photon1_isolation": "photon 1 isolation", "photon2_isolation": "photon 2 isolation",
+                  "average_jet_pT": r"average jet $p_T$", "lead_jets_dPhi": r"$\Delta\phi$(leading jets)",
+                  "missing_energy": "missing energy"}
 
 
 def plot_variables(out: Path, sig_s: dict, bkg_s: Any, cuts: dict, lumi_fb: float) -> list[Path]:
@@ -21,24 +27,35 @@ def plot_variables(out: Path, sig_s: dict, bkg_s: Any, cuts: dict, lumi_fb: floa
     names = [v for v in UNITS if v in bkg_s.features]
     ncol = 3
     nrow = int(np.ceil(len(names) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 5 * nrow))
-    for ax, var in zip(np.ravel(axes), names):
-        pooled = np.concatenate([bkg_s.features[var]] + [s.features[var] for s in sig_s.values()])
-        if var in ("n_jets", "n_leptons"):
-            bins = np.arange(-0.5, min(np.max(pooled), 15) + 1.5)
-        else:
-            bins = np.linspace(*np.percentile(pooled, [0.5, 99.5]), 40)
-        ax.hist(bkg_s.features[var], bins=bins, density=True, histtype="stepfilled", alpha=0.4, color="grey", label="Background (sim.)")
-        for m, s in sig_s.items():
-            ax.hist(s.features[var], bins=bins, density=True, histtype="step", lw=2, label=f"X({m:g} GeV)")
-        for key, val in cuts.get(var, {}).items():
-            ax.axvline(val, color="red", ls="--", lw=1.5)
-        ax.set_xlabel(var + UNITS[var])
-        ax.set_ylabel("Normalised to unit area")
-        ax.legend(fontsize=11)
-    for ax in np.ravel(axes)[len(names):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Selection variables (dashed: optimised cuts), {lumi_fb:g} fb$^{{-1}}$", fontsize=16)
+    with plt.rc_context({"font.size": 14, "axes.labelsize": 15, "xtick.labelsize": 12, "ytick.labelsize": 12}):
+        fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 4.3 * nrow), layout="constrained")
+        for k, (ax, var) in enumerate(zip(np.ravel(axes), names)):
+            pooled = np.concatenate([bkg_s.features[var]] + [s.features[var] for s in sig_s.values()])
+            if var in ("n_jets", "n_leptons"):
+                bins = np.arange(-0.5, min(np.max(pooled), 15) + 1.5)
+            else:
+                bins = np.linspace(*np.percentile(pooled, [0.5, 99.5]), 40)
+            ax.hist(bkg_s.features[var], bins=bins, density=True, histtype="stepfilled", alpha=0.4, color="grey",
+                    label="Background (sim.)")
+            for m, s in sig_s.items():
+                ax.hist(s.features[var], bins=bins, density=True, histtype="step", lw=2, label=f"X({m:g} GeV)")
+            for key, val in cuts.get(var, {}).items():
+                ax.axvline(val, color="red", ls="--", lw=1.5, label="optimised cut" if key == next(iter(cuts[var])) else None)
+            ax.set_xlabel(VARIABLE_LABEL.get(var, var) + UNITS[var])
+            if k % ncol == 0:
+                ax.set_ylabel("Fraction / unit")
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
+        for ax in np.ravel(axes)[len(names):]:
+            ax.set_visible(False)
+        handles, labels = np.ravel(axes)[0].get_legend_handles_labels()
+        for ax in np.ravel(axes)[: len(names)]:  # the cut line may be missing from the first panel
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=14, frameon=False)
+        fig.suptitle(f"Selection variables, simulation normalised to unit area ({lumi_fb:g} fb$^{{-1}}$ analysis)",
+                     fontsize=16)
     return save_figure(fig, out, "variables")
 
 
@@ -48,7 +65,8 @@ def _data_points(ax: plt.Axes, centers: np.ndarray, counts: np.ndarray, show: np
 
 def plot_mass_fit(out: Path, edges: np.ndarray, counts: np.ndarray, side: np.ndarray, blind: tuple | None,
                   b_exp: np.ndarray, family: str, lumi_fb: float, stem: str = "mass_fit",
-                  signal: np.ndarray | None = None, signal_label: str = "", sb: np.ndarray | None = None) -> list[Path]:
+                  signal: np.ndarray | None = None, signal_label: str = "", sb: np.ndarray | None = None,
+                  sb_label: str = "S+B fit", com: float = 13.0) -> list[Path]:
     """m_γγ spectrum with the background fit (and optional signal / S+B curve) and a residual panel."""
     centers = 0.5 * (edges[1:] + edges[:-1])
     width = np.diff(edges)
@@ -58,7 +76,7 @@ def plot_mass_fit(out: Path, edges: np.ndarray, counts: np.ndarray, side: np.nda
     ax.fill_between(centers, b_exp - np.sqrt(b_exp), b_exp + np.sqrt(b_exp), step="mid", color="tab:blue", alpha=0.2,
                     label=r"$\pm B^{1/2}$ (Poisson)")
     if sb is not None:
-        ax.stairs(sb, edges, color="tab:red", lw=2, label="S+B fit")
+        ax.stairs(sb, edges, color="tab:red", lw=2, label=sb_label)
     if signal is not None:
         ax.stairs(signal, edges, color="tab:orange", lw=2, ls="--", label=signal_label)
     if blind is not None:
@@ -70,7 +88,7 @@ def plot_mass_fit(out: Path, edges: np.ndarray, counts: np.ndarray, side: np.nda
     ax.set_ylim(max(0.1, 0.5 * np.min(b_exp)), 20 * max(np.max(counts), np.max(b_exp)))
     ax.set_ylabel(f"Events / {width[0]:g} GeV")
     ax.legend(fontsize=12)
-    label(ax, "Data", lumi=lumi_fb, com=14)
+    label(ax, "Data", lumi=lumi_fb, com=com)
     pull = np.where(side, (counts - b_exp) / np.sqrt(np.clip(b_exp, 1e-9, None)), np.nan)
     rax.bar(centers[side], pull[side], width=width[side], color="grey")
     if sb is not None:
@@ -82,7 +100,8 @@ def plot_mass_fit(out: Path, edges: np.ndarray, counts: np.ndarray, side: np.nda
     return save_figure(fig, out, stem)
 
 
-def plot_pvalue_scan(out: Path, grid: np.ndarray, expected_z: list[float], scan: dict | None, xsec: float, lumi_fb: float) -> list[Path]:
+def plot_pvalue_scan(out: Path, grid: np.ndarray, expected_z: list[float], scan: dict | None, xsec: float, lumi_fb: float,
+                     com: float = 13.0) -> list[Path]:
     """Local p-value versus mass: observed (when unblinded) and expected for the nominal cross-section."""
     from scipy import stats
 
@@ -102,11 +121,11 @@ def plot_pvalue_scan(out: Path, grid: np.ndarray, expected_z: list[float], scan:
     ax.set_xlabel(r"$m_X$ [GeV]")
     ax.set_ylabel(r"Local $p_0$")
     ax.legend()
-    label(ax, "Data" if scan is not None else "Simulation", lumi=lumi_fb, com=14)
+    label(ax, "Data" if scan is not None else "Simulation", lumi=lumi_fb, com=com)
     return save_figure(fig, out, "pvalue_scan")
 
 
-def plot_limits(out: Path, limits: dict, xsec: float, lumi_fb: float) -> list[Path]:
+def plot_limits(out: Path, limits: dict, xsec: float, lumi_fb: float, com: float = 13.0) -> list[Path]:
     """Brazil-band plot of the 95 % CL CLs upper limits on σ(pp→X)."""
     m = np.asarray(limits["mass_gev"])
     b1 = np.asarray(limits["expected_1sigma_pb"])
@@ -122,11 +141,11 @@ def plot_limits(out: Path, limits: dict, xsec: float, lumi_fb: float) -> list[Pa
     ax.set_xlabel(r"$m_X$ [GeV]")
     ax.set_ylabel(r"95% CL limit on $\sigma(pp\to X)$ [pb]")
     ax.legend()
-    label(ax, "Data" if limits.get("observed_pb") is not None else "Simulation", lumi=lumi_fb, com=14)
+    label(ax, "Data" if limits.get("observed_pb") is not None else "Simulation", lumi=lumi_fb, com=com)
     return save_figure(fig, out, "limits")
 
 
-def plot_signal_model(out: Path, sig_sel: dict, fits: list[dict]) -> list[Path]:
+def plot_signal_model(out: Path, sig_sel: dict, fits: list[dict], com: float = 13.0) -> list[Path]:
     """Selected signal m_γγ per simulated mass with the fitted double-sided Crystal Ball."""
     fig, ax = plt.subplots(figsize=(10, 7))
     for f in fits:
@@ -142,7 +161,7 @@ def plot_signal_model(out: Path, sig_sel: dict, fits: list[dict]) -> list[Path]:
     ax.set_xlabel(r"$m_{\gamma\gamma}$ [GeV]")
     ax.set_ylabel("Selected events / bin")
     ax.legend(fontsize=11, ncol=2)
-    label(ax, "Simulation", com=14)
+    label(ax, "Simulation", com=com)
     return save_figure(fig, out, "signal_model")
 
 
@@ -153,13 +172,13 @@ def make_all(out: Path, *, cfg: Any, edges: np.ndarray, counts: np.ndarray, side
     """Write every plot of the search; data inside the blind window are never drawn (they were never read)."""
     use_style()
     out = Path(out)
-    lumi = cfg.luminosity_fb
+    lumi, com = cfg.luminosity_fb, getattr(cfg, "sqrt_s_tev", 13.0)
     family = getattr(profiler, "name", "envelope")
     paths = plot_variables(out, sig_s, bkg_s, sel_report.get("cuts", {}), lumi)
-    paths += plot_mass_fit(out, edges, counts, side, blind, b_exp, family, lumi)
-    paths += plot_pvalue_scan(out, grid, expected_z, scan, cfg.signal_xsec_pb, lumi)
-    paths += plot_limits(out, limits, cfg.signal_xsec_pb, lumi)
-    paths += plot_signal_model(out, sig_sel, sig_fits)
+    paths += plot_mass_fit(out, edges, counts, side, blind, b_exp, family, lumi, com=com)
+    paths += plot_pvalue_scan(out, grid, expected_z, scan, cfg.signal_xsec_pb, lumi, com)
+    paths += plot_limits(out, limits, cfg.signal_xsec_pb, lumi, com)
+    paths += plot_signal_model(out, sig_sel, sig_fits, com)
     if results["best_mass_gev"] is not None:
         i = int(np.argmax(scan["z_local"]))
         mu = float(scan["mu_hat"][i])
@@ -171,11 +190,11 @@ def make_all(out: Path, *, cfg: Any, edges: np.ndarray, counts: np.ndarray, side
             bkg_part = b_exp
         paths += plot_mass_fit(out, edges, counts, side, None, bkg_part, family, lumi, stem="sb_fit",
                                signal=mu * t, signal_label=f"Signal, $m_X$ = {grid[i]:g} GeV, σ = {mu:.2g} pb",
-                               sb=bkg_part + mu * t)
+                               sb=bkg_part + mu * t, com=com)
     else:  # blinded: the expected S+B shape for the reference cross-section at the most sensitive mass
         i = int(np.argmax(expected_z))
         s = cfg.signal_xsec_pb * templates[i]
         paths += plot_mass_fit(out, edges, counts, side, blind, b_exp, family, lumi, stem="sb_fit", signal=s,
                                signal_label=f"Expected signal, $m_X$ = {grid[i]:g} GeV, σ = {cfg.signal_xsec_pb:g} pb",
-                               sb=b_exp + s)
+                               sb=b_exp + s, sb_label="B (sideband fit) + expected S, not a fit", com=com)
     return paths

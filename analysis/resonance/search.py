@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from analysis.errors import AnalysisError
 from analysis.resonance import likelihood as lk
 from analysis.resonance import limits as lim
+from analysis.resonance.report import write_search_report
 from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
 from analysis.resonance.signal_model import SignalModel, build_signal_model
 from analysis.config import load_yaml, validate
@@ -37,6 +39,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "required": ["luminosity_fb", "mass_range_gev", "signal", "background", "data"],
     "properties": {
         "luminosity_fb": _POS,
+        "sqrt_s_tev": _POS,
         "mass_range_gev": _RANGE,
         "signal": {
             "type": "object", "additionalProperties": False,
@@ -106,6 +109,7 @@ class SearchConfig:
     global_toys: int = 20
     limit_validation_toys: int = 200
     seed: int = 12345
+    sqrt_s_tev: float = 13.0
     raw: dict = field(default_factory=dict)
 
     @property
@@ -148,7 +152,8 @@ def load_config(path: str | Path) -> SearchConfig:
         bin_width=float(doc.get("bin_width_gev", 10.0)), scan_step=float(doc.get("scan_step_gev", 10.0)),
         blind_margin_sigma=float(doc.get("blind_margin_sigma", 2.0)), selection_method=sel.get("method", "cuts"),
         selection_variables=tuple(sel.get("variables", REQUIRED_FEATURES)), global_toys=int(doc.get("global_toys", 20)),
-        limit_validation_toys=int(doc.get("limit_validation_toys", 200)), seed=int(doc.get("seed", 12345)), raw=doc,
+        limit_validation_toys=int(doc.get("limit_validation_toys", 200)), seed=int(doc.get("seed", 12345)),
+        sqrt_s_tev=float(doc.get("sqrt_s_tev", 13.0)), raw=doc,
     )
 
 
@@ -183,7 +188,8 @@ def _make_profiler(cfg: SearchConfig, edges: np.ndarray, counts: np.ndarray, fam
 
 
 def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = False, make_plots: bool = True) -> dict:
-    """Run the whole search; write results.json, details.json and plots into ``out_dir``; return the results."""
+    """Run the whole search; write results.json, details.json, plots and report.html into ``out_dir``; return the results."""
+    t0 = time.perf_counter()
     cfg = load_config(config_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -327,6 +333,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                        sig_s=sig_s, bkg_s=bkg_s, selection=selection, sel_report=sel_report, smodel=smodel,
                        sig_fits=sig_fits, sig_sel=sig_sel, grid=grid, templates=templates, expected_z=exp_z,
                        scan=scan, limits=limits, results=results, meas=meas, profiler=profiler, bounds=bounds)
+    write_search_report(out, wall_time_s=time.perf_counter() - t0)
     return results
 
 
