@@ -50,7 +50,7 @@ def write_reinterpret_report(results_json: str | Path, wall_time_s: float | None
     rep.headline(head)
     excluded = res.get("signal_excluded_at_mu_1")
     nums: dict[str, Any] = {
-        f"signal at {poi} = 1": Quantity("excluded" if excluded else "not excluded", "",
+        f"signal hypothesis {poi} = 1": Quantity("excluded" if excluded else "not excluded", "",
                                          f"observed CLs = {res.get('cls_observed_at_mu_1', float('nan')):.4g} "
                                          f"{'<' if excluded else '≥'} {1 - cl:.2g}"),
         "test statistic / calculator": Quantity(f"{res.get('test_statistic')} / {res.get('calculator')}", "",
@@ -63,7 +63,7 @@ def write_reinterpret_report(results_json: str | Path, wall_time_s: float | None
                                                          f"{cl:.0%} CL = σ × μ limit")
     y = res.get("yields") or {}
     for key, text in (("data", "observed events"), ("background", "background (pre-fit nominal)"),
-                      ("signal_mu_1", f"signal at {poi} = 1")):
+                      ("signal_mu_1", f"signal events at {poi} = 1")):
         if key in y:
             nums[text] = Quantity(y[key], "events", "sum over all bins")
     rep.numbers(nums)
