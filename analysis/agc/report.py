@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from analysis.plotting import correlation_selection, process_style
-from analysis.report import PM_MEANING, Quantity, Report, add_remaining_figures, format_duration, pm, read_json
+from analysis.plotting import correlation_selection, ordered_processes, process_style
+from analysis.report import PM_MEANING, Quantity, Report, add_remaining_figures, fmt, format_duration, pm, read_json
 
 REGION_TITLE = {"4j1b": "≥ 4 jets, 1 b-tag (H_T)", "4j2b": "≥ 4 jets, ≥ 2 b-tags (m_bjj)"}
 MC_STAT = PM_MEANING["mc_stat"]
@@ -75,7 +75,7 @@ def _yields_from_hist(h: Any) -> tuple[list[str], list[list[str]]]:
     import numpy as np
 
     regions = list(h.axes["region"])
-    procs = [p for p in h.axes["process"]]
+    procs = ordered_processes(list(h.axes["process"]))  # the stacks' order
     rows, tot, var = [], {r: 0.0 for r in regions}, {r: 0.0 for r in regions}
     for i, p in enumerate(procs):
         row = [process_style(p, index=i)[1].replace("$t\\bar{t}$", "tt̄")]
@@ -214,7 +214,7 @@ def write_agc_report(out_dir: str | Path, *, fit_dir: str | Path | None = None, 
         if "chunks" in m:
             run_nums["chunks (chunk size)"] = Quantity(f"{m['chunks']} ({m.get('chunksize')} events)", "", "")
         run_nums["events processed"] = Quantity(m.get("events_processed"), "events",
-                                                f"of {m.get('events_expected', '?')} expected, {m.get('events_lost', 0)} lost")
+                                                f"of {fmt(m.get('events_expected'))} expected, {fmt(m.get('events_lost', 0))} lost")
         t_proc = m.get("processing_time_s", m.get("wall_time_s"))
         run_nums["event processing wall time"] = Quantity(t_proc, "s", "the processing step only (not the whole run)")
         run_nums["throughput"] = Quantity(m.get("events_per_s"), "events/s", "events processed / processing wall time")
@@ -245,13 +245,13 @@ def write_agc_report(out_dir: str | Path, *, fit_dir: str | Path | None = None, 
             rep.figure(p, caps.get(p.stem, p.stem.replace("_", " ")))
     if fit_dir is not None and Path(fit_dir).is_dir():
         pngs = sorted(Path(fit_dir).glob("*.png"))
-        order = ["pulls", "correlation_matrix", "ranking", f"scan_{(fit or {}).get('poi', '')}", "limit"]
+        order = ["pulls", "ranking", f"scan_{(fit or {}).get('poi', '')}", "limit", "correlation_matrix"]
         data_mc = [p for p in pngs if _region_caption(p.stem)]
         rep.section("Fit plots")
         for p in sorted(data_mc, key=lambda q: (q.stem.endswith("postfit"), q.stem)):
             rep.figure(p, _region_caption(p.stem) or p.stem)
         for p in sorted((p for p in pngs if p not in data_mc), key=lambda q: order.index(q.stem) if q.stem in order else 99):
-            rep.figure(p, caps.get(p.stem, p.stem.replace("_", " ")))
+            rep.figure(p, caps.get(p.stem, p.stem.replace("_", " ")), wide=p.stem == "correlation_matrix")
     add_remaining_figures(rep, out, captions=caps)
     return rep.write(out / "report.html")
 

@@ -152,7 +152,8 @@ def write_search_report(out_dir: str | Path, wall_time_s: float | None = None) -
     if wall_time_s is not None:
         rep.section("Run")
         rep.numbers({"wall time of the whole search": Quantity(format_duration(wall_time_s), "", "from start to report")})
-    rep.section("Plots")
+    if any(out.glob("*.png")):
+        rep.section("Plots")
     for stem in ("mass_fit", "sb_fit", "pvalue_scan", "limits", "signal_model"):
         p = out / f"{stem}.png"
         if p.is_file():

@@ -83,13 +83,15 @@ def write_reweight_report(out_dir: str | Path, wall_time_s: float | None = None)
                 krows.append([b.get("label", "?"), f"[{edges[i]:.0f}, {edges[i + 1]:.0f})" if i + 1 < len(edges) else "?",
                               f"{kk:.3f} ± {ee:.3f}"])
         if krows:
-            rep.table(["nJets bin", "H_T^all bin [GeV]", "k = data*/MC ± (data ⊕ MC stat.)"], krows,
+            rep.table(["nJets bin", "H_T^all bin [GeV]", "k = data*/MC ± stat."], krows,
+                      caption="± is the statistical uncertainty of k_i: data* Poisson (√Σw²), plus the MC's √Σw² when the "
+                              "config's mcStatError is on (the default).",
                       collapsed=f"{v}: reweighting factors k_i ({len(krows)} bins)")
     rep.section("Plots")
     for v in variations:
         p = out / f"kfactors_{v}.png"
         if p.is_file():
-            rep.figure(p, f"{v}: k_i = data*/MC per H_T^all bin (points; ± data ⊕ MC stat.) with the smooth function and "
+            rep.figure(p, f"{v}: k_i = data*/MC per H_T^all bin (points, ± stat.) with the smooth function and "
                           "its ±1σ band and the KDE ratio, one panel per nJets bin.", wide=True)
     for v in variations:
         p = out / f"data_mc_{v}.png"
