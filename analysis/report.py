@@ -49,6 +49,7 @@ figure.wide img{width:auto;max-width:100%;display:block;margin:0 auto}
 figcaption{font-size:90%;color:#444;padding:.3em .2em}
 figcaption code{color:#777}
 details{margin:.5em 0}summary{cursor:pointer;color:#225}
+.nw{white-space:nowrap}
 """
 
 #: The meaning of a "±" the reports print, by kind (appended to the number so no "±" stands unexplained).
@@ -109,6 +110,12 @@ def pm(value: float, error: float, meaning: str = "", digits: int = 2) -> str:
 def _esc(x: Any) -> str:
     """HTML-escape a cell (numbers formatted with :func:`fmt`)."""
     return html.escape(x if isinstance(x, str) else fmt(x))
+
+
+def _td(x: Any) -> str:
+    """A table cell; short ones (numbers, labels) never wrap."""
+    text = _esc(x)
+    return f"<td class='nw'>{text}</td>" if len(text) <= 24 else f"<td>{text}</td>"
 
 
 class Report:
@@ -195,7 +202,7 @@ class Report:
         """A table (numbers formatted with :func:`fmt`); with ``collapsed`` it sits in a ``<details>`` whose
         summary is that text."""
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
         block = f"<table>{cap}<tr>{head}</tr>{body}</table>"
         if collapsed:

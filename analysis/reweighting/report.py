@@ -12,21 +12,30 @@ from typing import Any
 
 from analysis.report import Quantity, Report, add_remaining_figures, format_duration, read_json
 
-CLOSURE_LABEL = {"before": "before (MC only normalised)", "spline": "after, smooth function", "smooth": "after, smooth function",
+CLOSURE_LABEL = {"before": "before (MC only normalised)", "spline": "after, C¹ spline", "smooth": "after, smooth function",
                  "kde": "after, KDE ratio"}
 
 
-def _closure_rows(var: str, doc: dict[str, Any]) -> list[list[Any]]:
-    """χ²/ndf of each closure method per nJets bin."""
+def _closure_table(variations: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(header, rows): χ²/ndf per closure method (one column each, whatever ``chi2_<method>`` keys exist) per
+    sample and nJets bin."""
+    methods: list[str] = []
+    for d in variations.values():
+        for b in d.get("njets_bins", []):
+            for k in (b.get("closure") or {}):
+                if k.startswith("chi2_") and k[len("chi2_"):] not in methods:
+                    methods.append(k[len("chi2_"):])
     rows = []
-    for b in doc.get("njets_bins", []):
-        c = b.get("closure") or {}
-        ndf = c.get("ndf")
-        methods = [k[len("chi2_"):] for k in c if k.startswith("chi2_")]
-        cells = "; ".join(f"{CLOSURE_LABEL.get(m, m)}: {c[f'chi2_{m}']:.1f}/{ndf}" for m in methods)
-        frac = c.get("mc_stat_fraction")
-        rows.append([var, b.get("label", "?"), len(b.get("k", [])), cells, "–" if frac is None else f"{frac:.2f}"])
-    return rows
+    for var, d in variations.items():
+        for b in d.get("njets_bins", []):
+            c = b.get("closure") or {}
+            frac = c.get("mc_stat_fraction")
+            rows.append([var, b.get("label", "?"), len(b.get("k", []))]
+                        + [f"{c[f'chi2_{m}']:.1f}/{c.get('ndf')}" if f"chi2_{m}" in c else "–" for m in methods]
+                        + ["–" if frac is None else f"{frac:.2f}"])
+    header = (["sample", "nJets bin", "k bins"] + [f"χ²/ndf {CLOSURE_LABEL.get(m, m)}" for m in methods]
+              + ["MC-stat share of the variance"])
+    return header, rows
 
 
 def write_reweight_report(out_dir: str | Path, wall_time_s: float | None = None) -> Path:
@@ -70,9 +79,9 @@ def write_reweight_report(out_dir: str | Path, wall_time_s: float | None = None)
     for w in doc.get("warnings", []) or []:
         rep.warning(str(w))
     rep.section("Closure", doc.get("closure_definition") if isinstance(doc.get("closure_definition"), str) else None)
-    rows = [r for v, d in variations.items() for r in _closure_rows(v, d)]
+    header, rows = _closure_table(variations)
     if rows:
-        rep.table(["sample", "nJets bin", "k bins", "closure χ²/ndf", "MC-stat share of the variance"], rows,
+        rep.table(header, rows,
                   caption="χ² of data* against the normalised (reweighted) tt+≥1b MC in fixed-width bins; variance = data "
                           "Poisson ⊕ MC stat. (√Σw²). An MC-stat share near 1 means the closure is limited by the MC sample.")
     for v, d in variations.items():

@@ -199,8 +199,8 @@ def test_reweight_report_from_files(tmp_path: Path) -> None:
     (tmp_path / "derivation.json").write_text(json.dumps(DERIVATION))
     pngs = [_png(tmp_path, s) for s in ("kfactors_nominal", "kfactors_PS_var", "data_mc_nominal", "extra_plot")]
     html = write_reweight_report(tmp_path, wall_time_s=12.0).read_text()
-    assert "0.9731" in html and "after, smooth function: 11.5/12" in html and "after, smooth function: 14.0/12" in html
-    assert "before (MC only normalised): 40.2/12" in html and "a clipping warning" in html and "WLS polynomials" in html
+    assert "0.9731" in html and ">11.5/12</td>" in html and ">14.0/12</td>" in html and "χ²/ndf after, smooth function" in html
+    assert ">40.2/12</td>" in html and "a clipping warning" in html and "WLS polynomials" in html
     assert "1.100 ± 0.050" in html and "[300, 400)" in html
     assert all(_embedded(html, p) for p in pngs)
 

@@ -48,7 +48,7 @@ def test_ftest_report(tmp_path: Path) -> None:
     run = run_ftest(cfg, tmp_path / "out")
     html = _check_self_contained(tmp_path / "out")
     best = run.categories[0]["best"]["name"]
-    assert f"<td>{best}</td>" in html and "1 of 1 categories modelled" in html
+    assert f">{best}</td>" in html and "1 of 1 categories modelled" in html
     env = json.loads((tmp_path / "out" / "a" / "envelope.json").read_text())
     assert f"{env['events_in_fit_bins']:.0f}" in html.replace("\u2009", "")
     assert 0 < _wall_time(html) < 600
@@ -67,7 +67,7 @@ def test_search_report_blinded(shared_dir: Path, tmp_path: Path) -> None:
     html = _check_self_contained(tmp_path / "out")
     assert "BLINDED" in html and "an expectation, not a fit" in html
     lim = res["limits"]
-    assert f"<td>{lim['mass_gev'][0]:g}</td><td>{lim['expected_pb'][0]:.3g}</td>" in html
+    assert f">{lim['mass_gev'][0]:g}</td><td class='nw'>{lim['expected_pb'][0]:.3g}</td>" in html
     assert 0 < _wall_time(html) < 600
 
 
