@@ -1,4 +1,5 @@
-"""Shared plot style and saving: mplhep CMS-like style, PNG + PDF with the same stem.
+"""Shared plot style and saving: mplhep CMS-like style, PNG + PDF with the same stem, the one process style map
+(PROCESS_STYLE: colour and label per process, also applied to cabinetry's figures) and a readable correlation matrix.
 
 Importing this module changes no global state (the matplotlib backend is the user's choice; the ``ana``
 CLI selects Agg for itself)."""
@@ -6,6 +7,7 @@ CLI selects Agg for itself)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import mplhep
@@ -110,8 +112,18 @@ def restyle_data_mc(fig: plt.Figure, config: dict, data_label: str | None = None
     return fig
 
 
-def data_mc_figures(prediction, data, config: dict, **kwargs) -> list[dict]:
-    """``cabinetry.visualize.data_mc`` with the run's process colours and labels (one style for every plot)."""
+def data_mc_figures(prediction: Any, data: Any, config: dict, **kwargs: Any) -> list[dict]:
+    """``cabinetry.visualize.data_mc`` with the run's process colours and labels (one style for every plot).
+
+    Args:
+        prediction: a ``cabinetry.model_utils.ModelPrediction`` (pre- or post-fit).
+        data: observed data per bin (and auxdata), as cabinetry takes it.
+        config: the cabinetry config (sample names → ``SamplePath`` → PROCESS_STYLE).
+        kwargs: passed on to ``cabinetry.visualize.data_mc`` (figure_folder, close_figure, save_figure, ...).
+
+    Returns:
+        cabinetry's list of ``{"region": name, "figure": Figure}``, restyled.
+    """
     import cabinetry
 
     figs = cabinetry.visualize.data_mc(prediction, data, config=config, colors=cabinetry_colors(config), **kwargs)
