@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({best['n_params']} parameters)")
         else:
             print(f"ana ftest: category {cat['category']} failed: {cat['error']}", file=sys.stderr)
-    print(f"wrote {result.out_dir / 'summary.json'}")
+    print(f"wrote {result.out_dir / 'summary.json'}; report: {result.out_dir / 'report.html'}")
     if result.failed and not cfg.keep_going:
         return 1
     return 0

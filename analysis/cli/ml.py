@@ -64,7 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
     for name, ev in result.evaluations.items():
         print(f"{name:5s} AUC = {ev.auc:.3f} ± {ev.auc_uncertainty:.3f}  accuracy = {ev.accuracy:.3f}  "
               f"eff(sig) = {ev.signal_efficiency:.3f}  eff(bkg) = {ev.background_efficiency:.3f} at score > {ev.score_cut:g}")
-    print(f"wrote {args.out}/metrics.json, roc, scores and model.joblib ({result.default.name})")
+    print(f"wrote {args.out}/metrics.json, roc, scores, model.joblib ({result.default.name}) and report.html")
     return 0
 
 
@@ -76,5 +76,5 @@ def run_region(args: argparse.Namespace) -> int:
                          chunksize=args.chunksize, max_files=args.max_files)
     for proc, y in table.metrics["score_region"]["yields"].items():
         print(f"{proc:20s} efficiency {y['efficiency']:.3f}  expected {y['expected_selected']:.1f} of {y['expected_4j2b']:.1f}")
-    print(f"wrote {args.out}/score_region.json and score_region.png/pdf")
+    print(f"wrote {args.out}/score_region.json, score_region.png/pdf and report.html")
     return 0

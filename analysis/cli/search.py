@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
               + (f"; measured m = {res['measurement']['mass_gev']:.1f} ± {res['measurement']['mass_err_gev']:.1f} GeV,"
                  f" σ = {res['measurement']['cross_section_pb']:.3g} ± {res['measurement']['cross_section_err_pb']:.2g} pb"
                  if res["measurement"] else ""))
-    print(f"wrote {args.out}/results.json")
+    print(f"wrote {args.out}/results.json; report: {args.out}/report.html")
     return 0
