@@ -1,0 +1,440 @@
+"""One maximum-likelihood fit entry for every workflow, with a fit-quality guard and robust retries.
+
+:func:`fit` minimises −2 ln L of a :class:`~analysis.stats.likelihood.Likelihood` with iminuit's MIGRAD
+(analytic gradient when JAX is there), computes the HESSE covariance and, when asked, MINOS intervals.
+Every fit is judged (:class:`FitQuality`): valid minimum, EDM below goal, accurate positive-definite
+covariance, free parameters at a bound, and a free fit that ended where it started (the SLSQP failure
+mode of pyhf's default optimiser on nearly degenerate constraints).  A failed fit is retried with Minuit
+strategy 2, from the best point reached so far, from a start with the POI moved by the observed excess and
+with SciPy's L-BFGS-B; if none succeeds the best attempt is returned with ``quality.ok = False`` and the
+reasons in ``quality.warnings`` — callers print them and write them to results; nothing is silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+from iminuit import Minuit
+
+from analysis.stats.errors import StatsError
+from analysis.stats.likelihood import Likelihood
+
+log = logging.getLogger(__name__)
+
+Optimizer = Literal["minuit", "scipy"]
+OPTIMIZERS = ("minuit", "scipy")
+MAX_CALLS = 100_000
+TOLERANCE = 0.1  # Minuit's EDM goal is 0.002 · tolerance · errordef (pyhf's and cabinetry's default)
+
+
+@dataclass
+class FitQuality:
+    """How much a fit result can be trusted, and what was done to get it.
+
+    Attributes:
+        valid: Minuit reported a valid minimum (EDM below goal, no call limit, covariance usable).
+        edm: estimated distance to minimum; edm_goal: Minuit's target.
+        covariance: "accurate", "forced positive-definite", "approximate", "Hesse failed" or "not computed".
+        at_bounds: free parameters that ended within 10⁻⁶ of the width of their range from a bound.
+        stalled_at_start: a free fit whose parameters did not move although the gradient at the start
+            was not zero (the optimiser gave up at its initial point).
+        n_nan: non-finite −2 ln L evaluations during the fit.
+        attempts: each attempt tried, in order (e.g. "minuit strategy 1", "minuit strategy 2").
+        warnings: human-readable problems left after all retries (empty when ``ok``).
+        optimizer: the optimiser whose result was kept.
+    """
+
+    valid: bool
+    edm: float
+    edm_goal: float
+    covariance: str
+    at_bounds: list[str] = field(default_factory=list)
+    stalled_at_start: bool = False
+    n_nan: int = 0
+    attempts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    optimizer: str = "minuit"
+
+    @property
+    def ok(self) -> bool:
+        """Valid minimum, not stalled, covariance accurate (or not asked for)."""
+        return self.valid and not self.stalled_at_start and self.covariance in ("accurate", "not computed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the ``fit_quality`` block of results files)."""
+        return {"ok": self.ok, "valid_minimum": self.valid, "edm": float(self.edm), "edm_goal": float(self.edm_goal),
+                "covariance": self.covariance, "parameters_at_bounds": list(self.at_bounds),
+                "stalled_at_start": self.stalled_at_start, "nan_evaluations": int(self.n_nan),
+                "attempts": list(self.attempts), "optimizer": self.optimizer, "warnings": list(self.warnings)}
+
+
+@dataclass
+class FitResult:
+    """Best-fit point, HESSE uncertainties/covariance, MINOS intervals and quality of one fit.
+
+    Arrays have shape (n_par,) or (n_par, n_par) in the order of ``labels``; fixed parameters have zero
+    uncertainty.  ``minos`` maps a parameter name to its (lower, upper) MINOS errors (lower ≤ 0).
+    """
+
+    labels: list[str]
+    bestfit: np.ndarray
+    uncertainty: np.ndarray
+    covariance: np.ndarray | None
+    twice_nll: float
+    quality: FitQuality
+    fixed: np.ndarray
+    poi_index: int | None = None
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    minos_method: dict[str, str] = field(default_factory=dict)
+    n_fcn: int = 0
+
+    @property
+    def correlation(self) -> np.ndarray:
+        """Correlation matrix (zero rows/columns for fixed parameters), shape (n_par, n_par)."""
+        n = len(self.labels)
+        if self.covariance is None:
+            return np.eye(n)
+        sig = np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = self.covariance / np.outer(sig, sig)
+        corr = np.where(np.outer(sig > 0, sig > 0), corr, 0.0)
+        np.fill_diagonal(corr, 1.0)
+        return corr
+
+    def value(self, name: str) -> float:
+        """Best-fit value of parameter ``name``."""
+        return float(self.bestfit[self.labels.index(name)])
+
+    def to_cabinetry(self, goodness_of_fit: float = -1.0):
+        """The same result as ``cabinetry.fit.FitResults`` (for cabinetry's plots and predictions)."""
+        import cabinetry
+
+        return cabinetry.fit.FitResults(np.asarray(self.bestfit), np.asarray(self.uncertainty), list(self.labels),
+                                        self.correlation, float(self.twice_nll), float(goodness_of_fit),
+                                        {k: tuple(v) for k, v in self.minos.items()})
+
+
+def _covariance_status(m: Minuit) -> str:
+    fmin = m.fmin
+    if fmin is None or m.covariance is None:
+        return "not computed"
+    if getattr(fmin, "hesse_failed", False):
+        return "Hesse failed"
+    if fmin.has_made_posdef_covar:
+        return "forced positive-definite"
+    if not fmin.has_accurate_covar:
+        return "approximate"
+    return "accurate"
+
+
+def _at_bounds(values: np.ndarray, bounds: Sequence[tuple[float, float]], free: np.ndarray,
+               labels: Sequence[str]) -> list[str]:
+    out = []
+    for i in np.flatnonzero(free):
+        lo, hi = bounds[i]
+        width = hi - lo if np.isfinite(hi - lo) else max(abs(values[i]), 1.0)
+        if (np.isfinite(lo) and values[i] - lo <= 1e-6 * width) or (np.isfinite(hi) and hi - values[i] <= 1e-6 * width):
+            out.append(labels[i])
+    return out
+
+
+def _stalled(lh: Likelihood, x0: np.ndarray, values: np.ndarray, free: np.ndarray, errors: np.ndarray,
+             data: np.ndarray | None) -> bool:
+    """The free parameters did not move although −2 ln L decreases along the gradient at the start."""
+    if not free.any() or not np.allclose(values[free], x0[free], rtol=0.0, atol=1e-9):
+        return False
+    scale = np.where(errors > 0, errors, 1.0)
+    if lh.has_gradient:
+        g = lh.grad(x0, data)
+    else:
+        g = np.zeros_like(x0)
+        for i in np.flatnonzero(free):
+            h = 1e-4 * scale[i]
+            up, down = x0.copy(), x0.copy()
+            up[i] += h
+            down[i] -= h
+            g[i] = (lh.twice_nll(up, data) - lh.twice_nll(down, data)) / (2 * h)
+    # a step of one uncertainty along −g would lower −2lnL by > 0.1: the start is not a minimum
+    return bool(np.max(np.abs(g[free] * scale[free])) > 0.1)
+
+
+class _Attempt:
+    """The outcome of one minimisation (Minuit object or SciPy point + Minuit HESSE)."""
+
+    def __init__(self, name: str, m: Minuit, optimizer: str) -> None:
+        self.name, self.m, self.optimizer = name, m, optimizer
+
+    @property
+    def fval(self) -> float:
+        return float(self.m.fval) if self.m.fmin is not None else float("inf")
+
+
+def _minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None) -> Minuit:
+    d = lh.data if data is None else np.asarray(data, dtype=float)
+    grad = (lambda p: lh.grad(p, d)) if lh.has_gradient else None
+    m = Minuit(lambda p: lh.twice_nll(p, d), np.array(x0, dtype=float), grad=grad, name=lh.labels)
+    m.errordef = Minuit.LEAST_SQUARES  # the cost is −2 ln L: Δ = 1 is one standard deviation
+    m.limits = [tuple(b) for b in lh.bounds]
+    m.tol = TOLERANCE
+    m.print_level = 0
+    for i in np.flatnonzero(fixed):
+        m.fixed[i] = True
+    # starting steps: a tenth of the range (at most 0.1) — pyhf's minuit optimizer uses similar steps
+    steps = []
+    for (lo, hi), v in zip(lh.bounds, x0):
+        width = hi - lo if np.isfinite(hi - lo) else max(abs(v), 1.0)
+        steps.append(max(min(0.1, 0.1 * width), 1e-6))
+    m.errors = steps
+    return m
+
+
+def _run_minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, strategy: int,
+                hesse: bool) -> _Attempt:
+    m = _minuit(lh, x0, fixed, data)
+    m.strategy = strategy
+    m.migrad(ncall=MAX_CALLS)
+    if hesse and m.fmin is not None and np.isfinite(m.fval) and (~fixed).any():
+        m.hesse()
+    return _Attempt(f"minuit strategy {strategy}", m, "minuit")
+
+
+def _run_scipy(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, method: str,
+               hesse: bool) -> _Attempt:
+    """SciPy minimisation of the free parameters; uncertainties from Minuit's HESSE at the SciPy point."""
+    from scipy.optimize import minimize
+
+    d = lh.data if data is None else np.asarray(data, dtype=float)
+    free = ~fixed
+    base = np.array(x0, dtype=float)
+
+    def full(xf: np.ndarray) -> np.ndarray:
+        p = base.copy()
+        p[free] = xf
+        return p
+
+    fun = lambda xf: lh.twice_nll(full(xf), d)  # noqa: E731
+    jac = (lambda xf: lh.grad(full(xf), d)[free]) if lh.has_gradient else None
+    bounds = [lh.bounds[i] for i in np.flatnonzero(free)]
+    res = minimize(fun, base[free], jac=jac, method=method, bounds=bounds,
+                   options={"maxiter": 100_000} if method == "SLSQP" else {"maxiter": 15_000})
+    point = full(res.x)
+    m = _minuit(lh, point, fixed, data)
+    m.strategy = 1
+    if hesse:
+        m.hesse()  # also sets fmin: valid if the Hessian is positive definite and the EDM small
+    else:
+        m.migrad(ncall=1)
+    a = _Attempt(f"scipy {method}", m, "scipy")
+    a.scipy_point, a.scipy_fval, a.scipy_success = point, float(res.fun), bool(res.success)  # type: ignore[attr-defined]
+    return a
+
+
+def _quality(lh: Likelihood, a: _Attempt, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None,
+             hesse: bool) -> tuple[np.ndarray, FitQuality]:
+    m = a.m
+    free = ~fixed
+    if a.optimizer == "scipy":
+        values = np.asarray(a.scipy_point)  # type: ignore[attr-defined]
+    else:
+        values = np.asarray(m.values, dtype=float)
+    fmin = m.fmin
+    valid = bool(fmin is not None and fmin.is_valid and np.isfinite(m.fval))
+    if a.optimizer == "scipy":
+        valid = valid and a.scipy_success  # type: ignore[attr-defined]
+    edm = float(fmin.edm) if fmin is not None else float("nan")
+    goal = float(getattr(fmin, "edm_goal", 0.002 * TOLERANCE)) if fmin is not None else 0.002 * TOLERANCE
+    cov = _covariance_status(m) if hesse else "not computed"
+    errors = np.asarray(m.errors, dtype=float)
+    q = FitQuality(valid=valid, edm=edm, edm_goal=goal, covariance=cov,
+                   at_bounds=_at_bounds(values, lh.bounds, free, lh.labels),
+                   stalled_at_start=_stalled(lh, x0, values, free, errors, data), optimizer=a.optimizer)
+    return values, q
+
+
+def _describe(q: FitQuality) -> list[str]:
+    out = []
+    if not q.valid:
+        out.append(f"minimum not valid (EDM {q.edm:.2g}, goal {q.edm_goal:.2g})")
+    if q.stalled_at_start:
+        out.append("the fit stopped at its starting point although the likelihood slopes there")
+    if q.covariance not in ("accurate", "not computed"):
+        out.append(f"covariance {q.covariance}")
+    return out
+
+
+def _poi_start(lh: Likelihood, x0: np.ndarray, data: np.ndarray | None) -> np.ndarray | None:
+    """x0 with the POI moved to the observed-minus-expected yield over the POI-scaled yield (None if no POI)."""
+    i = lh.poi_index
+    if i is None:
+        return None
+    d = lh.main_data(data)
+    nominal = lh.expected_data(x0, include_auxdata=False)
+    off = x0.copy()
+    off[i] = 0.0 if x0[i] != 0 else 1.0
+    other = lh.expected_data(off, include_auxdata=False)
+    slope = (nominal.sum() - other.sum()) / (x0[i] - off[i])
+    if not np.isfinite(slope) or slope == 0:
+        return None
+    lo, hi = lh.bounds[i]
+    start = x0.copy()
+    start[i] = float(np.clip(x0[i] + (d.sum() - nominal.sum()) / slope, lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo)))
+    return None if np.isclose(start[i], x0[i]) else start
+
+
+def fit(lh: Likelihood, *, init: Sequence[float] | None = None, fix: Mapping[int | str, float] | None = None,
+        data: Sequence[float] | None = None, optimizer: Optimizer = "minuit", minos: Sequence[int | str] = (),
+        hesse: bool = True, strategy: int | None = None, retry: bool = True) -> FitResult:
+    """Maximum-likelihood fit with the quality guard (see the module docstring).
+
+    Args:
+        lh: the likelihood (model + observed data).
+        init: starting point, shape (n_par,) (default: the model's suggested init).
+        fix: parameters (index or name) held at a value in addition to the model's fixed ones.
+        data: fit these data instead of the observed ones (e.g. Asimov), shape (n_main + n_aux,).
+        optimizer: "minuit" (MIGRAD) or "scipy" (SLSQP, pyhf's default optimiser); the other is a fallback.
+        minos: parameters (index or name) that get MINOS intervals.
+        hesse: compute the covariance matrix (HESSE).
+        strategy: Minuit strategy of the first attempt (default 1; retries use 2).
+        retry: try the fallbacks when the first attempt is not good.
+
+    Returns:
+        The kept :class:`FitResult`; ``result.quality.ok`` tells whether it passed the guard.
+
+    Raises:
+        StatsError: unknown optimiser or parameter name.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise StatsError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+    x0 = np.array(lh.init if init is None else init, dtype=float)
+    fixed = lh.fixed.copy()
+    for key, value in (fix or {}).items():
+        i = _index(lh, key)
+        fixed[i] = True
+        x0[i] = float(value)
+    d = None if data is None else np.asarray(data, dtype=float)
+    nan_before = lh.n_nan
+    first = 1 if strategy is None else int(strategy)
+
+    plan: list[tuple[str, Any]] = []
+    if optimizer == "scipy":
+        plan.append(("scipy", ("SLSQP", x0)))
+    plan.append(("minuit", (first, x0)))
+    if retry:
+        plan.append(("minuit", (2, x0)))
+        plan.append(("minuit-from-best", 2))
+        poi_start = _poi_start(lh, x0, d) if lh.poi_index is not None and not fixed[lh.poi_index] else None
+        if poi_start is not None:
+            plan.append(("minuit", (2, poi_start)))
+        if optimizer != "scipy":
+            plan.append(("scipy", ("L-BFGS-B", x0)))
+
+    attempts: list[tuple[_Attempt, np.ndarray, FitQuality]] = []
+    for kind, arg in plan:
+        if kind == "minuit-from-best":
+            if not attempts:
+                continue
+            best = min(attempts, key=lambda t: t[0].fval)
+            start = np.where(fixed, x0, best[1])
+            if np.allclose(start, x0):
+                continue
+            a = _run_minuit(lh, start, fixed, d, arg, hesse)
+            a.name += " from the best point so far"
+            start_point = start
+        elif kind == "minuit":
+            a = _run_minuit(lh, arg[1], fixed, d, arg[0], hesse)
+            start_point = arg[1]
+            if arg[1] is not x0:
+                a.name += " from the POI estimated from the observed yield"
+        else:
+            a = _run_scipy(lh, arg[1], fixed, d, arg[0], hesse)
+            start_point = arg[1]
+        values, q = _quality(lh, a, start_point, fixed, d, hesse)
+        attempts.append((a, values, q))
+        if q.ok:
+            break
+        log.info("fit attempt %s not good: %s", a.name, "; ".join(_describe(q)))
+        if not retry:
+            break
+
+    good = [t for t in attempts if t[2].ok]
+    a, values, q = min(good or attempts, key=lambda t: t[0].fval if t[0].optimizer == "minuit" else t[0].scipy_fval)
+    q.attempts = [t[0].name for t in attempts]
+    q.n_nan = lh.n_nan - nan_before
+    q.warnings = _describe(q) if not q.ok else []
+    if q.ok and len(attempts) > 1:
+        q.warnings = []
+    m = a.m
+    errors = np.where(fixed, 0.0, np.asarray(m.errors, dtype=float)) if hesse else np.zeros_like(values)
+    cov = None
+    if hesse and m.covariance is not None:
+        cov = np.asarray(m.covariance, dtype=float)
+        cov[fixed, :] = 0.0
+        cov[:, fixed] = 0.0
+    twice_nll = float(lh.twice_nll(values, d))
+    result = FitResult(labels=list(lh.labels), bestfit=values, uncertainty=errors, covariance=cov, twice_nll=twice_nll,
+                       quality=q, fixed=fixed, poi_index=lh.poi_index, n_fcn=int(sum(t[0].m.nfcn for t in attempts)))
+    if minos:
+        run_minos(lh, result, minos, data=d, minuit=m if a.optimizer == "minuit" else None)
+    return result
+
+
+def _index(lh: Likelihood, key: int | str) -> int:
+    if isinstance(key, (int, np.integer)):
+        if not 0 <= int(key) < lh.n_pars:
+            raise StatsError(f"parameter index {key} out of range (model has {lh.n_pars} parameters)")
+        return int(key)
+    try:
+        return lh.index(key)
+    except KeyError:
+        raise StatsError(f"unknown parameter {key!r} (model parameters: {_short_list(lh.labels)})") from None
+
+
+def _short_list(names: Sequence[str], n: int = 12) -> str:
+    names = list(names)
+    return ", ".join(names[:n]) + (f", … ({len(names)} in total)" if len(names) > n else "")
+
+
+def run_minos(lh: Likelihood, result: FitResult, params: Sequence[int | str], *, data: np.ndarray | None = None,
+              minuit: Minuit | None = None) -> dict[str, tuple[float, float]]:
+    """MINOS (asymmetric, Δ(−2 ln L) = 1) errors of ``params`` at ``result``'s minimum, stored in ``result.minos``.
+
+    A MINOS error that is not valid (e.g. the interval reaches a parameter bound) is kept with a
+    warning in ``result.quality.warnings``.
+    """
+    m = minuit
+    if m is None:  # SciPy result: a Minuit object at the best point (MIGRAD polishes, then MINOS)
+        m = _minuit(lh, result.bestfit, result.fixed, data)
+        m.migrad(ncall=MAX_CALLS)
+        m.hesse()
+    for key in params:
+        i = _index(lh, key)
+        if result.fixed[i]:
+            continue
+        name = lh.labels[i]
+        me = None
+        for strategy in (int(m.strategy.strategy), 2):
+            m.strategy = strategy
+            try:
+                m.minos(name)
+                me = m.merrors[name]
+            except RuntimeError:
+                me = None
+            if me is not None and (me.is_valid or me.at_lower_limit or me.at_upper_limit):
+                break
+        if me is not None and (me.at_lower_limit or me.at_upper_limit):
+            result.minos[name] = (float(me.lower), float(me.upper))
+            side = "lower" if me.at_lower_limit else "upper"
+            result.quality.warnings.append(f"MINOS interval of {name} reaches the {side} parameter bound (one-sided)")
+        elif me is not None and me.is_valid:
+            result.minos[name] = (float(me.lower), float(me.upper))
+        else:  # MINOS did not converge: solve Δ(−2 ln L) = 1 on the profile with guarded fixed-parameter fits
+            from analysis.stats.intervals import profile_crossings
+
+            lo, hi = profile_crossings(lh, result, i, data=data)
+            result.minos[name] = (lo, hi)
+            result.minos_method[name] = "profile-likelihood root finding (MINOS did not converge)"
+            log.info("MINOS did not converge for %s; interval from the profile likelihood", name)
+    return result.minos
