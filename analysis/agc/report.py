@@ -119,8 +119,9 @@ def _fit_sections(rep: Report, fit: dict[str, Any]) -> None:
     poi, val, err = fit["poi"], fit["poi_bestfit"], fit["poi_uncertainty"]
     iv = fit.get("poi_interval") or {}
     head = f"{poi} = {val:.3f} ± {err:.3f} ({PM_MEANING['hesse']})"
-    if iv.get("minos_lower") is not None and iv.get("minos_upper") is not None:
-        head += f"; MINOS: {iv['minos_lower']:+.3f} / {iv['minos_upper']:+.3f}"
+    if iv.get("minos_lower") is not None and iv.get("minos_upper") is not None:  # MINOS is the quoted interval
+        head = (f"{poi} = {val:.3f} {iv['minos_lower']:+.3f} / {iv['minos_upper']:+.3f} (MINOS); "
+                f"HESSE ± {err:.3f}")
     rep.section("Fit result")
     rep.headline(head)
     nums: dict[str, Any] = {"−2 ln L at the best fit": Quantity(fit.get("minus_two_log_likelihood"), "", "Poisson + constraint terms")}

@@ -44,6 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan-points", type=int, default=25, metavar="N", help="mu grid points (default 25)")
     p.add_argument("--xsec", type=float, metavar="PB",
                    help="signal cross-section in pb the signal histogram corresponds to: also report sigma limits")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="hold a parameter fixed at VALUE (repeatable)")
+    p.add_argument("--prune", action="append", default=[], metavar="NAME",
+                   help="remove a modifier (or one shapesys/staterror bin NAME[i]) before fitting (repeatable)")
+    p.add_argument("--optimizer", choices=("scipy", "minuit"), default="scipy",
+                   help="first optimiser of every fit (default scipy, pyhf's validated default); the other is "
+                   "the fallback")
+    p.add_argument("--keep-degenerate", action="store_true",
+                   help="keep shapesys/staterror bins with relative uncertainty < 1e-5 (pruned by default)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     given = [f for f in HIST_FLAGS if getattr(args, f) is not None]
     common = dict(poi_max=args.poi_max, xsec_pb=args.xsec, scan_points=args.scan_points,
-                  outputfile=args.outputfile, plotfile=args.plotfile, json_path=args.json_path)
+                  outputfile=args.outputfile, plotfile=args.plotfile, json_path=args.json_path,
+                  fix=args.fix, prune=args.prune, optimizer=args.optimizer,
+                  degenerate_threshold=None if args.keep_degenerate else 1e-5)
     if args.workspace is not None:
         if given:
             raise AnalysisError(f"--workspace cannot be combined with histogram inputs (--{given[0]})")
@@ -70,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             args.filedata, args.histdata, args.filebkg, args.histbkg, args.filesig, args.histsig,
             bkg_uncertainty=args.bkg_uncertainty, mc_stat=args.bkg_mc_stat, **common,
         )
+    import sys
+
+    for line in result.warnings:
+        print(line, file=sys.stderr)
     exp = result.mu_upper_limit_expected
     print(f"95% CL upper limit on {result.scan.poi_name}: observed {result.mu_upper_limit_observed:.4g}, "
           f"expected {exp[2]:.4g} [-1sigma {exp[1]:.4g}, +1sigma {exp[3]:.4g}; -2sigma {exp[0]:.4g}, "

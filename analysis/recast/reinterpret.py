@@ -321,25 +321,22 @@ def workspace_cls(
 
 
 class _CLsCurve:
-    """Memoised μ → [CLs_obs, CLs_exp(−2σ…+2σ)] for one model, data and POI bounds."""
+    """Memoised μ → [CLs_obs, CLs_exp(−2σ…+2σ)] for one model and data: the core's pyhf-hypotest calculator."""
 
-    def __init__(self, model: pyhf.pdf.Model, data: np.ndarray, poi_upper_bound: float, test_stat: str) -> None:
-        self.model, self.data, self.test_stat = model, data, test_stat
-        bounds = [list(b) for b in model.config.suggested_bounds()]
-        bounds[model.config.poi_index] = [0.0, float(poi_upper_bound)]
-        self.bounds = bounds
-        init = list(model.config.suggested_init())
-        init[model.config.poi_index] = min(float(init[model.config.poi_index]), 0.5 * float(poi_upper_bound))
-        self.init = init
-        self.cache: dict[float, np.ndarray] = {}
+    def __init__(self, model: pyhf.pdf.Model, data: np.ndarray, poi_upper_bound: float, test_stat: str,
+                 init: Sequence[float] | None = None, optimizer: str = "scipy") -> None:
+        from analysis.stats.likelihood import Likelihood
+        from analysis.stats.limits import CLsCalculator
+
+        lh = Likelihood(model, data, use_jax=False)
+        start = list(model.config.suggested_init() if init is None else init)
+        start[model.config.poi_index] = min(float(start[model.config.poi_index]), 0.5 * float(poi_upper_bound))
+        self.calc = CLsCalculator(lh, init=start, test_stat=test_stat, optimizer=optimizer)
+        self.calc.bounds[model.config.poi_index] = [0.0, float(poi_upper_bound)]
+        self.cache = self.calc.cache
 
     def __call__(self, mu: float) -> np.ndarray:
-        mu = float(mu)
-        if mu not in self.cache:
-            obs, exp = cls_at(self.model, self.data, mu, test_stat=self.test_stat, par_bounds=self.bounds,
-                              init_pars=self.init)
-            self.cache[mu] = np.array([obs, *exp])
-        return self.cache[mu]
+        return self.calc(float(mu))
 
 
 def _signal_and_background(model: pyhf.pdf.Model) -> tuple[np.ndarray, np.ndarray]:
@@ -364,11 +361,12 @@ def _initial_poi_guess(model: pyhf.pdf.Model) -> float:
     return 5.0 / z_per_mu
 
 
-def _find_scan_range(model: pyhf.pdf.Model, data: np.ndarray, test_stat: str, max_doublings: int = 40) -> float:
+def _find_scan_range(model: pyhf.pdf.Model, data: np.ndarray, test_stat: str, max_doublings: int = 40,
+                     init: Sequence[float] | None = None, optimizer: str = "scipy") -> float:
     """Smallest tried μ_max (doubling from a guess) at which every CLs curve is below the 0.05 level."""
     mu = _initial_poi_guess(model)
     for _ in range(max_doublings):
-        curve = _CLsCurve(model, data, 2.0 * mu, test_stat)
+        curve = _CLsCurve(model, data, 2.0 * mu, test_stat, init, optimizer)
         if np.all(curve(mu) < CLS_LEVEL):
             return mu
         mu *= 2.0
@@ -415,23 +413,30 @@ def limit_scan(
     scan_points: int = 25,
     test_stat: str = "qtilde",
     xtol_rel: float = 1e-6,
+    init: Sequence[float] | None = None,
+    optimizer: str = "scipy",
 ) -> LimitScan:
-    """CLs μ-scan on [0, poi_max] and brentq upper limits (observed and expected −2σ…+2σ) at 95 % CL."""
+    """CLs μ-scan on [0, poi_max] and brentq upper limits (observed and expected −2σ…+2σ) at 95 % CL.
+
+    CLs values come from :class:`analysis.stats.limits.CLsCalculator` (pyhf hypotest, fits started at
+    ``init``, e.g. the guarded best fit; ``optimizer`` first, the other as fallback).
+    """
     with threadpool_limits(1):
-        return _limit_scan(model, data, poi_max, scan_points, test_stat, xtol_rel)
+        return _limit_scan(model, data, poi_max, scan_points, test_stat, xtol_rel, init, optimizer)
 
 
 def _limit_scan(
-    model: pyhf.pdf.Model, data: np.ndarray, poi_max: float | None, scan_points: int, test_stat: str, xtol_rel: float
+    model: pyhf.pdf.Model, data: np.ndarray, poi_max: float | None, scan_points: int, test_stat: str, xtol_rel: float,
+    init: Sequence[float] | None = None, optimizer: str = "scipy",
 ) -> LimitScan:
     """Implementation of :func:`limit_scan` (runs with single-threaded BLAS)."""
     if scan_points < 3:
         raise AnalysisError(f"--scan-points must be at least 3, got {scan_points}")
     if poi_max is None:
-        poi_max = _find_scan_range(model, data, test_stat)
+        poi_max = _find_scan_range(model, data, test_stat, init=init, optimizer=optimizer)
     elif not (poi_max > 0 and math.isfinite(poi_max)):
         raise AnalysisError(f"--poi-max must be a positive number, got {poi_max}")
-    curve = _CLsCurve(model, data, max(2.0 * poi_max, 1.0), test_stat)
+    curve = _CLsCurve(model, data, max(2.0 * poi_max, 1.0), test_stat, init, optimizer)
     mus = np.linspace(0.0, poi_max, scan_points)
     values = np.array([curve(m) for m in mus])
     if np.any(~np.isfinite(values)):
@@ -455,6 +460,43 @@ def _limit_scan(
     )
 
 
+def guarded_model(
+    spec: dict[str, Any],
+    *,
+    source: str,
+    measurement: str | None = None,
+    modifier_settings: dict[str, Any] | None = None,
+    fix: Sequence[str] | dict[str, float] | None = None,
+    prune: Sequence[str] = (),
+    optimizer: str = "scipy",
+    degenerate_threshold: float | None = 1e-5,
+) -> tuple[pyhf.Workspace, pyhf.pdf.Model, np.ndarray, Any, Any]:
+    """Apply --fix/--prune and prune near-degenerate constraints, build the model, run the guarded free fit.
+
+    Returns:
+        (workspace, model, observed data, core FitResult of the free fit, Controls).
+    """
+    from analysis.stats.fit import fit as core_fit
+    from analysis.stats.likelihood import Likelihood
+    from analysis.stats.prune import apply_controls
+
+    new_spec, controls = apply_controls(spec, fix=fix, prune=prune, measurement=measurement,
+                                        degenerate_threshold=degenerate_threshold)
+    ws = make_workspace(new_spec, source)
+    model, obs = model_and_data(ws, measurement=measurement, modifier_settings=modifier_settings)
+    with threadpool_limits(1):
+        best = core_fit(Likelihood(model, obs, use_jax=model.config.npars > 40), optimizer=optimizer, hesse=False)
+    return ws, model, obs, best, controls
+
+
+def _quality_warnings(best: Any, controls: Any) -> list[str]:
+    out = [f"note: {n}" for n in controls.notices]
+    if not best.quality.ok:
+        out.append("warning: the free fit failed the quality guard (" + "; ".join(best.quality.warnings)
+                   + f"; attempts: {', '.join(best.quality.attempts)}); the limits below are not trustworthy")
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Result
 # --------------------------------------------------------------------------------------------------
@@ -468,6 +510,9 @@ class ReinterpretResult:
     signal_cross_section_pb: float | None = None
     workspace: dict[str, Any] = field(default_factory=dict, repr=False)
     outputs: dict[str, list[str]] = field(default_factory=dict)
+    fit_quality: dict[str, Any] = field(default_factory=dict)
+    controls: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def mu_upper_limit_observed(self) -> float:
@@ -508,6 +553,9 @@ class ReinterpretResult:
             out["cross_section_upper_limit_expected_pb"] = [xs * m for m in s.mu_upper_limit_expected]
         if self.outputs:
             out["outputs"] = self.outputs
+        out["fit_quality"] = self.fit_quality
+        out["controls"] = self.controls
+        out["warnings"] = list(self.warnings)
         return out
 
 
@@ -556,15 +604,24 @@ def reinterpret_histograms(
     outputfile: str | Path | None = None,
     plotfile: str | Path | None = None,
     json_path: str | Path | None = None,
+    fix: Sequence[str] | dict[str, float] | None = None,
+    prune: Sequence[str] = (),
+    optimizer: str = "scipy",
+    degenerate_threshold: float | None = 1e-5,
 ) -> ReinterpretResult:
-    """Reinterpret preserved data/background against a new signal histogram (the RECAST fitting step)."""
+    """Reinterpret preserved data/background against a new signal histogram (the RECAST fitting step).
+
+    ``fix``/``prune``/``optimizer`` as ``ana fit``; ``degenerate_threshold``: prune shapesys/staterror bins with
+    a smaller relative uncertainty (None keeps them).
+    """
     _check_xsec(xsec_pb)
     data = read_histogram(filedata, histdata)
     background = read_histogram(filebkg, histbkg)
     signal = read_histogram(filesig, histsig)
     spec = build_workspace(data, background, signal, bkg_uncertainty=bkg_uncertainty, mc_stat=mc_stat)
-    model, obs = model_and_data(make_workspace(spec, "built workspace"))
-    scan = limit_scan(model, obs, poi_max=poi_max, scan_points=scan_points)
+    _, model, obs, best, controls = guarded_model(spec, source="built workspace", fix=fix, prune=prune,
+                                                  optimizer=optimizer, degenerate_threshold=degenerate_threshold)
+    scan = limit_scan(model, obs, poi_max=poi_max, scan_points=scan_points, init=best.bestfit, optimizer=optimizer)
     result = ReinterpretResult(
         scan=scan,
         inputs={
@@ -583,6 +640,9 @@ def reinterpret_histograms(
         },
         signal_cross_section_pb=xsec_pb,
         workspace=spec,
+        fit_quality=best.quality.to_dict(),
+        controls=controls.to_dict(),
+        warnings=_quality_warnings(best, controls),
     )
 
     def draw(path: str | Path) -> list[Path]:
@@ -604,8 +664,17 @@ def reinterpret_workspace(
     outputfile: str | Path | None = None,
     plotfile: str | Path | None = None,
     json_path: str | Path | None = None,
+    fix: Sequence[str] | dict[str, float] | None = None,
+    prune: Sequence[str] = (),
+    optimizer: str = "scipy",
+    degenerate_threshold: float | None = 1e-5,
 ) -> ReinterpretResult:
-    """Reinterpret a (patched) pyhf JSON workspace, e.g. a HEPData likelihood with a new signal patch."""
+    """Reinterpret a (patched) pyhf JSON workspace, e.g. a HEPData likelihood with a new signal patch.
+
+    ``fix``/``prune``/``optimizer`` as ``ana fit``; ``degenerate_threshold``: prune shapesys/staterror bins with
+    a smaller relative uncertainty (None keeps them).  The free fit is guarded: a fit that fails the guard
+    (e.g. stalls at its start) is reported in ``warnings`` and results.json's ``fit_quality``.
+    """
     _check_xsec(xsec_pb)
     ws_source = str(workspace) if isinstance(workspace, (str, Path)) else "workspace"
     spec = load_json(workspace, "workspace") if isinstance(workspace, (str, Path)) else workspace
@@ -617,9 +686,11 @@ def reinterpret_workspace(
         patch_source = str(patch) if isinstance(patch, (str, Path)) else "patch"
         patch_doc = load_json(patch, "patch") if isinstance(patch, (str, Path)) else patch
         spec = apply_patch(spec, patch_doc, patch_name, patch_source)
-    ws = make_workspace(spec, f"{ws_source} (patched)" if patch is not None else ws_source)
-    model, obs = model_and_data(ws, measurement=measurement, modifier_settings=modifier_settings)
-    scan = limit_scan(model, obs, poi_max=poi_max, scan_points=scan_points)
+    ws, model, obs, best, controls = guarded_model(
+        spec, source=f"{ws_source} (patched)" if patch is not None else ws_source, measurement=measurement,
+        modifier_settings=modifier_settings, fix=fix, prune=prune, optimizer=optimizer,
+        degenerate_threshold=degenerate_threshold)
+    scan = limit_scan(model, obs, poi_max=poi_max, scan_points=scan_points, init=best.bestfit, optimizer=optimizer)
     sig, bkg = _signal_and_background(model)
     n_main = model.config.nmaindata
     result = ReinterpretResult(
@@ -639,6 +710,9 @@ def reinterpret_workspace(
         },
         signal_cross_section_pb=xsec_pb,
         workspace=dict(ws),
+        fit_quality=best.quality.to_dict(),
+        controls=controls.to_dict(),
+        warnings=_quality_warnings(best, controls),
     )
 
     def draw(path: str | Path) -> list[Path]:

@@ -1,15 +1,16 @@
-"""Capture Minuit's C++ message stream (written to file descriptor 2) and summarise it in one line.
+"""Capture Minuit's C++ message stream (file descriptors 1 and 2) and summarise it in one line.
 
 Minuit prints diagnostics such as ``W FCN result is NaN for [...]`` or ``W MnPosDef Matrix forced pos-def``
-straight from C++ to stderr, bypassing Python's logging.  :func:`capture_minuit` redirects the descriptor
-to a temporary file for the duration of a stage, counts the Minuit lines by kind and re-emits every other
-line unchanged (and, when ``verbose``, the Minuit lines too).  Captures nest: an inner capture adds its
+straight from C++ to stdout, bypassing Python.  :func:`capture_minuit` redirects both descriptors to
+temporary files for the duration of a stage, counts the Minuit lines by kind and re-emits every other
+line unchanged to its own stream, after the stage (and, when ``verbose``, the Minuit lines too).  Captures nest: an inner capture adds its
 counts to the enclosing one.  The redirection is process-wide, so wrap whole stages (also thread pools),
 not individual fits running concurrently.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ import tempfile
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 _MINUIT_LINE = re.compile(r"^[EWIDT] [A-Z][A-Za-z0-9]+\b")
 _KINDS = (
@@ -59,7 +60,7 @@ class MinuitMessages:
 
 @contextmanager
 def capture_minuit(verbose: bool = False) -> Iterator[MinuitMessages]:
-    """Redirect fd 2 into a temporary file; on exit count Minuit lines and re-emit the rest.
+    """Redirect fds 1 and 2 into temporary files; on exit count Minuit lines and re-emit the rest.
 
     Args:
         verbose: also re-emit Minuit's own lines (``ana -v``).
@@ -68,38 +69,69 @@ def capture_minuit(verbose: bool = False) -> Iterator[MinuitMessages]:
         The :class:`MinuitMessages` filled in when the block ends.
     """
     messages = MinuitMessages()
+    streams = ((1, sys.stdout), (2, sys.stderr))  # re-emission goes to the streams of the caller
+    saved: list[tuple[int, Any, int, Any]] = []
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no real fd 2 (e.g. embedded interpreters): do not capture
+        _flush_c_stdio()
+        for fd, stream in streams:
+            stream.flush()
+            tmp = tempfile.TemporaryFile(mode="w+b")
+            copy = os.dup(fd)
+            os.dup2(tmp.fileno(), fd)
+            saved.append((fd, stream, copy, tmp))
+    except (OSError, ValueError, AttributeError):  # no real descriptors (embedded interpreters): do not capture
+        _restore(saved)
         yield messages
         return
-    tmp = tempfile.TemporaryFile(mode="w+b")
-    os.dup2(tmp.fileno(), 2)
+    # libraries may also write through Python's sys.stdout/sys.stderr (pybind11 stream redirection)
+    py_streams = (sys.stdout, sys.stderr)
+    buffers = (io.StringIO(), io.StringIO())
+    sys.stdout, sys.stderr = buffers
     _STACK.append(messages)
     try:
         yield messages
     finally:
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout, sys.stderr = py_streams
+        texts = [t + b.getvalue() for t, b in zip(_restore(saved), buffers)]
         _STACK.pop()
-        tmp.seek(0)
-        text = tmp.read().decode(errors="replace")
-        tmp.close()
-        passthrough = []
-        for line in text.splitlines(keepends=True):
-            if _MINUIT_LINE.match(line):
-                messages.add_line(line.rstrip("\n"))
-                if verbose:
+        for (fd, stream), text in zip(streams, texts):
+            passthrough = []
+            for line in text.splitlines(keepends=True):
+                if _MINUIT_LINE.match(line):
+                    messages.add_line(line.rstrip("\n"))
+                    if verbose:
+                        passthrough.append(line)
+                else:
                     passthrough.append(line)
-            else:
-                passthrough.append(line)
+            if passthrough:
+                stream.write("".join(passthrough))
+                stream.flush()
         if _STACK and not verbose:  # verbose: the re-emitted lines are counted by the enclosing capture
             _STACK[-1].counts.update(messages.counts)
-        if passthrough:
-            sys.stderr.write("".join(passthrough))
-            sys.stderr.flush()
+
+
+def _flush_c_stdio() -> None:
+    """Flush C stdio buffers (Minuit writes through std::cout, fully buffered when not a terminal)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbols (non-POSIX)
+        pass
+
+
+def _restore(saved: list) -> list[str]:
+    """Put the original descriptors back; return what was written to each temporary file."""
+    _flush_c_stdio()
+    texts = []
+    for fd, stream, copy, tmp in saved:
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(copy, fd)
+        os.close(copy)
+        tmp.seek(0)
+        texts.append(tmp.read().decode(errors="replace"))
+        tmp.close()
+    return texts

@@ -141,7 +141,7 @@ def profile_crossings(lh: Likelihood, best: FitResult, index: int, *, data: np.n
     step = float(best.uncertainty[index]) if best.uncertainty[index] > 0 else 0.1 * max(abs(v0), 1.0)
 
     def delta(v: float) -> float:
-        r = fit(lh, init=best.bestfit, fix={index: v}, data=data, hesse=False)
+        r = fit(lh, init=best.bestfit, fix={index: v}, data=data, hesse=False, strategy=1)
         return r.twice_nll - best.twice_nll - level
 
     out = []

@@ -3,6 +3,8 @@ with Minuit's C++ stream captured and summarised (see :mod:`analysis.stats.captu
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -24,7 +26,11 @@ def stage(name: str, *, quiet: bool = False, verbose: bool = False, timing: dict
     """
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    try:  # the spinner writes to a copy of the terminal's descriptor: stdout itself is captured during the stage
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        out = None
+    console = Console(file=out, highlight=False)
     t0 = time.perf_counter()
     status = console.status(f"{name} …") if (not quiet and console.is_terminal) else None
     if status is not None:
@@ -35,6 +41,8 @@ def stage(name: str, *, quiet: bool = False, verbose: bool = False, timing: dict
     finally:
         if status is not None:
             status.stop()
+        if out is not None:
+            out.flush()
         dt = time.perf_counter() - t0
         if timing is not None:
             timing[name] = round(dt, 3)
@@ -46,3 +54,5 @@ def stage(name: str, *, quiet: bool = False, verbose: bool = False, timing: dict
             line = messages.summary(name)
             if line and not verbose:
                 print(line, file=sys.stderr)
+        if out is not None:
+            out.close()

@@ -36,8 +36,10 @@ def nominal_histograms(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("scale", [1.0, 1.5])
 def test_closure_recovers_injected_ttbar_scale(scale, nominal_histograms, tmp_path):
     hists = nominal_histograms if scale == 1.0 else _histograms(tmp_path, scale)
-    outcome = run_fit(CONFIG, hists, tmp_path / "fit", ranking=False, scan=False, limit=False, plots=False)
-    poi, err = outcome.poi
+    outcome = run_fit(CONFIG, hists, tmp_path / "fit", ranking=False, scan=False, significance=True, plots=False)
+    poi, _ = outcome.poi
+    iv = outcome.poi_interval
+    err = 0.5 * (iv.minos_upper - iv.minos_lower)  # MINOS (HESSE is unreliable at histosys kinks)
     assert 0.05 < err < 0.5
     assert abs(poi - scale) < err, (poi, err)
     doc = json.loads((tmp_path / "fit" / "fit_results.json").read_text())
@@ -68,11 +70,11 @@ def test_background_only_pseudodata_has_no_significance(nominal_histograms, tmp_
         for region in ("4j1b", "4j2b"):
             parts = [hists[f"{region}_{p}"] for p in ("wjets", "single_top_s_chan", "single_top_t_chan", "single_top_tW")]
             f[f"{region}_pseudodata"] = sum(parts[1:], parts[0])
-    outcome = run_fit(CONFIG, variant, tmp_path / "fit", ranking=False, scan=False, limit=False, plots=False)
+    outcome = run_fit(CONFIG, variant, tmp_path / "fit", ranking=False, scan=False, significance=True, plots=False)
     poi, err = outcome.poi
     assert poi < 2 * err
-    assert outcome.significance.observed_significance < 1.0
-    assert outcome.significance.expected_significance > 3.0  # the test had the power to see ttbar
+    assert outcome.significance.observed < 1.0
+    assert outcome.significance.expected > 3.0  # the test had the power to see ttbar
 
 
 def _error_line(capsys, argv) -> str:
@@ -117,10 +119,10 @@ def test_demo_end_to_end_report(tmp_path, capsys):
     assert "ttbar_norm = " in stdout
     summary = json.loads((out / "summary.json").read_text())
     report = (out / "report.html").read_text()
-    assert f"ttbar_norm = {summary['poi_bestfit']:.3f} ± {summary['poi_uncertainty']:.3f}" in report
+    assert f"ttbar_norm = {summary['poi_bestfit']:.3f} " in report and "MINOS" in report
     pngs = sorted((out / "plots").glob("*.png")) + sorted((out / "fit").glob("*.png"))
     stems = {p.stem for p in pngs}
-    for expected in ("pulls", "correlation_matrix", "ranking", "scan_ttbar_norm", "limit", "4j1b_CR_prefit",
+    for expected in ("pulls", "correlation_matrix", "ranking", "scan_ttbar_norm", "4j1b_CR_prefit",
                      "4j1b_CR_postfit", "4j2b_SR_prefit", "4j2b_SR_postfit", "stack_4j1b", "stack_4j2b"):
         assert expected in stems, expected
     for png in pngs:
@@ -129,6 +131,27 @@ def test_demo_end_to_end_report(tmp_path, capsys):
         assert pdf.read_bytes()[:4] == PDF and pdf.stat().st_size > 1000
         assert f'alt="{png.stem}"' in report  # every plot is inline in the report
     fit = json.loads((out / "fit" / "fit_results.json").read_text())
-    assert fit["upper_limit_95cl"]["observed"] > fit["poi_bestfit"]
-    assert len(fit["upper_limit_95cl"]["expected"]) == 5
-    assert len(fit["ranking"]) >= 10 and len(fit["scan"]["values"]) == 15
+    assert "upper_limit_95cl" not in fit and "significance" not in fit  # a measurement: limits only on request
+    assert fit["fit_quality"]["ok"] and fit["goodness_of_fit"]["ndf"] > 0 and 0 < fit["goodness_of_fit_p_value"] <= 1
+    assert len(fit["ranking"]) >= 10 and len(fit["scan"]["values"]) == 21
+    lo, hi = fit["scan"]["crossing_1_lower"], fit["scan"]["crossing_1_upper"]
+    iv = fit["poi_interval"]
+    assert lo == pytest.approx(iv["bestfit"] + iv["minos_lower"], rel=0.02)
+    assert hi == pytest.approx(iv["bestfit"] + iv["minos_upper"], rel=0.02)
+    assert "Minuit" not in stdout and "FCN result" not in stdout
+
+
+def test_minos_interval_equals_fine_profile_scan(nominal_histograms, tmp_path):
+    """The AGC fit's MINOS interval equals the Δ(−2lnL) = 1 crossings of a fine profile scan within 2 %."""
+    from analysis.stats.intervals import profile_scan
+
+    outcome = run_fit(CONFIG, nominal_histograms, tmp_path / "fit", ranking=False, scan=False, plots=False)
+    iv = outcome.poi_interval
+    assert iv.minos_lower < 0 < iv.minos_upper and outcome.result.quality.ok
+    fine = profile_scan(outcome.likelihood, outcome.result, n_points=61, width=1.6)
+    lo, hi = fine.crossings()
+    assert (lo - iv.value) == pytest.approx(iv.minos_lower, rel=0.02)
+    assert (hi - iv.value) == pytest.approx(iv.minos_upper, rel=0.02)
+    doc = json.loads((tmp_path / "fit" / "fit_results.json").read_text())
+    assert doc["poi_interval"]["minos_lower"] == pytest.approx(iv.minos_lower)
+    assert doc["goodness_of_fit"]["ndf"] == 22 - 1  # 22 bins, one free normalisation
