@@ -157,7 +157,7 @@ def _degenerate_spec(rel: float = 1e-6) -> dict:
 
 
 def test_near_degenerate_shapesys_is_pruned_and_cls_equals_plain_pyhf_without_it(tmp_path):
-    from analysis.reinterpret import reinterpret_workspace
+    from analysis.recast.reinterpret import reinterpret_workspace
 
     spec = _degenerate_spec()
     found = near_degenerate_modifiers(spec)
