@@ -737,38 +737,17 @@ def _save(fig: Any, path: str | Path) -> list[Path]:
 
 
 def plot_cls_scan(scan: LimitScan, path: str | Path) -> list[Path]:
-    """Brazil-band plot of CLs versus μ with the 0.05 line and the observed/expected limits marked."""
+    """The core's Brazil-band plot (:func:`analysis.stats.plots.brazil_band`) of a CLs scan, in the analysis style."""
     import matplotlib.pyplot as plt
 
     from analysis.plotting import label, use_style
+    from analysis.stats.plots import brazil_band
 
     use_style()
-    mu = np.asarray(scan.mu)
-    exp = np.asarray(scan.cls_expected)
     fig, ax = plt.subplots()
-    ax.fill_between(mu, exp[:, 0], exp[:, 4], color="#FFDF7F", label=r"Expected $\pm 2\sigma$", lw=0)
-    ax.fill_between(mu, exp[:, 1], exp[:, 3], color="#85D1FB", label=r"Expected $\pm 1\sigma$", lw=0)
-    ax.plot(mu, exp[:, 2], "k--", label="Expected (median)")
-    ax.plot(mu, scan.cls_observed, "k-", marker=".", label="Observed")
-    ax.axhline(CLS_LEVEL, color="red", lw=1.5, label=r"CL$_s$ = 0.05 (95% CL)")
-    ax.axvline(scan.mu_upper_limit_observed, color="black", lw=1, ls=":")
-    ax.set_xlabel(r"Signal strength $\mu$")
-    ax.set_ylabel(r"CL$_s$")
-    ax.set_xlim(0, mu[-1])
-    ax.set_ylim(0, 1.05)
-    ax.text(
-        0.97,
-        0.55,
-        f"$\\mu_{{95}}^{{obs}}$ = {scan.mu_upper_limit_observed:.3g}\n"
-        f"$\\mu_{{95}}^{{exp}}$ = {scan.mu_upper_limit_expected[2]:.3g}"
-        f"$^{{+{scan.mu_upper_limit_expected[3] - scan.mu_upper_limit_expected[2]:.2g}}}"
-        f"_{{-{scan.mu_upper_limit_expected[2] - scan.mu_upper_limit_expected[1]:.2g}}}$",
-        transform=ax.transAxes,
-        ha="right",
-        va="top",
-        fontsize=16,
-    )
-    ax.legend(loc="upper right", fontsize=14)
+    brazil_band(np.asarray(scan.mu), np.asarray(scan.cls_observed), np.asarray(scan.cls_expected), level=CLS_LEVEL,
+                observed_limit=scan.mu_upper_limit_observed, expected_limit=scan.mu_upper_limit_expected[2],
+                poi_label=r"Signal strength $\mu$", ax=ax)
     label(ax, "Data")
     return _save(fig, path)
 

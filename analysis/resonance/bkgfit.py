@@ -18,6 +18,7 @@ from iminuit._core import MnPrint
 from scipy import stats
 
 from analysis.errors import AnalysisError
+from analysis.stats.gof import poisson_deviance as _core_deviance
 from analysis.resonance.families import BinGrid, FunctionSpec, blind_mask, make_grid
 
 BAD_VALUE = 1e15  # returned for unphysical parameter points (non-positive or non-finite expectation)
@@ -68,11 +69,8 @@ def binned_data(edges: np.ndarray, counts: np.ndarray, blind: tuple[float, float
 
 
 def poisson_deviance(nu: np.ndarray, n: np.ndarray) -> float:
-    """2 Σ [ν - n + n ln(n/ν)] (0 · ln 0 = 0)."""
-    nu = np.maximum(nu, NU_FLOOR)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(n > 0, n * np.log(n / nu), 0.0)
-    return float(2.0 * np.sum(nu - n + term))
+    """2 Σ [ν - n + n ln(n/ν)] (0 · ln 0 = 0): the statistics core's deviance with this module's ν floor."""
+    return _core_deviance(nu, n, floor=NU_FLOOR)
 
 
 @dataclass

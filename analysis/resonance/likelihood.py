@@ -15,6 +15,8 @@ from iminuit import Minuit
 from scipy import stats
 
 from analysis.errors import AnalysisError
+from analysis.stats.asymptotics import asimov_z, z_from_p  # noqa: F401  (re-exported: one formula catalogue)
+from analysis.stats.gof import poisson_deviance
 
 SQRT_S_GEV = 14000.0
 
@@ -49,20 +51,6 @@ FAMILIES: dict[str, Family] = {
 }
 # order of complexity for the choice on simulation
 FAMILY_ORDER = ("expo", "powerlaw", "dijet2", "expo2", "dijet3")
-
-
-def asimov_z(s: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    """Median discovery significance of a counting experiment: √(2((s+b)ln(1+s/b) − s))."""
-    s = np.asarray(s, dtype=float)
-    b = np.asarray(b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z2 = 2.0 * ((s + b) * np.log1p(s / b) - s)
-    return np.sqrt(np.clip(np.where(b > 0, z2, 0.0), 0.0, None))
-
-
-def z_from_p(p: np.ndarray | float) -> np.ndarray:
-    """One-sided Gaussian significance of a p-value."""
-    return stats.norm.isf(np.clip(p, 1e-300, 1.0))
 
 
 class Profiler(Protocol):
@@ -198,11 +186,8 @@ class ParametricModel:
 
 
 def goodness_of_fit(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, npar: int) -> tuple[float, int, float]:
-    """Poisson deviance, degrees of freedom and χ² p-value over the masked bins."""
-    n, nu = counts[mask], np.clip(expected[mask], 1e-12, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(n > 0, n * np.log(n / nu), 0.0)
-    dev = float(2.0 * np.sum(nu - n + term))
+    """Poisson deviance (the core's saturated-model χ²), degrees of freedom and χ² p-value over the masked bins."""
+    dev = poisson_deviance(expected[mask], counts[mask])
     ndof = int(mask.sum() - npar - 1)
     return dev, ndof, float(stats.chi2.sf(dev, max(ndof, 1)))
 

@@ -11,21 +11,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from analysis.resonance.likelihood import Profiler
-
-BANDS = (-2, -1, 0, 1, 2)
-
-
-def cls_from_q(q: float, q_a: float) -> tuple[float, float, float]:
-    """Asymptotic (CLs, CLs+b, CLb) for q̃_μ = q given the Asimov value q_A (both ≥ 0)."""
-    q, q_a = max(q, 0.0), max(q_a, 1e-12)
-    sq, sqa = np.sqrt(q), np.sqrt(q_a)
-    if q <= q_a:
-        clsb = stats.norm.sf(sq)
-        clb = stats.norm.cdf(sqa - sq)
-    else:
-        clsb = stats.norm.sf((q + q_a) / (2 * sqa))
-        clb = stats.norm.sf((q - q_a) / (2 * sqa))
-    return float(clsb / max(clb, 1e-300)), float(clsb), float(clb)
+from analysis.stats.asymptotics import BANDS, cls_from_q, expected_limits  # noqa: F401  (the core's formulae)
 
 
 def sigma_asimov(profiler: Profiler, asimov: np.ndarray, signal: np.ndarray, mu_ref: float | None = None) -> float:
@@ -36,11 +22,6 @@ def sigma_asimov(profiler: Profiler, asimov: np.ndarray, signal: np.ndarray, mu_
     nll = profiler.profile_nll(asimov, signal, np.array([0.0, mu_ref]))
     q_a = max(float(nll[1] - nll[0]), 1e-12)
     return float(mu_ref / np.sqrt(q_a))
-
-
-def expected_limits(sigma_a: float, alpha: float = 0.05) -> dict[int, float]:
-    """Median and ±1σ/±2σ expected CLs limits: μ_N = σ_A (Φ⁻¹(1 − αΦ(N)) + N)."""
-    return {n: float(sigma_a * (stats.norm.isf(alpha * stats.norm.cdf(n)) + n)) for n in BANDS}
 
 
 def qtilde(profiler: Profiler, counts: np.ndarray, signal: np.ndarray, mu: float,

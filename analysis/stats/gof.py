@@ -35,9 +35,10 @@ class GoodnessOfFit:
                 "p_value": float(self.p_value), "method": self.method}
 
 
-def poisson_deviance(expected: Sequence[float] | np.ndarray, observed: Sequence[float] | np.ndarray) -> float:
-    """2 Σ [ν − n + n ln(n/ν)] over bins (n = 0 bins contribute 2ν; ν clipped at 10⁻¹²)."""
-    nu = np.clip(np.asarray(expected, dtype=float), 1e-12, None)
+def poisson_deviance(expected: Sequence[float] | np.ndarray, observed: Sequence[float] | np.ndarray,
+                     floor: float = 1e-12) -> float:
+    """2 Σ [ν − n + n ln(n/ν)] over bins (n = 0 bins contribute 2ν; ν clipped at ``floor``)."""
+    nu = np.maximum(np.asarray(expected, dtype=float), floor)
     n = np.asarray(observed, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(n > 0, n * np.log(n / nu), 0.0)
