@@ -362,13 +362,16 @@ def _initial_poi_guess(model: pyhf.pdf.Model) -> float:
 
 
 def _find_scan_range(model: pyhf.pdf.Model, data: np.ndarray, test_stat: str, max_doublings: int = 40,
-                     init: Sequence[float] | None = None, optimizer: str = "scipy") -> float:
-    """Smallest tried μ_max (doubling from a guess) at which every CLs curve is below the 0.05 level."""
+                     init: Sequence[float] | None = None, optimizer: str = "scipy") -> tuple[float, "_CLsCurve"]:
+    """Smallest tried μ_max (doubling from a guess) at which every CLs curve is below the 0.05 level.
+
+    Returns μ_max and the CLs curve whose cache already holds the tried points (the scan reuses them).
+    """
     mu = _initial_poi_guess(model)
+    curve = _CLsCurve(model, data, 2.0 * mu, test_stat, init, optimizer)
     for _ in range(max_doublings):
-        curve = _CLsCurve(model, data, 2.0 * mu, test_stat, init, optimizer)
         if np.all(curve(mu) < CLS_LEVEL):
-            return mu
+            return mu, curve
         mu *= 2.0
     raise AnalysisError(f"no exclusion up to mu={mu:g}: the signal is too small for this analysis to constrain")
 
@@ -432,11 +435,14 @@ def _limit_scan(
     """Implementation of :func:`limit_scan` (runs with single-threaded BLAS)."""
     if scan_points < 3:
         raise AnalysisError(f"--scan-points must be at least 3, got {scan_points}")
+    curve = None
     if poi_max is None:
-        poi_max = _find_scan_range(model, data, test_stat, init=init, optimizer=optimizer)
+        poi_max, curve = _find_scan_range(model, data, test_stat, init=init, optimizer=optimizer)
     elif not (poi_max > 0 and math.isfinite(poi_max)):
         raise AnalysisError(f"--poi-max must be a positive number, got {poi_max}")
-    curve = _CLsCurve(model, data, max(2.0 * poi_max, 1.0), test_stat, init, optimizer)
+    if curve is None:
+        curve = _CLsCurve(model, data, max(2.0 * poi_max, 1.0), test_stat, init, optimizer)
+    curve.calc.ensure_upper_bound(max(poi_max, 0.5))
     mus = np.linspace(0.0, poi_max, scan_points)
     values = np.array([curve(m) for m in mus])
     if np.any(~np.isfinite(values)):
