@@ -49,14 +49,16 @@ def run_demo(out: str | Path = "demo", *, events_per_file: int = 25_000, files_p
     histogram_plots(run.hist, out_dir / "plots", lumi_fb=run.fileset[next(iter(run.fileset))]["metadata"]["lumi"] / 1000)
     steps["histogram plots"] = time.perf_counter() - t
     t = time.perf_counter()
-    outcome = run_fit(default_config(), out_dir / "histograms" / "histograms.root", out_dir / "fit", ranking=ranking)
-    steps["statistical analysis (fit, ranking, scan, significance, limit, plots)"] = time.perf_counter() - t
+    outcome = run_fit(default_config(), out_dir / "histograms" / "histograms.root", out_dir / "fit", ranking=ranking,
+                      quiet=not progress)
+    steps["statistical analysis (fit + MINOS, ranking, scan, goodness of fit, plots)"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     report = write_agc_report(out_dir, fit_dir=out_dir / "fit", plots_dir=out_dir / "plots",
                               histograms_dir=out_dir / "histograms", hist=run.hist, wall_time_s=total, steps_s=steps,
                               title="AGC ttbar analysis (ana demo, synthetic data)")
     (out_dir / "summary.json").write_text(json.dumps({
         "poi": outcome.summary["poi"], "poi_bestfit": outcome.summary["poi_bestfit"],
-        "poi_uncertainty": outcome.summary["poi_uncertainty"], "events_processed": run.metrics["events_processed"],
+        "poi_uncertainty": outcome.summary["poi_uncertainty"], "poi_interval": outcome.summary["poi_interval"],
+        "fit_quality_ok": outcome.summary["fit_quality"]["ok"], "events_processed": run.metrics["events_processed"],
         "total_time_s": time.perf_counter() - t0, "steps_s": steps}, indent=2) + "\n")
     return DemoResult(out_dir, run, outcome, report)

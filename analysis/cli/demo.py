@@ -28,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
     res = run_demo(args.out, events_per_file=args.events_per_file, files_per_sample=args.files_per_sample,
                    seed=args.seed, executor=args.executor, workers=args.workers, ranking=not args.no_ranking,
                    progress=not args.no_progress)
-    poi, err = res.fit.poi
-    print(f"{res.fit.model.config.poi_name} = {poi:.3f} ± {err:.3f}")
+    import sys
+
+    print(res.fit.poi_interval.text())
+    g = res.fit.gof
+    print(f"goodness of fit (saturated model): χ²/ndf = {g.chi2:.1f}/{g.ndf}, p = {g.p_value:.3f}")
+    for w in res.fit.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"report: {res.report}")
     return 0
