@@ -267,7 +267,6 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
     if outcome.limit is not None:
         keep(limit_figure(outcome.limit, poi_name, log_x=True), "limit")
     chi2 = region_chi2(outcome)
-    n_free = int((~outcome.result.fixed).sum())
     for stage_name, res in (("prefit", None), ("postfit", fr)):
         prediction = cabinetry.model_utils.prediction(outcome.model, fit_results=res)
         figs = data_mc_figures(prediction, outcome.data, outcome.config, **kw)  # the run's process colours/labels
@@ -277,9 +276,8 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
                 dev, nb = chi2.get(ch, chi2.get(ch.replace(" ", "_"), (float("nan"), 0)))
                 g = outcome.gof
                 item["figure"].axes[0].text(
-                    0.03, 0.80, f"post-fit χ²/bins = {dev:.1f}/{nb}\nfit: χ²/ndf = {g.chi2:.1f}/{g.ndf} "
-                    f"(p = {g.p_value:.2f}, {n_free} free par.)", transform=item["figure"].axes[0].transAxes,
-                    fontsize=9, va="top")
+                    0.03, 0.72, f"region: χ² = {dev:.1f} / {nb} bins\nfit: χ²/ndf = {g.chi2:.1f}/{g.ndf}, "
+                    f"p = {g.p_value:.2f}", transform=item["figure"].axes[0].transAxes, fontsize=9, va="top")
             stem = f"{item['region'].replace(' ', '_')}_{stage_name}"
             keep(item["figure"], stem)
     plt.close("all")
