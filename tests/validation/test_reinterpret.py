@@ -108,7 +108,7 @@ def test_read_histogram_uses_stored_variances(tmp_path: Path) -> None:
 
 
 def test_root_found_limit_agrees_with_fine_grid_and_toms748(tmp_path: Path) -> None:
-    """brentq limits sit where CLs = 0.05 and agree with pyhf's fine linear grid scan and toms748."""
+    """Root-found limits sit where CLs = 0.05 and agree with pyhf's fine linear grid scan and toms748."""
     pres, sigf = _inputs(tmp_path, [52, 61, 38], [50.0, 58.0, 41.0], [3.0, 9.0, 2.5], bkg_var=[4.0, 5.0, 3.0])
     res = reinterpret_histograms(pres, "data", pres, "background", sigf, "h_mjj", bkg_uncertainty=0.1, scan_points=15)
     spec = build_workspace(read_histogram(pres, "data"), read_histogram(pres, "background"),
