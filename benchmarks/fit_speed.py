@@ -97,7 +97,11 @@ def bench_reinterpret(out: Path) -> dict[str, float]:
     """CPU seconds: ``reinterpret_histograms`` (scan + limits + plots) vs plain pyhf upper_limit (toms748)."""
     import pyhf
 
-    from analysis.recast.reinterpret import read_histogram, reinterpret_histograms, build_workspace
+    from analysis.recast.reinterpret import (
+        build_workspace,
+        read_histogram,
+        reinterpret_histograms,
+    )
 
     f = out / "recast20.root"
     _recast_inputs(f)
@@ -109,7 +113,7 @@ def bench_reinterpret(out: Path) -> dict[str, float]:
     model = ws.model()
     pyhf.set_backend("numpy", "scipy")
     t = _cpu()
-    obs, exp = pyhf.infer.intervals.upper_limits.toms748_scan(ws.data(model), model, 0.1, 5.0, rtol=1e-4,
+    obs, _exp = pyhf.infer.intervals.upper_limits.toms748_scan(ws.data(model), model, 0.1, 5.0, rtol=1e-4,
                                                              test_stat="qtilde")
     plain = _cpu() - t
     print(f"reinterpret: ours μ95 = {res.mu_upper_limit_observed:.4g} (CPU {ours:.1f} s, scan + plots); "

@@ -7,14 +7,14 @@ cabinetry builds the workspace and draws the plots.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-import copy
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cabinetry
 import jsonschema
@@ -26,15 +26,18 @@ from threadpoolctl import threadpool_limits
 
 from analysis.errors import AnalysisError
 from analysis.plotting import correlation_figure, data_mc_figures, save_figure
-from analysis.stats.fit import FitResult, fit as core_fit
+from analysis.stats.fit import FitResult
+from analysis.stats.fit import fit as core_fit
 from analysis.stats.gof import GoodnessOfFit, poisson_deviance, pyhf_saturated_gof
 from analysis.stats.intervals import Interval, ScanResult, interval, profile_scan
 from analysis.stats.likelihood import Likelihood, pyhf_backend
-from analysis.stats.limits import LimitResult, upper_limit as core_upper_limit
+from analysis.stats.limits import LimitResult
+from analysis.stats.limits import upper_limit as core_upper_limit
 from analysis.stats.plots import limit_figure
 from analysis.stats.prune import Controls, apply_controls
 from analysis.stats.ranking import RankingResult, impacts
-from analysis.stats.significance import SignificanceResult, discovery_significance as core_significance
+from analysis.stats.significance import SignificanceResult
+from analysis.stats.significance import discovery_significance as core_significance
 from analysis.stats.stage import stage
 
 log = logging.getLogger(__name__)

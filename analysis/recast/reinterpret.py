@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pyhf
@@ -362,7 +363,7 @@ def _initial_poi_guess(model: pyhf.pdf.Model) -> float:
 
 
 def _find_scan_range(model: pyhf.pdf.Model, data: np.ndarray, test_stat: str, max_doublings: int = 40,
-                     init: Sequence[float] | None = None, optimizer: str = "scipy") -> tuple[float, "_CLsCurve"]:
+                     init: Sequence[float] | None = None, optimizer: str = "scipy") -> tuple[float, _CLsCurve]:
     """Smallest tried μ_max (doubling from a guess) at which every CLs curve is below the 0.05 level.
 
     Returns μ_max and the CLs curve whose cache already holds the tried points (the scan reuses them).

@@ -8,9 +8,10 @@ the value itself is the Baker–Cousins χ² used for goodness of fit.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from iminuit import Minuit
@@ -18,8 +19,8 @@ from iminuit._core import MnPrint
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.stats.gof import poisson_deviance as _core_deviance
 from analysis.resonance.families import BinGrid, FunctionSpec, blind_mask, make_grid
+from analysis.stats.gof import poisson_deviance as _core_deviance
 
 BAD_VALUE = 1e15  # returned for unphysical parameter points (non-positive or non-finite expectation)
 NU_FLOOR = 1e-12

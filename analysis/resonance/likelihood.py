@@ -7,8 +7,9 @@ signal counts per pb. The background is N·∫_bin f / ∫_range f for a smooth 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 from iminuit import Minuit

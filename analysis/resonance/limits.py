@@ -8,7 +8,7 @@ CLs = CL_s+b/CL_b from the profiled test statistic q̃_μ of the data.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from analysis.resonance.likelihood import Profiler
 from analysis.stats.asymptotics import BANDS, cls_from_q, expected_limits  # noqa: F401  (the core's formulae)

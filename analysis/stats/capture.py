@@ -16,18 +16,19 @@ import re
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 _MINUIT_LINE = re.compile(r"^[EWIDT] [A-Z][A-Za-z0-9]+\b")
 _KINDS = (
     ("NaN evaluations", re.compile(r"FCN result is NaN")),
     ("invalid minima", re.compile(r"FunctionMinimum is invalid")),
     ("forced positive-definite matrices", re.compile(r"forced pos-def")),
-    ("calls above the limit", re.compile(r"call limit|exceeds? max(imum)? number", re.I)),
+    ("calls above the limit", re.compile(r"call limit|exceeds? max(imum)? number", re.IGNORECASE)),
 )
-_STACK: list["MinuitMessages"] = []
+_STACK: list[MinuitMessages] = []
 
 
 @dataclass
@@ -75,7 +76,7 @@ def capture_minuit(verbose: bool = False) -> Iterator[MinuitMessages]:
         _flush_c_stdio()
         for fd, stream in streams:
             stream.flush()
-            tmp = tempfile.TemporaryFile(mode="w+b")
+            tmp = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in _restore
             copy = os.dup(fd)
             os.dup2(tmp.fileno(), fd)
             saved.append((fd, stream, copy, tmp))

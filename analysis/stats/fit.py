@@ -13,8 +13,9 @@ reasons in ``quality.warnings`` — callers print them and write them to results
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from iminuit import Minuit
@@ -217,7 +218,7 @@ def _run_scipy(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarr
         p[free] = xf
         return p
 
-    fun = lambda xf: lh.twice_nll(full(xf), d)  # noqa: E731
+    fun = lambda xf: lh.twice_nll(full(xf), d)
     jac = (lambda xf: lh.grad(full(xf), d)[free]) if lh.has_gradient else None
     bounds = [lh.bounds[i] for i in np.flatnonzero(free)]
     res = minimize(fun, base[free], jac=jac, method=method, bounds=bounds,

@@ -8,8 +8,9 @@ constraint terms at their maximum (``cabinetry.fit._goodness_of_fit``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats

@@ -7,8 +7,9 @@ through the core's guarded :func:`~analysis.stats.fit.fit`, warm-started from th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

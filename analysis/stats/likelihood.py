@@ -10,8 +10,9 @@ backend.  Without JAX it falls back to pyhf's NumPy backend and Minuit's numeric
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyhf

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyhf
@@ -101,8 +102,7 @@ class CLsCalculator:
 
     def ensure_upper_bound(self, mu: float) -> None:
         """Raise the POI upper bound to at least 2μ (fits at μ need room above)."""
-        if self.bounds[self.poi][1] < 2.0 * mu:
-            self.bounds[self.poi][1] = 2.0 * mu
+        self.bounds[self.poi][1] = max(self.bounds[self.poi][1], 2.0 * mu)
 
     def _hypotest(self, mu: float, optimizer: str) -> np.ndarray:
         init = list(self.init)
@@ -220,7 +220,7 @@ def upper_limit(lh: Likelihood, *, level: float = CLS_LEVEL, init: Sequence[floa
         above, below = mus[f >= 0], mus[f < 0]
         a = float(above[above < below.min()].max()) if below.size and (above < below.min()).any() else lo
         b = float(below[below > a].min()) if (below > a).any() else hi
-        limits.append(float(toms748(lambda m: calc(m)[k] - level, a, b, k=2, xtol=1e-12, rtol=rtol)))
+        limits.append(float(toms748(lambda m, k=k: calc(m)[k] - level, a, b, k=2, xtol=1e-12, rtol=rtol)))
     grid = np.asarray(scan, dtype=float) if scan is not None else np.linspace(1.3 * max(limits) / n_curve, 1.3 * max(limits), n_curve)
     for m in grid:
         calc(float(m))

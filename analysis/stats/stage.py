@@ -7,8 +7,8 @@ import io
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from analysis.stats.capture import MinuitMessages, capture_minuit
 
