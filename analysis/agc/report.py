@@ -120,8 +120,8 @@ def _fit_sections(rep: Report, fit: dict[str, Any]) -> None:
     iv = fit.get("poi_interval") or {}
     head = f"{poi} = {val:.3f} ± {err:.3f} ({PM_MEANING['hesse']})"
     if iv.get("minos_lower") is not None and iv.get("minos_upper") is not None:  # MINOS is the quoted interval
-        head = (f"{poi} = {val:.3f} {iv['minos_lower']:+.3f} / {iv['minos_upper']:+.3f} (MINOS); "
-                f"HESSE ± {err:.3f}")
+        head = (f"{poi} = {val:.3f} {iv['minos_lower']:+.3f} / {iv['minos_upper']:+.3f} (MINOS, 68 % CL); "
+                f"± {err:.3f} ({PM_MEANING['hesse']})")
     rep.section("Fit result")
     rep.headline(head)
     nums: dict[str, Any] = {"−2 ln L at the best fit": Quantity(fit.get("minus_two_log_likelihood"), "", "Poisson + constraint terms")}

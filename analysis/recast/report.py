@@ -57,6 +57,15 @@ def write_reinterpret_report(results_json: str | Path, wall_time_s: float | None
                                                 res.get("limit_method", "")),
         "hypothesis tests": Quantity(res.get("n_hypotests"), "", f"{poi} in [0, {res.get('poi_max', float('nan')):.4g}]"),
     }
+    quality = res.get("fit_quality") or {}
+    if quality:  # the guarded free fit (analysis.stats): never a silent number
+        nums["free fit quality"] = Quantity("ok" if quality.get("ok") else "FAILED", "",
+                                            "; ".join(quality.get("warnings", [])) or ", ".join(quality.get("attempts", [])))
+    pruned = (res.get("controls") or {}).get("pruned") or []
+    if pruned:
+        nums["pruned modifiers"] = Quantity(", ".join(pruned), "", "near-degenerate or --prune")
+    for i, w in enumerate(res.get("warnings") or []):
+        nums[f"note {i + 1}"] = Quantity(w, "", "")
     if res.get("signal_cross_section_pb") is not None:
         nums["signal cross-section (μ = 1)"] = Quantity(res["signal_cross_section_pb"], "pb", "as given with --xsec")
         nums["cross-section limit, observed"] = Quantity(res.get("cross_section_upper_limit_observed_pb"), "pb",

@@ -171,7 +171,7 @@ def test_fit_report_from_files(tmp_path: Path) -> None:
     (tmp_path / "workspace.json").write_text(json.dumps(ws))
     pngs = [_png(tmp_path, s) for s in ("pulls", "correlation_matrix", "SR_prefit", "SR_postfit", "mystery")]
     html = write_fit_report(tmp_path, wall_time_s=463.0).read_text()
-    assert "ttbar_norm = 1.067 ± 0.018 (HESSE, 68 % CL)" in html and "MINOS: -0.018 / +0.018" in html
+    assert "ttbar_norm = 1.067 -0.018 / +0.018 (MINOS, 68 % CL); ± 0.018 (HESSE, 68 % CL)" in html
     assert "463 s (7 min 43 s)" in html and "not computed" in html and "65.37" in html
     assert "30.0 ± 5.0" in html and "33" in html           # ttbar 10+20 ± √(3²+4²); observed 12+21
     assert "2 parameters (systematics and the POI). Not shown: 1 per-bin MC-stat parameters" in html

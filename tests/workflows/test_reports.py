@@ -139,7 +139,9 @@ def test_demo_report_numbers_and_wall_time(tmp_path: Path, capsys: pytest.Captur
     summary = json.loads((out / "summary.json").read_text())
     fit = json.loads((out / "fit" / "fit_results.json").read_text())
     metrics = json.loads((out / "histograms" / "metrics.json").read_text())
-    assert f"ttbar_norm = {fit['poi_bestfit']:.3f} ± {fit['poi_uncertainty']:.3f} (HESSE, 68 % CL)" in html
+    iv = fit["poi_interval"]  # MINOS is the quoted interval, HESSE beside it
+    assert (f"ttbar_norm = {fit['poi_bestfit']:.3f} {iv['minos_lower']:+.3f} / {iv['minos_upper']:+.3f} (MINOS, 68 % CL); "
+            f"± {fit['poi_uncertainty']:.3f} (HESSE, 68 % CL)") in html
     wall = _wall_time(html)
     assert wall >= 0.99 * sum(summary["steps_s"].values()) - 0.1
     assert wall > metrics["processing_time_s"] and wall <= summary["total_time_s"] + 0.1
