@@ -71,6 +71,44 @@ class LimitResult:
                 "n_hypotests": self.n_hypotests, "notes": list(self.notes)}
 
 
+class _ReusingAsymptoticCalculator(pyhf.infer.calculators.AsymptoticCalculator):
+    """pyhf's asymptotic calculator with its three POI-independent fits done once, not at every μ.
+
+    ``pyhf.infer.hypotest`` runs five fits per POI value; the free fit to the data, the fit generating the
+    background-only Asimov data and the free fit to those Asimov data do not depend on μ.  This subclass
+    caches them and otherwise follows ``AsymptoticCalculator.teststatistic`` line by line (pyhf 0.7.6:
+    ``_qmu_like`` clipping, q̃_μ composition with ``<=``); distributions and p-values are pyhf's own, so the
+    CLs values equal ``pyhf.infer.hypotest``'s (tested).
+    """
+
+    def teststatistic(self, poi_test):  # noqa: D102 - documented in the class
+        if self.test_stat not in ("q", "qtilde"):
+            return super().teststatistic(poi_test)
+        tensorlib, _ = pyhf.get_backend()
+        if not hasattr(self, "_once"):
+            args = (self.pdf, self.init_pars, self.par_bounds, self.fixed_params)
+            free = pyhf.infer.mle.fit(self.data, *args, return_fitted_val=True)
+            asimov = pyhf.infer.calculators.generate_asimov_data(0.0, self.data, *args)
+            free_a = pyhf.infer.mle.fit(asimov, *args, return_fitted_val=True)
+            self._once = (free, asimov, free_a)
+        free, asimov, free_a = self._once
+        poi = self.pdf.config.poi_index
+
+        def qmu(data, unconstrained):
+            _, fixed_val = pyhf.infer.mle.fixed_poi_fit(poi_test, data, self.pdf, self.init_pars, self.par_bounds,
+                                                       self.fixed_params, return_fitted_val=True)
+            tmu = tensorlib.astensor(tensorlib.clip(fixed_val - unconstrained[1], 0.0, max_value=None))
+            return tensorlib.where(unconstrained[0][poi] > poi_test, tensorlib.astensor(0.0), tmu)
+
+        sqrtqmu_v = tensorlib.sqrt(qmu(self.data, free))
+        self.sqrtqmuA_v = tensorlib.sqrt(qmu(asimov, free_a))
+        if self.test_stat == "q" or sqrtqmu_v <= self.sqrtqmuA_v:  # '<=' as pyhf (its issue #1992)
+            teststat = sqrtqmu_v - self.sqrtqmuA_v
+        else:
+            teststat = (sqrtqmu_v**2 - self.sqrtqmuA_v**2) / (2 * self.sqrtqmuA_v)
+        return tensorlib.astensor(teststat)
+
+
 class CLsCalculator:
     """Memoised μ → (CLs_obs, CLs_exp[5]) for one model and dataset via ``pyhf.infer.hypotest``.
 
@@ -99,6 +137,7 @@ class CLsCalculator:
             self.bounds[self.poi][0] = max(0.0, self.bounds[self.poi][0])
         self.init = list(lh.init if init is None else init)
         self.cache: dict[float, np.ndarray] = {}
+        self._calculators: dict[tuple, _ReusingAsymptoticCalculator] = {}
 
     def ensure_upper_bound(self, mu: float) -> None:
         """Raise the POI upper bound to at least 2μ (fits at μ need room above)."""
@@ -115,11 +154,22 @@ class CLsCalculator:
         test_logger.setLevel(logging.ERROR)  # "qtilde with POI lower bound 0" advice on every call
         try:
             with pyhf_backend(self.backend, opt):
-                obs, exp = pyhf.infer.hypotest(float(mu), pyhf.tensorlib.astensor(self.data), self.model,
-                                               init_pars=init, par_bounds=[tuple(b) for b in self.bounds],
-                                               fixed_params=list(self.lh.fixed), test_stat=self.test_stat,
-                                               calctype="asymptotics", return_expected_set=True)
-                return np.array([float(obs)] + [float(e) for e in exp])
+                key = (optimizer, tuple(map(tuple, self.bounds)))
+                if key not in self._calculators:
+                    self._calculators[key] = _ReusingAsymptoticCalculator(
+                        pyhf.tensorlib.astensor(self.data), self.model, init_pars=init,
+                        par_bounds=[tuple(b) for b in self.bounds], fixed_params=list(self.lh.fixed),
+                        test_stat=self.test_stat)
+                calc = self._calculators[key]
+                try:
+                    teststat = calc.teststatistic(float(mu))
+                except pyhf.exceptions.FailedMinimization:
+                    del self._calculators[key]  # a failed μ-independent fit must not stay cached
+                    raise
+                sb, b = calc.distributions(float(mu))
+                _, _, cls_obs = calc.pvalues(teststat, sb, b)
+                _, _, cls_exp = calc.expected_pvalues(sb, b)
+                return np.array([float(cls_obs)] + [float(e) for e in cls_exp])
         finally:
             test_logger.setLevel(level)
 

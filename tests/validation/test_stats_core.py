@@ -54,6 +54,15 @@ def test_cls_reproduces_pyhf_validation_vectors(vector):
     np.testing.assert_allclose(got, want, rtol=max(vector["tolerance_rel"], 1e-5), atol=0)
 
 
+def test_cls_equals_pyhf_hypotest_at_every_mu():
+    """The calculator that reuses pyhf's three POI-independent fits gives pyhf.infer.hypotest's numbers."""
+    model, data = _small_model()
+    calc = CLsCalculator(Likelihood(model, data, use_jax=False))
+    for mu in (0.3, 1.0, 2.5):
+        obs, exp = pyhf.infer.hypotest(mu, data, model, test_stat="qtilde", return_expected_set=True)
+        np.testing.assert_allclose(calc(mu), [float(obs), *map(float, exp)], rtol=1e-9, atol=1e-12)
+
+
 def test_discovery_q0_vector_and_significance():
     vector = next(v for v in VECTORS if v["test_stat"] == "q0")
     model, data = _model(vector)
