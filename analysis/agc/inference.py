@@ -514,6 +514,11 @@ def run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path
                         limit=limit, plots=plots, maxiter=maxiter)
 
 
+STAGE_MESSAGES = {"workspace": "Building the workspace", "fit": "Maximum-likelihood fit", "ranking": "Impact ranking",
+                  "scan": "Likelihood scan", "significance": "Discovery significance", "limit": "CLs upper limit",
+                  "plots": "Plots"}
+
+
 def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool,
              scan: bool, significance: bool, limit: bool, plots: bool, maxiter: int | None) -> FitOutcome:
     """Body of :func:`run_fit`."""
@@ -522,9 +527,12 @@ def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Pat
     timing: dict[str, float] = {}
 
     def timed(name: str, func, *args):
+        from analysis.console import stage
+
         t0 = time.perf_counter()
         try:
-            return func(*args)
+            with stage(STAGE_MESSAGES.get(name, name)):
+                return func(*args)
         finally:
             timing[name] = round(time.perf_counter() - t0, 3)
 
