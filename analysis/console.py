@@ -128,7 +128,10 @@ class _CountingHandler(logging.Handler):
         self.counter = counter
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.counter[f"{record.name.split('.')[0]} {record.levelname}"] += 1
+        if record.levelno >= logging.ERROR:  # errors are shown, not counted
+            sys.stderr.write(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+        else:
+            self.counter[f"{record.name.split('.')[0]} {record.levelname}"] += 1
 
 
 @contextmanager
@@ -151,18 +154,20 @@ def library_noise(verbose: bool = False, stream=None) -> Iterator[Counter]:
         lg.propagate = False
         if lg.level == logging.NOTSET or lg.level < logging.WARNING:
             lg.setLevel(logging.WARNING)
+    caught: list = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as recorded:
             warnings.simplefilter("default")
             try:
                 yield counter
             finally:
-                for w in caught:
-                    if _is_own(w.filename):
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-                    else:
-                        counter[f"{_library_of(w.filename)} {w.category.__name__}"] += 1
+                caught = list(recorded)
     finally:
+        for w in caught:  # outside catch_warnings: showing one must not record it again
+            if _is_own(w.filename):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            else:
+                counter[f"{_library_of(w.filename)} {w.category.__name__}"] += 1
         for lg, propagate, level in saved:
             lg.removeHandler(handler)
             lg.propagate = propagate

@@ -61,7 +61,7 @@ def _set_option(command: str, option: str, value: str | None) -> str:
         code = re.sub(rf"{option}\s+\S+", f"{option} {value}", code)
     else:
         code = code.rstrip() + f" {option} {value}"
-    return code + (f"  {hash_}{comment}" if hash_ else "")
+    return code + hash_ + comment
 
 
 def shrink(script: str) -> str:
