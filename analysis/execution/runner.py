@@ -29,7 +29,9 @@ from typing import Any, Callable, Iterator
 from coffea import processor
 from coffea.processor.executor import FileMeta
 
+from analysis.console import progress_enabled
 from analysis.errors import AnalysisError, UserError
+from analysis.execution.executors import FuturesExecutor, IterativeExecutor
 from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
@@ -41,15 +43,12 @@ log = logging.getLogger(__name__)
 
 
 def _make_executor(name: str, workers: int, client, progress: bool):
-    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here)."""
-    from analysis.console import progress_enabled
-
+    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here); local ones are
+    :mod:`analysis.execution.executors` (their bars honour ``status`` and finish)."""
     progress = progress and progress_enabled()  # --no-progress / progress_setting(False) win
     if name == "iterative":
-        return processor.IterativeExecutor(status=progress, retries=0)
+        return IterativeExecutor(status=progress, retries=0, desc="Processing chunks")
     if name == "futures":
-        from analysis.execution.futures import FuturesExecutor  # finishes its progress bar; honours status
-
         return FuturesExecutor(workers=workers, status=progress, retries=0, desc="Processing chunks")
     return processor.DaskExecutor(client=client, status=progress, retries=0)
 

@@ -106,7 +106,7 @@ def test_set_logging_quiet_and_verbose(restore_logging):
 
 def test_futures_executor_merges_all_and_finishes_its_bar(capsys):
     """The futures executor returns the full sum; status=True ends at N/N, status=False prints nothing."""
-    from analysis.execution.futures import FuturesExecutor
+    from analysis.execution.executors import FuturesExecutor, IterativeExecutor
 
     items = list(range(12))
     out, err_code = FuturesExecutor(workers=2, status=True, unit="chunk", desc="Processing chunks")(items, _square, None)
@@ -115,6 +115,10 @@ def test_futures_executor_merges_all_and_finishes_its_bar(capsys):
     assert "12/12" in err and "Merging" not in err
     out, _ = FuturesExecutor(workers=2, status=False)(items, _square, None)
     assert out["sum"] == sum(i * i for i in items)
+    assert capsys.readouterr().err == ""
+    out, _ = IterativeExecutor(status=True, unit="chunk")(items, _square, None)
+    assert out == {"n": 12, "sum": sum(i * i for i in items)} and "12/12" in capsys.readouterr().err
+    IterativeExecutor(status=False)(items, _square, None)
     assert capsys.readouterr().err == ""
 
 

@@ -36,7 +36,7 @@ def _n(value: int) -> str:
 
 # small sizes: (command prefix, option, value); options missing from the command are added
 SIZES = [
-    ("ana generate agc", "--events-per-file", _n(6000)),
+    ("ana generate agc", "--events-per-file", _n(12000)),  # fewer leave empty template bins (NaN fit)
     ("ana generate agc", "--files-per-sample", "1"),
     ("ana generate diphoton", "--background-events", _n(6000)),
     ("ana generate spectrum", "--scale", str(0.3 * SCALE)),
@@ -106,7 +106,7 @@ def test_readme_blocks_are_found_and_shrunk():
     blocks = workflow_blocks((ROOT / "README.md").read_text())
     assert sum(why is None for why, _ in blocks) >= 8 and sum(why is not None for why, _ in blocks) >= 1
     assert shrink("ana generate agc --out agc --events-per-file 50000 --files-per-sample 2\n") == \
-        f"ana generate agc --out agc --events-per-file {_n(6000)} --files-per-sample 1\n"
+        f"ana generate agc --out agc --events-per-file {_n(12000)} --files-per-sample 1\n"
     assert shrink("ana fit --config c.yml --out fit   # the fit\n") == "ana fit --config c.yml --out fit --no-ranking  # the fit\n"
 
 
