@@ -1,5 +1,5 @@
 """The small things a new user trips over, each pinned: input mix-ups named, valid cluster examples, the
-synthetic diphoton signal, √s from the config, f-test table names, log axis for falling spectra."""
+synthetic diphoton signal, √s in plot labels (omitted when unknown), the m_γγ spectrum generator."""
 
 from __future__ import annotations
 
@@ -101,33 +101,19 @@ def test_synthetic_signal_peak_and_kinematics(mass):
 
 def test_generate_diphoton_without_signal_dir(tmp_path):
     """No --signal-dir: synthetic samples written next to the data, search.yml points at them (relative),
-    √s in the config, truth says synthetic; a wrong --signal-dir is one clear error."""
+    truth says synthetic; a wrong --signal-dir is one clear error."""
     from fileset.generate.diphoton import generate_diphoton
     from schemas.diphoton import read_diphoton_csv
 
     res = generate_diphoton(tmp_path / "xgg", n_background_sim=500, luminosity_fb=0.005)
     assert res["signal"] == "synthetic"
     cfg = yaml.safe_load((tmp_path / "xgg" / "search.yml").read_text())
-    assert cfg["sqrt_s_tev"] == 14.0
     assert cfg["signal"]["samples"] == {500: "signal/signal_500.csv", 750: "signal/signal_750.csv",
                                         1000: "signal/signal_1000.csv"}
     assert len(read_diphoton_csv(tmp_path / "xgg" / "signal" / "signal_750.csv")) == 10000
     assert json.loads((tmp_path / "xgg" / "truth.json").read_text())["signal_simulation"] == "synthetic"
     with pytest.raises(FilesetError, match="no such directory"):
         generate_diphoton(tmp_path / "other", signal_dir=tmp_path / "nowhere")
-
-
-def test_search_config_sqrt_s(tmp_path):
-    """sqrt_s_tev from search.yml reaches the config (plots label it); absent, it is None (label omits √s)."""
-    from analysis.resonance.search import load_config
-    from fileset.generate.diphoton import generate_diphoton
-
-    generate_diphoton(tmp_path, n_background_sim=500, luminosity_fb=0.005)
-    assert load_config(tmp_path / "search.yml").sqrt_s_tev == 14.0
-    doc = yaml.safe_load((tmp_path / "search.yml").read_text())
-    doc.pop("sqrt_s_tev")
-    (tmp_path / "no_energy.yml").write_text(yaml.safe_dump(doc))
-    assert load_config(tmp_path / "no_energy.yml").sqrt_s_tev is None
 
 
 @pytest.mark.parametrize("com, shown", [(14.0, "14 TeV"), (None, None)])
@@ -147,15 +133,6 @@ def test_label_energy_from_argument(com, shown):
     assert ("TeV" in texts) == (shown is not None)
     if shown:
         assert "14" in texts
-
-
-def test_spans_decades():
-    """Log axis when the bin contents span more than two decades."""
-    from analysis.resonance.ftest_workflow import spans_decades
-
-    assert spans_decades(np.array([5000.0, 300.0, 12.0, 0.0]))
-    assert not spans_decades(np.array([500.0, 300.0, 12.0]))
-    assert not spans_decades(np.zeros(4))
 
 
 def test_spectrum_generator(tmp_path):

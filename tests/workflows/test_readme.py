@@ -133,6 +133,12 @@ def test_readme_workflows_run_as_written(readme_run):
     n_nano = sum(f["nevts"] for proc in nano.values() for var in proc.values() for f in var["files"])
     assert json.loads((work / "nano_out" / "metrics.json").read_text())["events_processed"] == n_nano
 
+    # your own processor: the example on the same NanoAOD files, every event
+    data = json.loads((work / "data" / "nanoaod_inputs.json").read_text())
+    n_data = sum(f["nevts"] for proc in data.values() for var in proc.values() for f in var["files"])
+    assert json.loads((work / "own" / "metrics.json").read_text())["events_processed"] == n_data
+    assert (work / "own_dask" / "histograms.root").is_file()
+
     # HTCondor job script: the README's example is valid, nothing submitted, no scheduler chatter
     condor = next((o, e) for s, o, e, _ in log if "--print-job-script" in s)
     assert '+JobFlavour = "longlunch"' in condor[0] and "INFO" not in condor[1]
