@@ -2,8 +2,8 @@
 
 * ``progress_setting(enabled)`` — the ``--no-progress`` / ``progress=False`` switch for everything below it
   (bars and stage messages); a context variable, so nested workflows and threads inherit it.
-* ``stage(message)`` — a spinner on stderr while a long step runs (fit, limits, toys, derivation) and one line
-  with its duration afterwards when it took ≥ 2 s; nothing when progress is off.
+* ``stage(message)`` — a spinner on stderr while a long step runs (fit, limits, toys, derivation; terminals) and
+  one line with its duration afterwards when it took ≥ 2 s; nothing when progress is off.
 * ``progress_bar(total, desc, unit)`` — a rich bar on stderr that always ends at total (never left frozen).
 * ``library_noise(verbose)`` — the CLI's filter: warnings and WARNING log records of the libraries underneath
   (cabinetry, pyhf, coffea, dask, …) are counted and summarised in one line at the end; ``verbose`` shows them.
@@ -40,7 +40,7 @@ def _stderr_console():
     if _console is None or _console.file is not sys.stderr:
         from rich.console import Console
 
-        _console = Console(file=sys.stderr)
+        _console = Console(file=sys.stderr, soft_wrap=True)  # long paths stay on one line
     return _console
 
 
@@ -61,19 +61,17 @@ def progress_setting(enabled: bool) -> Iterator[None]:
 
 @contextmanager
 def stage(message: str, min_seconds: float = 2.0) -> Iterator[None]:
-    """Announce a possibly long step on stderr: a spinner while it runs (terminal) or a start line (log file),
-    and ``✓ message (t s)`` when it took at least ``min_seconds``. Silent when progress is off."""
+    """Announce a possibly long step on stderr: a spinner while it runs (terminal), and ``✓ message (t s)`` when
+    it took at least ``min_seconds`` (terminal and log files). Silent when progress is off."""
     if not progress_enabled():
         yield
         return
     con = _stderr_console()
     t0 = time.perf_counter()
-    if not con.is_terminal:
-        con.print(f"{message} …", highlight=False)
     with con.status(message) if con.is_terminal else nullcontext():
-        yield
+        yield  # an error inside propagates without a line from here (user errors stay one line)
     dt = time.perf_counter() - t0
-    if dt >= min_seconds or not con.is_terminal:
+    if dt >= min_seconds:
         con.print(f"[green]✓[/green] {message} ({dt:.1f} s)", highlight=False)
 
 

@@ -49,11 +49,15 @@ def test_progress_bar_finishes_and_can_be_switched_off(capsys):
 
 
 def test_stage_reports_duration_when_long(capsys):
-    """A stage prints its message and its duration (non-terminal stderr: a start and an end line)."""
+    """A stage prints its message and duration when long enough; nothing when short or when it fails."""
     with stage("Maximum-likelihood fit", min_seconds=0.0):
         pass
-    err = capsys.readouterr().err
-    assert "Maximum-likelihood fit …" in err and "✓ Maximum-likelihood fit (" in err
+    assert capsys.readouterr().err.startswith("✓ Maximum-likelihood fit (")
+    with stage("Short step"):  # below 2 s: nothing
+        pass
+    with pytest.raises(ValueError), stage("Failing step", min_seconds=0.0):
+        raise ValueError("bad input")  # the error is the only line the user sees
+    assert capsys.readouterr().err == ""
 
 
 def test_library_noise_counts_and_summarises(capsys):
