@@ -1,8 +1,8 @@
 """The README's workflow commands, run as written and in order in a fresh directory, so the README cannot drift.
 
 Every fenced ``bash`` block of the README's "Workflows" section runs with ``bash -e`` in one temporary directory
-that holds only links to the repository files the README names (``cabinetry_config.yml``, ``workflows/``), like
-the root of a fresh clone. Blocks preceded by ``<!-- readme-test: skip (reason) -->`` (cluster, network) are not
+that holds links to the repository's top-level files and directories, like the root of a fresh clone (the
+outputs land next to them, the repository stays clean). Blocks preceded by ``<!-- readme-test: skip (reason) -->`` (cluster, network) are not
 run. The only changes: sample sizes are made small (``--events-per-file``, ``--background-events``, ``--scale``;
 ``ANA_README_SCALE`` multiplies them) and ``ana fit`` skips the impact ranking. Then the outputs are checked
 against what the README promises (events processed = the fileset's, identical histograms on every executor,
@@ -84,8 +84,9 @@ def shrink(script: str) -> str:
 def readme_run(tmp_path_factory):
     """Run every non-skipped block in order; return (work dir, [(script, stdout, stderr, seconds)])."""
     work = tmp_path_factory.mktemp("fresh_clone")
-    for name in ("cabinetry_config.yml", "workflows"):
-        (work / name).symlink_to(ROOT / name)
+    for item in ROOT.iterdir():  # the repository's files, as in the root of a fresh clone (outputs land beside)
+        if not item.name.startswith(".") and item.name != "__pycache__":
+            (work / item.name).symlink_to(item)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     log = []
