@@ -134,7 +134,8 @@ class _CountingHandler(logging.Handler):
 
 @contextmanager
 def library_noise(verbose: bool = False, stream=None) -> Iterator[Counter]:
-    """Count the libraries' warnings and WARNING log records inside the block; print one summary line at the end.
+    """Count the libraries' warnings and WARNING log records inside the block; print one summary line at the end
+    (not after an error: the error stays the only line). Deprecation warnings are ignored, as Python does.
 
     With ``verbose`` everything is shown as it happens (nothing is counted). Warnings raised in this project's
     own code are always shown. Yields the counter (keys ``"<library> <kind>"``).
@@ -153,11 +154,17 @@ def library_noise(verbose: bool = False, stream=None) -> Iterator[Counter]:
         if lg.level == logging.NOTSET or lg.level < logging.WARNING:
             lg.setLevel(logging.WARNING)
     caught: list = []
+    failed = False
     try:
         with warnings.catch_warnings(record=True) as recorded:
             warnings.simplefilter("default")
+            for developer_only in (DeprecationWarning, PendingDeprecationWarning):  # hidden by Python too
+                warnings.filterwarnings("ignore", category=developer_only)
             try:
                 yield counter
+            except BaseException:
+                failed = True  # the error is the user's one line; no summary after it
+                raise
             finally:
                 caught = list(recorded)
     finally:
@@ -170,7 +177,7 @@ def library_noise(verbose: bool = False, stream=None) -> Iterator[Counter]:
             lg.removeHandler(handler)
             lg.propagate = propagate
             lg.setLevel(level)
-        if counter:
+        if counter and not failed:
             total = sum(counter.values())
             kinds = ", ".join(f"{n}× {k}" for k, n in counter.most_common(4))
             more = "" if len(counter) <= 4 else f", … ({len(counter) - 4} more kinds)"

@@ -73,6 +73,11 @@ def test_library_noise_counts_and_summarises(capsys):
     handler_count = len(logging.getLogger("cabinetry").handlers)
     assert logging.getLogger("cabinetry").propagate is True and handler_count == 0  # restored afterwards
 
+    with pytest.raises(RuntimeError), library_noise(verbose=False):  # an error: no summary after it
+        logging.getLogger("pyhf").warning("noise")
+        raise RuntimeError("user error")
+    assert capsys.readouterr().err == ""
+
     with library_noise(verbose=True), warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         _library_warning()
