@@ -5,6 +5,7 @@ The public API, one function per workflow step (the ``ana`` CLI calls the same n
     from analysis import run_processor, run_user_processor, RunOptions, run_ttbar, run_fit, run_demo
     from analysis import run_search, run_ftest, reinterpret_histograms, reinterpret_workspace, scale_histogram
     from analysis import derive_reweighting, apply_reweighting, extract_features, train_and_evaluate, score_region
+    import analysis; analysis.set_logging()   # notebooks: libraries' warnings off (libraries="verbose" shows them)
 
 Names are imported on first use (PEP 562), so ``import analysis`` is cheap and changes no global state.
 """
@@ -47,6 +48,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "extract_features": ("analysis.ml.workflow", "extract_features"),
     "train_and_evaluate": ("analysis.ml.workflow", "train_and_evaluate"),
     "score_region": ("analysis.ml.workflow", "score_region"),
+    # what a session shows: logging of this project and of the libraries underneath
+    "set_logging": ("analysis.console", "set_logging"),
 }
 
 __all__ = sorted(_EXPORTS)

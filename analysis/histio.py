@@ -71,11 +71,25 @@ def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]]
     return list(keyed)
 
 
-def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
-    """Read every histogram of a ROOT file into ``hist`` objects keyed by name."""
+def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
+    """``path`` as a Path if it is an existing ROOT file (magic bytes ``root``); else one AnalysisError naming it.
+
+    A JSON (or any other) file given where histograms are expected is reported as what it is, not as missing.
+    """
     p = Path(path)
     if not p.is_file():
-        raise AnalysisError(f"{p}: histogram file not found")
+        raise AnalysisError(f"{p}: {what} not found")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if head != b"root":
+        kind = "a JSON file" if p.suffix.lower() == ".json" or head[:1] in (b"{", b"[") else "not a ROOT file"
+        raise AnalysisError(f"{p}: {kind}, expected a ROOT {what} (e.g. histograms.root from `ana run`)")
+    return p
+
+
+def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
+    """Read every histogram of a ROOT file into ``hist`` objects keyed by name."""
+    p = require_root_file(path)
     try:
         with uproot.open(p) as f:
             return {k.split(";")[0]: f[k].to_hist() for k in f.keys(cycle=False, filter_classname="TH1*")}

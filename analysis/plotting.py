@@ -19,9 +19,10 @@ def use_style() -> None:
     plt.rcParams["figure.max_open_warning"] = 0
 
 
-def label(ax: plt.Axes, text: str = "Simulation", lumi: float | None = None, com: float = 13) -> None:
-    """Put the experiment-style label (luminosity in fb⁻¹ if given, √s in TeV) on an axis."""
-    com = int(com) if float(com).is_integer() else com  # "13 TeV", not "13.0 TeV"
+def label(ax: plt.Axes, text: str = "Simulation", lumi: float | None = None, com: float | None = 13) -> None:
+    """Put the experiment-style label (luminosity in fb⁻¹ if given, √s in TeV; com=None omits √s) on an axis."""
+    if com is not None:
+        com = int(com) if float(com).is_integer() else com  # "13 TeV", not "13.0 TeV"
     mplhep.label.exp_label(exp="", llabel=text, ax=ax, lumi=lumi, com=com, data=text == "Data")
 
 

@@ -99,9 +99,9 @@ def load_config(config_path: str | Path, histograms: str | Path | None = None,
         raise AnalysisError(f"{p}: fails cabinetry's config schema at {where}: {err.message}") from None
     config = copy.deepcopy(config)
     if histograms is not None:
-        hp = Path(histograms)
-        if not hp.is_file():
-            raise AnalysisError(f"{hp}: histogram file not found")
+        from analysis.histio import require_root_file
+
+        hp = require_root_file(histograms)
         pattern = config["General"]["InputPath"].split(":", 1)[1]
         config["General"]["InputPath"] = f"{hp.resolve()}:{pattern}"
     if out_dir is not None:

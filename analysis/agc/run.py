@@ -122,7 +122,9 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None,
         "events_lost": sum(lost.values()),
         "events_per_dataset": dict(sorted(nevents.items())),
         "events_lost_per_dataset": lost,
-        "events_per_s": processed / metrics["processing_time_s"] if metrics["processing_time_s"] > 0 else 0.0,
+        # throughput of this run: chunks reused from a checkpoint were not processed now
+        "events_per_s": ((processed - metrics.get("events_from_checkpoint", 0)) / metrics["processing_time_s"]
+                         if metrics["processing_time_s"] > 0 else 0.0),
     })
     filled = {tuple(k.split("/", 1)) for k in output["norms"]}
     result = RunResult(output["hist"], nevents, output["cutflow"], metrics, fileset, filled)

@@ -41,7 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not part of this build
             raise
         module.register(sub)
+    _add_common_flags(sub)
     return parser
+
+
+def _add_common_flags(sub: argparse._SubParsersAction) -> None:
+    """Every leaf subcommand accepts ``-v`` and ``--no-progress`` (also after the subcommand's name)."""
+    for parser in set(sub.choices.values()):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_common_flags(action)
+            continue
+        options = set(parser._option_string_actions)
+        if "--no-progress" not in options:
+            parser.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                                help="no progress bars or stage messages")
+        if "--verbose" not in options and "-v" not in options:
+            parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                help="show the libraries' warnings and INFO messages in full")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,11 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:  # libraries log recoverable fit retries with tracebacks; keep user output clean
-        for noisy in ("pyhf", "cabinetry", "matplotlib"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    from analysis.console import library_noise, progress_setting
+
     try:
-        result = args.func(args)
+        # libraries' warnings (cabinetry fit retries, coffea, dask, …) are counted and summarised unless -v
+        with progress_setting(not getattr(args, "no_progress", False)), library_noise(verbose=args.verbose):
+            result = args.func(args)
     except UserError as err:  # every layer's user error: one line, exit 2
         print(f"ana {args.command}: error: {err}", file=sys.stderr)
         return 2

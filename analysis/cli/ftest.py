@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
 
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     # the flags carry the option names of FTestConfig (the one definition); unset flags are None
     options = {name: getattr(args, name) for name in FTestConfig.model_fields if hasattr(args, name)}
     cfg = make_config(options, args.config)
-    result = run_ftest(cfg, args.out, progress=sys.stderr.isatty())
+    with stage(f"f-test and envelope per category of {cfg.input}"):
+        result = run_ftest(cfg, args.out, progress=sys.stderr.isatty() and not getattr(args, "no_progress", False))
     for cat in result.categories:
         if cat["status"] == "ok":
             best = cat["best"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-TARGETS = ("agc", "diphoton", "recast")
+TARGETS = ("agc", "diphoton", "recast", "spectrum")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
 
@@ -59,8 +60,9 @@ def run_train(args: argparse.Namespace) -> int:
     """Train and evaluate; print the AUCs."""
     from analysis.ml import train_and_evaluate
 
-    result = train_and_evaluate(args.features, args.out, classifiers=args.classifiers,
-                                test_fraction=args.test_fraction, seed=args.seed, score_cut=args.score_cut)
+    with stage("Training and evaluating the classifiers"):
+        result = train_and_evaluate(args.features, args.out, classifiers=args.classifiers,
+                                    test_fraction=args.test_fraction, seed=args.seed, score_cut=args.score_cut)
     for name, ev in result.evaluations.items():
         print(f"{name:5s} AUC = {ev.auc:.3f} ± {ev.auc_uncertainty:.3f}  accuracy = {ev.accuracy:.3f}  "
               f"eff(sig) = {ev.signal_efficiency:.3f}  eff(bkg) = {ev.background_efficiency:.3f} at score > {ev.score_cut:g}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from analysis.console import stage
 from analysis.errors import AnalysisError
 
 HIST_FLAGS = ("filedata", "histdata", "filebkg", "histbkg", "filesig", "histsig")
@@ -69,18 +70,20 @@ def run(args: argparse.Namespace) -> int:
     if args.workspace is not None:
         if given:
             raise AnalysisError(f"--workspace cannot be combined with histogram inputs (--{given[0]})")
-        result = reinterpret_workspace(args.workspace, patch=args.patch, patch_name=args.patch_name,
-                                       measurement=args.measurement, **common)
+        with stage("CLs limit from the workspace"):
+            result = reinterpret_workspace(args.workspace, patch=args.patch, patch_name=args.patch_name,
+                                           measurement=args.measurement, **common)
     else:
         if args.patch is not None:
             raise AnalysisError("--patch needs --workspace")
         missing = [f"--{f}" for f in HIST_FLAGS if getattr(args, f) is None]
         if missing:
             raise AnalysisError(f"missing {', '.join(missing)} (or use --workspace ws.json)")
-        result = reinterpret_histograms(
-            args.filedata, args.histdata, args.filebkg, args.histbkg, args.filesig, args.histsig,
-            bkg_uncertainty=args.bkg_uncertainty, mc_stat=args.bkg_mc_stat, **common,
-        )
+        with stage("CLs limit scan"):
+            result = reinterpret_histograms(
+                args.filedata, args.histdata, args.filebkg, args.histbkg, args.filesig, args.histsig,
+                bkg_uncertainty=args.bkg_uncertainty, mc_stat=args.bkg_mc_stat, **common,
+            )
     import sys
 
     for line in result.warnings:

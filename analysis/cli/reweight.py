@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
 
@@ -44,7 +45,7 @@ def run_derive(args: argparse.Namespace) -> int:
     from analysis.reweighting.derive import derive
     from analysis.reweighting.smooth import ReweightingWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), stage("Deriving the HT reweighting (processing, fits, closure)"):
         warnings.simplefilter("ignore", ReweightingWarning)  # printed below, once, without a traceback-style prefix
         summary = derive(args.fileset, args.out, args.config, executor=args.executor, workers=args.workers,
                          samples_config=args.samples, plots=not args.no_plots)
@@ -74,9 +75,10 @@ def run_apply(args: argparse.Namespace) -> int:
     """Apply and print where the histograms are."""
     from analysis.reweighting.derive import apply_correction
 
-    result = apply_correction(args.fileset, args.correction, args.out, executor=args.executor, workers=args.workers,
-                              chunksize=args.chunksize, samples_config=args.samples,
-                              use_alternative=not args.nominal_only)
+    with stage("Applying the HT reweighting"):
+        result = apply_correction(args.fileset, args.correction, args.out, executor=args.executor, workers=args.workers,
+                                  chunksize=args.chunksize, samples_config=args.samples,
+                                  use_alternative=not args.nominal_only)
     print(f"processed {result.metrics.get('events_processed', sum(result.nevents.values()))} events; "
           f"wrote {result.output_dir}/histograms.root")
     return 0

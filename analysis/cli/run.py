@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_ttbar(args.fileset, args.out, max_files=args.max_files, input_format=args.input_format,
                        samples_config=args.samples, **run_options)
     m = result.metrics
-    print(f"processed {m['events_processed']} events in {m['processing_time_s']:.1f} s "
+    reused = f" ({m['events_from_checkpoint']} from the checkpoint)" if m.get("events_from_checkpoint") else ""
+    print(f"processed {m['events_processed']} events{reused} in {m['processing_time_s']:.1f} s "
           f"({m['events_per_s']:.0f} events/s) with {m['executor']} on {m['workers']} worker(s); "
           f"wrote {result.output_dir}/histograms.root")
     if m["chunks_from_checkpoint"]:

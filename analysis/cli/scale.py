@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``scale`` subcommand."""
     p = sub.add_parser(
@@ -17,12 +16,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True, metavar="HIST_FILE", help="ROOT file with the raw histogram")
     p.add_argument("--hist", required=True, metavar="NAME", help="histogram key, e.g. h_mjj")
     p.add_argument("--xsec", required=True, type=float, metavar="PB", help="cross-section in pb")
-    p.add_argument("--sumweights", required=True, type=float, metavar="W", help="sum of generator weights of the sample")
+    p.add_argument("--sumweights", required=True, metavar="W|FILE.json",
+                   help="sum of generator weights of the sample, or a selection json holding it as sum_of_weights "
+                   "(e.g. signal_selection.json from `ana generate recast`)")
     p.add_argument("--kfactor", type=float, default=1.0, metavar="K", help="higher-order k-factor (default 1)")
     p.add_argument("--filterfactor", type=float, default=1.0, metavar="F", help="generator filter efficiency (default 1)")
     p.add_argument("--luminosity", required=True, type=float, metavar="FB_INV", help="integrated luminosity in fb^-1")
     p.add_argument("--out", required=True, metavar="OUT_FILE", help="output ROOT file")
     p.set_defaults(func=run)
+
+
+def sum_of_weights(text: str) -> float:
+    """``--sumweights``: a number, or a json file with a numeric ``sum_of_weights``; else AnalysisError."""
+    from analysis.errors import AnalysisError
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from pathlib import Path
+
+    path = Path(text)
+    if path.suffix != ".json":
+        raise AnalysisError(f"--sumweights {text!r}: neither a number nor a .json file")
+    from fileset.loaders import load_json
+
+    doc = load_json(path)
+    value = doc.get("sum_of_weights") if isinstance(doc, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AnalysisError(f"{path}: no numeric 'sum_of_weights' (needed by --sumweights)")
+    return float(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         args.hist,
         args.out,
         xsec_pb=args.xsec,
-        sumweights=args.sumweights,
+        sumweights=sum_of_weights(args.sumweights),
         kfactor=args.kfactor,
         filterfactor=args.filterfactor,
         luminosity_fb_inv=args.luminosity,

@@ -81,6 +81,10 @@ def cluster_schema(kind: str) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["cluster"], "properties": {"cluster": section}}
 
 
+# HTCondor's +JobFlavour values (CERN batch documentation: max runtime 20 min … 1 week)
+HTCONDOR_JOB_FLAVOURS = ("espresso", "microcentury", "longlunch", "workday", "tomorrow", "testmatch", "nextweek")
+
+
 def check_cluster_config(doc: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
     """Validate a parsed cluster config (schema, then cross-field rules); return its ``cluster`` section."""
     if kind not in CLUSTER_KINDS:
@@ -95,6 +99,9 @@ def check_cluster_config(doc: dict[str, Any], kind: str, source: str) -> dict[st
     ad = cfg.get("adaptive", {})
     if ad.get("minimum", 0) > ad.get("maximum", 1 << 30):
         problems.append(f"cluster/adaptive: minimum {ad['minimum']} exceeds maximum {ad['maximum']}")
+    if kind == "htcondor" and "queue" in cfg and cfg["queue"] not in HTCONDOR_JOB_FLAVOURS:
+        problems.append(f"cluster/queue: {cfg['queue']!r} is not an HTCondor +JobFlavour (choose from "
+                        f"{', '.join(HTCONDOR_JOB_FLAVOURS)})")
     if problems:
         raise AnalysisError(f"{source}: invalid config: " + "; ".join(problems))
     return cfg
@@ -150,12 +157,24 @@ def make_jobqueue_cluster(kind: str, cfg: dict[str, Any]):
 
 
 def job_script(kind: str, cfg: dict[str, Any]) -> str:
-    """The batch job script dask-jobqueue would submit for this configuration (nothing is submitted)."""
-    cluster = make_jobqueue_cluster(kind, cfg)
+    """The batch job script dask-jobqueue would submit for this configuration (nothing is submitted).
+
+    The scheduler dask-jobqueue starts for this is an implementation detail: its INFO log lines are held back.
+    """
+    import logging
+
+    quiet = not logging.getLogger().isEnabledFor(logging.INFO)  # the user did not ask for INFO (ana -v)
+    if quiet:
+        logging.disable(logging.INFO)
     try:
-        return cluster.job_script()
+        cluster = make_jobqueue_cluster(kind, cfg)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
     finally:
-        cluster.close()
+        if quiet:
+            logging.disable(logging.NOTSET)
 
 
 # ---- shipping the project code -------------------------------------------------------------------

@@ -94,10 +94,15 @@ def _inspect_open(check: FileCheck, expected_entries: int | None, timeout: int) 
             check.reason = f"no tree {check.treename!r} in file (has: {', '.join(f.keys(cycle=False)) or 'nothing'})"
             return
         tree = f[check.treename]
-        if not isinstance(tree, uproot.behaviors.TTree.TTree):
-            check.reason = f"{check.treename!r} is a {type(tree).__name__}, not a TTree"
-            return
         limit = size if size is not None else end
+        if isinstance(tree, uproot.behaviors.RNTuple.HasFields):  # RNTuple (e.g. CMS NanoAOD from ROOT 6.34+)
+            _inspect_rntuple(check, tree, limit, expected_entries)
+            if check.reason is None:
+                check.uuid = f.file.fUUID
+            return
+        if not isinstance(tree, uproot.behaviors.TTree.TTree):
+            check.reason = f"{check.treename!r} is a {type(tree).__name__}, neither a TTree nor an RNTuple"
+            return
         for branch in tree.itervalues(recursive=True):
             n = branch.num_baskets
             seeks, nbytes = branch.member("fBasketSeek")[:n], branch.member("fBasketBytes")[:n]
@@ -111,6 +116,30 @@ def _inspect_open(check: FileCheck, expected_entries: int | None, timeout: int) 
             return
         check.uuid = f.file.fUUID
         check.bytes_per_event = float(tree.member("fTotBytes")) / max(check.entries, 1)
+
+
+def _inspect_rntuple(check: FileCheck, ntuple: Any, limit: int, expected_entries: int | None) -> None:
+    """RNTuple version of the TTree checks: header, footer and every page inside the file; entry count."""
+    anchor = ntuple.members
+    for what in ("Header", "Footer"):
+        stop = int(anchor[f"fSeek{what}"]) + int(anchor[f"fNBytes{what}"])
+        if stop > limit:
+            check.reason = f"truncated file: RNTuple {what.lower()} ends at byte {stop}, file has {limit}"
+            return
+    page_bytes = 0
+    for cluster in ntuple.page_link_list:
+        for column in cluster:
+            for page in column.pages:
+                stop = int(page.locator.offset) + int(page.locator.num_bytes)
+                if stop > limit:
+                    check.reason = f"truncated file: an RNTuple page ends at byte {stop}, file has {limit}"
+                    return
+                page_bytes += int(page.locator.num_bytes)
+    check.entries = int(ntuple.num_entries)
+    if expected_entries is not None and check.entries != expected_entries:
+        check.reason = f"has {check.entries} entries, the fileset says {expected_entries}"
+        return
+    check.bytes_per_event = page_bytes / max(check.entries, 1)
 
 
 def _first_line(err: BaseException) -> str:

@@ -29,7 +29,9 @@ from typing import Any, Callable, Iterator
 from coffea import processor
 from coffea.processor.executor import FileMeta
 
+from analysis.console import progress_enabled
 from analysis.errors import AnalysisError, UserError
+from analysis.execution.executors import FuturesExecutor, IterativeExecutor
 from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
@@ -41,11 +43,13 @@ log = logging.getLogger(__name__)
 
 
 def _make_executor(name: str, workers: int, client, progress: bool):
-    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here)."""
+    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here); local ones are
+    :mod:`analysis.execution.executors` (their bars honour ``status`` and finish)."""
+    progress = progress and progress_enabled()  # --no-progress / progress_setting(False) win
     if name == "iterative":
-        return processor.IterativeExecutor(status=progress, retries=0)
+        return IterativeExecutor(status=progress, retries=0, desc="Processing chunks")
     if name == "futures":
-        return processor.FuturesExecutor(workers=workers, status=progress, retries=0)
+        return FuturesExecutor(workers=workers, status=progress, retries=0, desc="Processing chunks")
     return processor.DaskExecutor(client=client, status=progress, retries=0)
 
 
@@ -172,7 +176,9 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
                                  metadata_cache=cache, checkpointer=ckpt, policy=policy)
         chunks = list(runner.preprocess(run_fileset, treename=None))
-        from_ckpt = sum(ckpt.exists(ch) for ch in chunks) if ckpt is not None else 0
+        reused = [ch for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
+        from_ckpt = len(reused)
+        events_from_ckpt = sum(ch.entrystop - ch.entrystart for ch in reused)
         t_run = time.perf_counter()
         try:
             with _coffea_tracebacks_to_debug_log():
@@ -197,6 +203,7 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         "chunks_from_checkpoint": from_ckpt,
         "events_in_files": sum(c.entries or 0 for c in checks),
         "events_in_chunks": sum(ch.entrystop - ch.entrystart for ch in chunks),
+        "events_from_checkpoint": events_from_ckpt,  # not processed in this run (throughput excludes them)
         "checkpoint_dir": ckpt.checkpoint_dir if ckpt is not None else None,
         "memory_per_worker_bytes": mem,
         "wall_time_s": t_end - t0,

@@ -8,7 +8,7 @@ Unknown keys are ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
 
 from analysis.errors import AnalysisError
 from analysis.plotting import process_style

@@ -227,16 +227,20 @@ def ftest_2d(data: BinnedData, families: Sequence[str] = ("exponential", "bernst
 
 
 def ftest_table(results: dict[str, FamilyFTest]) -> list[dict[str, Any]]:
-    """Flat rows (family, order, nll, n_params, ftest p, gof p, truncation?, in envelope?) for tables."""
+    """Flat rows (function, family, order, n_params, deviance, ftest p, gof p, truncation?, in envelope?) for tables.
+
+    ``function`` is the function's name as ``search.yml`` spells it (``dijet2``, ``exp1``, …); ``deviance`` is
+    −2 ln(L/L_saturated) of the binned Poisson fit with the normalisation profiled (what the f-test differences).
+    """
     rows = []
     for fam, res in results.items():
         for order, rec in sorted(res.orders.items()):
             rows.append({
+                "function": rec.fit.name,
                 "family": fam,
                 "order": order,
-                "name": rec.fit.name,
                 "n_params": rec.fit.n_params,
-                "nll": round(rec.fit.nll, 4),
+                "deviance": round(rec.fit.nll, 4),
                 "ftest_pvalue": None if rec.ftest_pvalue is None else float(f"{rec.ftest_pvalue:.4g}"),
                 "gof_pvalue": float(f"{rec.gof.pvalue:.4g}"),
                 "gof_method": rec.gof.method,
@@ -249,14 +253,14 @@ def ftest_table(results: dict[str, FamilyFTest]) -> list[dict[str, Any]]:
 
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """Markdown table of f-test rows."""
-    cols = ["family", "order", "n_params", "nll", "ftest_pvalue", "gof_pvalue", "gof_method", "converged",
+    cols = ["function", "family", "order", "n_params", "deviance", "ftest_pvalue", "gof_pvalue", "gof_method", "converged",
             "truncation", "in_envelope"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         cells = []
         for c in cols:
             v = r[c]
-            cells.append("–" if v is None else ("✓" if v is True else ("" if v is False else (f"{v:.3f}" if isinstance(v, float) and c == "nll" else str(v)))))
+            cells.append("–" if v is None else ("✓" if v is True else ("" if v is False else (f"{v:.3f}" if isinstance(v, float) and c == "deviance" else str(v)))))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

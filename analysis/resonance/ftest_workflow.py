@@ -513,7 +513,7 @@ def plot_multipdf(env: Envelope, counts: np.ndarray, name: str, cfg: FTestConfig
         is_best = fn is env.best
         y = _curve(env, fn, x, width)
         style = {"lw": 3.0, "color": "red", "zorder": 4} if is_best else {"lw": 1.6, "ls": "--", "color": colors[i % len(colors)]}
-        text = f"{fn.name} (−2lnL+{env.correction:g}·N={fn.nll + env.correction * fn.n_params:.1f})"
+        text = f"{fn.name} (deviance+{env.correction:g}·N={fn.nll + env.correction * fn.n_params:.1f})"
         ax.plot(x, y, label=("best: " if is_best else "") + text, **style)
         if not is_best:
             rax.plot(x, y - best_curve, **style)
@@ -530,7 +530,7 @@ def plot_multipdf(env: Envelope, counts: np.ndarray, name: str, cfg: FTestConfig
     rax.set_ylabel("Data − best")
     rax.set_xlabel(_axis_label(cfg))
     rax.set_xlim(grid.lo, grid.hi)
-    label(ax, _data_label(cfg) if not cfg.pseudodata else "Simulation")
+    label(ax, _data_label(cfg) if not cfg.pseudodata else "Simulation", com=None)  # √s unknown to the f-test
     return save_figure(fig, out, "multipdf")
 
 
@@ -596,7 +596,7 @@ def plot_splusb(env: Envelope, counts: np.ndarray, signal: dict[str, Any], name:
     rax.set_ylabel("Data − B")
     rax.set_xlabel(_axis_label(cfg))
     rax.set_xlim(grid.lo, grid.hi)
-    label(ax, _data_label(cfg) if not cfg.pseudodata else "Simulation")
+    label(ax, _data_label(cfg) if not cfg.pseudodata else "Simulation", com=None)
     return save_figure(fig, out, "splusb_blinded" if cfg.blind else "splusb")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.console import staged
 from analysis.errors import AnalysisError
 from analysis.resonance import likelihood as lk
 from analysis.resonance import limits as lim
@@ -290,8 +291,8 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     # --- toy validation of the asymptotic CLs at the middle of the range
     if cfg.limit_validation_toys > 0:
         i = len(grid) // 2
-        details["limit_toy_validation"] = {"mass_gev": float(grid[i]), **lim.toy_cls(
-            profiler, b_exp, templates[i], bands[i][0], sig_a[i], tuple(bounds[i]), cfg.limit_validation_toys, cfg.seed + 1)}
+        details["limit_toy_validation"] = {"mass_gev": float(grid[i]), **staged(
+            f"CLs toy validation ({cfg.limit_validation_toys} toys)", lim.toy_cls, profiler, b_exp, templates[i], bands[i][0], sig_a[i], tuple(bounds[i]), cfg.limit_validation_toys, cfg.seed + 1)}
 
     results: dict[str, Any] = {
         "blinded": blind is not None, "selection": sel_report, "best_mass_gev": None,
@@ -301,10 +302,11 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     scan = None
     meas = None
     if blind is None:
-        scan = lk.q0_scan(profiler, counts, templates, bounds)
+        scan = staged("Local significance scan", lk.q0_scan, profiler, counts, templates, bounds)
         ibest = int(np.argmax(scan["z_local"]))
         z_loc = float(scan["z_local"][ibest])
-        toys = lk.toy_upcrossings(profiler, b_exp, templates, bounds, cfg.global_toys, cfg.seed + 2) if cfg.global_toys else None
+        toys = staged(f"Look-elsewhere toys ({cfg.global_toys})", lk.toy_upcrossings, profiler, b_exp, templates, bounds,
+                      cfg.global_toys, cfg.seed + 2) if cfg.global_toys else None
         n_up = toys["mean_upcrossings"] if toys else float((grid[-1] - grid[0]) / (2 * smodel.width(float(np.mean(grid)))))
         p_glob, z_glob = lk.global_significance(z_loc, n_up)
         details["observed_scan"] = {"mass_gev": grid.tolist(), "z_local": scan["z_local"].tolist(),
@@ -321,7 +323,8 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
             meas = lk.measure_mass(profiler, counts, lambda m: smodel.template(m, edges), float(grid[ibest]),
                                    smodel.width(float(grid[ibest])), cfg.mass_range, float(bounds[ibest][1]))
             results["measurement"] = {k: float(meas[k]) for k in ("mass_gev", "mass_err_gev", "cross_section_pb", "cross_section_err_pb")}
-        obs = [lim.observed_limit(profiler, counts, t, sa, tuple(bd)) for t, sa, bd in zip(templates, sig_a, bounds)]
+        obs = staged("Observed CLs limits", lambda: [lim.observed_limit(profiler, counts, t, sa, tuple(bd))
+                                                     for t, sa, bd in zip(templates, sig_a, bounds)])
         limits["observed_pb"] = [o["limit"] for o in obs]
 
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
@@ -329,7 +332,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     if make_plots:
         from analysis.resonance import plots
 
-        plots.make_all(out, cfg=cfg, edges=edges, counts=counts, side=side, blind=blind, b_exp=b_exp,
+        staged("Plots", plots.make_all, out, cfg=cfg, edges=edges, counts=counts, side=side, blind=blind, b_exp=b_exp,
                        sig_s=sig_s, bkg_s=bkg_s, selection=selection, sel_report=sel_report, smodel=smodel,
                        sig_fits=sig_fits, sig_sel=sig_sel, grid=grid, templates=templates, expected_z=exp_z,
                        scan=scan, limits=limits, results=results, meas=meas, profiler=profiler, bounds=bounds)

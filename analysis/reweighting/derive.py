@@ -25,7 +25,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hist
 import numpy as np
@@ -41,6 +41,9 @@ from analysis.reweighting.smooth import (PolynomialFit, ReweightingWarning, Smoo
 from analysis.reweighting.spline import QuadraticSpline, fit_spline
 from fileset.build import build_fileset, load_ntuples_json, load_samples_config
 from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
+
+if TYPE_CHECKING:
+    from analysis.agc.run import RunResult
 
 M0, MW2, M1, M2, MN = (MOMENTS.index(m) for m in ("sumw", "sumw2", "sumwu", "sumwu2", "entries"))
 CLOSURE_DEFINITION = (

@@ -26,6 +26,9 @@ def stage(name: str, *, quiet: bool = False, verbose: bool = False, timing: dict
     """
     from rich.console import Console
 
+    from analysis.console import progress_enabled
+
+    quiet = quiet or not progress_enabled()  # --no-progress / progress_setting(False) silence stages everywhere
     try:  # the spinner writes to a copy of the terminal's descriptor: stdout itself is captured during the stage
         out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):

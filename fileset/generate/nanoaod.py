@@ -86,8 +86,28 @@ def nanoaod_columns(cols: dict, rng: np.random.Generator, lumi_block: int) -> di
     return out
 
 
-def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray]) -> int:
-    """Write NanoAOD-named columns as tree ``Events``; return the number of events."""
+def flat_nanoaod_fields(data: dict[str, ak.Array | np.ndarray]) -> dict[str, ak.Array | np.ndarray]:
+    """NanoAOD's flat naming: each collection ``Jet`` becomes ``nJet`` (counts) and ``Jet_pt``, ``Jet_eta``, …"""
+    out: dict[str, ak.Array | np.ndarray] = {}
+    for name, values in data.items():
+        if isinstance(values, ak.Array) and values.fields:
+            out[f"n{name}"] = ak.num(values, axis=1).to_numpy().astype(np.uint32)
+            for field in values.fields:
+                out[f"{name}_{field}"] = values[field]
+        else:
+            out[name] = values
+    return out
+
+
+def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray], container: str = "ttree") -> int:
+    """Write NanoAOD-named columns as ``Events`` (a TTree, or an RNTuple like CMS NanoAOD from ROOT 6.34+);
+    return the number of events. The RNTuple holds the same flat fields (``nJet``, ``Jet_pt``, …) as the TTree."""
+    if container == "rntuple":
+        with uproot.recreate(path) as fout:
+            fout.mkrntuple("Events", ak.Array(flat_nanoaod_fields(data)))
+        return len(data["event"])
+    if container != "ttree":
+        raise ValueError(f"unknown container {container!r} (ttree or rntuple)")
     with uproot.recreate(path) as fout:
         tree = fout.mktree(
             "Events",
@@ -100,8 +120,12 @@ def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray]) -> in
 
 
 def generate_nanoaod(out: str | Path, events_per_file: int = 20_000, files_per_sample: int = 2, seed: int = 1,
-                     ttbar_scale: float = 1.0, samples: list[tuple[str, str]] | None = None) -> Path:
-    """Write synthetic NanoAOD files for all nine AGC sample sets and ``out/nanoaod_inputs.json``."""
+                     ttbar_scale: float = 1.0, samples: list[tuple[str, str]] | None = None,
+                     container: str = "ttree") -> Path:
+    """Write synthetic NanoAOD files for all nine AGC sample sets and ``out/nanoaod_inputs.json``.
+
+    ``container``: ``"ttree"`` (default) or ``"rntuple"`` (same events and fields, stored as an RNTuple).
+    """
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     index: dict[str, dict[str, dict]] = {}
@@ -111,7 +135,7 @@ def generate_nanoaod(out: str | Path, events_per_file: int = 20_000, files_per_s
             name = f"{process}__{variation}__nanoaod_{i:03d}.root"
             cols = generate_arrays(process, variation, events_per_file, seed, i)
             data = nanoaod_columns(cols, _rng(seed, process, variation, i), lumi_block=i + 1)
-            files.append({"path": name, "nevts": write_nanoaod_file(out_dir / name, data)})
+            files.append({"path": name, "nevts": write_nanoaod_file(out_dir / name, data, container)})
         entry = {"nevts_total": sum(f["nevts"] for f in files), "files": files, "format": "nanoaod"}
         if process == "ttbar" and variation in ("ME_var", "PS_var") and ttbar_scale != 1.0:
             entry["pseudodata_scale"] = ttbar_scale

@@ -66,3 +66,16 @@ def test_every_layer_error_is_a_user_error():
     for cls in (AnalysisError, ConfigError, FilesetError, ProcessorError, SchemaError):
         assert issubclass(cls, UserError)
     assert len({AnalysisError, FilesetError, ProcessorError, SchemaError}) == 4
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "spectrum", "--out", "{tmp}/events.parquet", "--scale", "0.01"],
+    ["generate", "recast", "--out", "{tmp}/recast", "--mc-events", "200", "--signal-events", "200"],
+    ["generate", "agc", "--out", "{tmp}/agc", "--events-per-file", "50", "--files-per-sample", "1"],
+])
+def test_light_subcommands_import_only_what_they_use(argv, tmp_path):
+    """Generators write files with numpy/uproot/pandas: no coffea, dask, pyhf or matplotlib is imported."""
+    args = [a.format(tmp=tmp_path) for a in argv]
+    mods = _imported_after(f"import analysis.cli; assert analysis.cli.main({args!r}) == 0")
+    assert not (mods & {"coffea", "dask", "distributed", "pyhf", "cabinetry", "matplotlib", "sklearn"}), \
+        sorted(mods & HEAVY)

@@ -12,7 +12,7 @@ PUBLIC = [
     "derive_reweighting", "extract_features", "histogram_digest", "read_histograms", "reinterpret_histograms",
     "reinterpret_workspace", "run_demo", "run_fit", "run_ftest", "run_processor", "run_search", "run_ttbar",
     "RunOptions", "run_user_processor",
-    "save_histograms", "scale_histogram", "score_region", "train_and_evaluate",
+    "save_histograms", "scale_histogram", "score_region", "set_logging", "train_and_evaluate",
 ]
 
 

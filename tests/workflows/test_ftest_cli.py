@@ -40,7 +40,7 @@ def _check_category(out: Path, name: str) -> dict:
     for stem in ("multipdf", "splusb_blinded"):
         assert (d / f"{stem}.png").stat().st_size > 1000 and (d / f"{stem}.pdf").is_file()
     assert (d / "ftest_table.md").read_text().startswith("# f-test")
-    assert (d / "ftest_table.csv").read_text().startswith("family,order")
+    assert (d / "ftest_table.csv").read_text().startswith("function,family,order,n_params,deviance")
     return doc
 
 
