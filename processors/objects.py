@@ -191,6 +191,35 @@ def nanoaod_view(events: ak.Array, c: Cuts) -> ObjectView:
 VIEWS: dict[str, Callable[[ak.Array, Cuts], ObjectView]] = {"ntuple": ntuple_view, "nanoaod": nanoaod_view}
 
 
+def view_branches(input_format: str, c: Cuts) -> list[str]:
+    """The input branches the adapter for ``input_format`` reads under cuts ``c`` (sorted).
+
+    Counters, jet kinematics and b-tag, lepton pT and the columns the configured cuts need, and the
+    event identity (``event``; NanoAOD also ``run`` and ``luminosityBlock``). Branches absent from a
+    file are simply not read (the identity then falls back to file and entry, see
+    ``processors.systematics.event_identity``).
+    """
+    if input_format == "ntuple":
+        out = {"numberjet", "numberelectron", "numbermuon", "jet_pt", "jet_eta", "jet_phi", "jet_e", "jet_btag",
+               "electron_pt", "muon_pt", "event"}
+        if c.lepton_eta != INF:
+            out |= {"electron_eta", "muon_eta"}
+        return sorted(out)
+    if input_format == "nanoaod":
+        out = {"nJet", "nElectron", "nMuon", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2",
+               "Electron_pt", "Muon_pt", "event", "run", "luminosityBlock"}
+        optional = ((c.lepton_eta != INF, ("Electron_eta", "Muon_eta")),
+                    (c.electron_cut_based is not None, ("Electron_cutBased",)),
+                    (c.lepton_sip3d != INF, ("Electron_sip3d", "Muon_sip3d")),
+                    (c.muon_tight_id, ("Muon_tightId",)), (c.muon_iso != INF, ("Muon_pfRelIso04_all",)),
+                    (c.jet_id_bit is not None, ("Jet_jetId",)))
+        for on, names in optional:
+            if on:
+                out |= set(names)
+        return sorted(out)
+    raise ProcessorError(f"unknown input format {input_format!r} (choose from {', '.join(VIEWS)})")
+
+
 def object_view(events: ak.Array, input_format: str, c: Cuts) -> ObjectView:
     """Dispatch to the adapter for ``input_format``."""
     try:
