@@ -19,7 +19,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from fileset.generate.agc import SAMPLES, generate_arrays
+from fileset.generate.agc import SAMPLES, basket_compression, extend_in_baskets, generate_arrays
 
 ELECTRON_MASS_GEV = 0.000511
 MUON_MASS_GEV = 0.10566
@@ -88,14 +88,14 @@ def nanoaod_columns(cols: dict, rng: np.random.Generator, lumi_block: int) -> di
 
 def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray]) -> int:
     """Write NanoAOD-named columns as tree ``Events``; return the number of events."""
-    with uproot.recreate(path) as fout:
+    with uproot.recreate(path, compression=basket_compression()) as fout:
         tree = fout.mktree(
             "Events",
             {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()},
             counter_name=lambda counted: "n" + counted,
             field_name=lambda outer, inner: f"{outer}_{inner}",
         )
-        tree.extend(data)
+        extend_in_baskets(tree, data)
     return len(data["event"])
 
 
