@@ -122,7 +122,7 @@ class SeedTtbarAnalysis(processor.ProcessorABC):
 class AGCSchema(BaseSchema):
     """The notebook's schema: ``<obj>_<field>`` + ``number<obj>`` → vector collections, ``met`` a record."""
 
-    def __init__(self, base_form):
+    def __init__(self, base_form, *args, **kwargs):
         super().__init__(base_form)
         self._form["fields"], self._form["contents"] = self._build_collections(self._form["fields"],
                                                                                self._form["contents"])
