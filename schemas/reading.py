@@ -1,4 +1,4 @@
-"""Input-reading switches: faster ZLIB inflation for ROOT baskets when ``isal`` is installed.
+"""Input reading: faster ZLIB inflation for ROOT baskets when ``isal`` is installed; basket-aligned chunks.
 
 Decompression is most of the cost of reading the AGC inputs (ZLIB-compressed ntuples and NanoAOD).
 uproot can inflate ZLIB baskets with Intel ISA-L (``isal``), about 1.7× faster than the standard
@@ -10,7 +10,9 @@ every worker process by calling it at the start of a chunk.
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
+from collections.abc import Sequence
 
 import uproot.compression
 
@@ -37,3 +39,43 @@ def use_inflate(library: str | None = None) -> str:
     if decompressor.library != library:
         decompressor.library = library
     return library
+
+
+def basket_aligned_ranges(boundaries: Sequence[int], num_entries: int, limit: int) -> list[tuple[int, int]]:
+    """Chunk entry ranges that start and stop on basket boundaries, each at most ``limit`` entries.
+
+    Args:
+        boundaries: entry numbers at which every needed branch starts a new basket (uproot's
+            ``TTree.common_entry_offsets``), sorted; 0 and ``num_entries`` are added if missing.
+        num_entries: entries in the tree.
+        limit: largest chunk (entries), e.g. the requested chunk size after the memory clamp.
+
+    Returns:
+        Consecutive ``(start, stop)`` ranges covering ``[0, num_entries)``: each chunk is the longest run
+        of whole baskets that fits in ``limit``, so no basket is inflated by two chunks. A single basket
+        longer than ``limit`` is split into equal parts (memory beats reading it twice). Empty for an
+        empty tree.
+
+    Raises:
+        ValueError: ``limit`` < 1.
+    """
+    if limit < 1:
+        raise ValueError(f"chunk limit must be positive, got {limit}")
+    if num_entries <= 0:
+        return []
+    edges = sorted({0, num_entries} | {int(b) for b in boundaries if 0 < int(b) < num_entries})
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(edges) - 1:
+        start = edges[i]
+        j = bisect.bisect_right(edges, start + limit) - 1  # furthest boundary within the limit
+        if j > i:
+            out.append((start, edges[j]))
+            i = j
+            continue
+        stop = edges[i + 1]  # one basket longer than the limit: equal parts
+        parts = -(-(stop - start) // limit)
+        cuts = [start + (stop - start) * k // parts for k in range(parts + 1)]
+        out.extend(zip(cuts[:-1], cuts[1:]))
+        i += 1
+    return out

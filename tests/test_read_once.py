@@ -23,6 +23,7 @@ from fileset.build import build_fileset
 from fileset.generate.agc import BASKET_ENTRIES, generate_arrays, write_file
 from fileset.generate.nanoaod import generate_nanoaod
 from processors.ttbar import TtbarAnalysis
+from schemas.reading import basket_aligned_ranges
 
 EVENTS = 4000
 BASKET = 1000
@@ -107,3 +108,27 @@ def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Co
     assert read_branches == set(TtbarAnalysis().columns("nanoaod"))
     assert len(all_branches) > len(read_branches) + 5
     assert set(basket_log.values()) == {1}
+
+
+@pytest.mark.parametrize("boundaries, n, limit", [
+    ([0, 50_000, 100_000, 150_000, 200_000], 200_000, 100_000),
+    ([0, 1000, 2000, 3000, 4000], 4000, 1500),
+    ([0, 700, 1500, 1600, 4000, 4100], 4100, 1000),
+    ([0, 200_000], 200_000, 100_000),
+    ([0, 3, 9, 10], 10, 4),
+])
+def test_basket_aligned_ranges(boundaries: list[int], n: int, limit: int) -> None:
+    """Chunks tile [0, n), never exceed the limit, and cut inside a basket only when that basket alone exceeds it."""
+    ranges = basket_aligned_ranges(boundaries, n, limit)
+    assert ranges[0][0] == 0 and ranges[-1][1] == n
+    assert all(a < b and b - a <= limit for a, b in ranges)
+    assert all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
+    baskets = list(zip(boundaries[:-1], boundaries[1:]))
+    for start, stop in baskets:
+        cut_inside = [b for _, b in ranges[:-1] if start < b < stop]
+        assert not cut_inside or stop - start > limit, (start, stop, cut_inside)
+    # greedy: a chunk of whole baskets could not have taken the next basket too
+    for a, b in ranges:
+        nxt = [s for s in boundaries if s > b]
+        if a in boundaries and b in boundaries and nxt:
+            assert nxt[0] - a > limit
