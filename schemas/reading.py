@@ -42,18 +42,19 @@ def use_inflate(library: str | None = None) -> str:
 
 
 def basket_aligned_ranges(boundaries: Sequence[int], num_entries: int, limit: int) -> list[tuple[int, int]]:
-    """Chunk entry ranges that start and stop on basket boundaries, each at most ``limit`` entries.
+    """Chunk entry ranges that start and stop on basket boundaries.
 
     Args:
         boundaries: entry numbers at which every needed branch starts a new basket (uproot's
             ``TTree.common_entry_offsets``), sorted; 0 and ``num_entries`` are added if missing.
         num_entries: entries in the tree.
-        limit: largest chunk (entries), e.g. the requested chunk size after the memory clamp.
+        limit: target chunk size (entries), e.g. the requested chunk size after the memory clamp.
 
     Returns:
-        Consecutive ``(start, stop)`` ranges covering ``[0, num_entries)``: each chunk is the longest run
-        of whole baskets that fits in ``limit``, so no basket is inflated by two chunks. A single basket
-        longer than ``limit`` is split into equal parts (memory beats reading it twice). Empty for an
+        Consecutive ``(start, stop)`` ranges covering ``[0, num_entries)``. Each chunk is the longest run
+        of whole baskets within ``limit`` entries, so no basket is inflated by two chunks. A single
+        basket longer than ``limit`` is cut as coffea cuts a file (``round(length / limit)`` parts of
+        ``ceil(length / parts)`` entries), so memory stays what the chunk size promises. Empty for an
         empty tree.
 
     Raises:
@@ -73,9 +74,10 @@ def basket_aligned_ranges(boundaries: Sequence[int], num_entries: int, limit: in
             out.append((start, edges[j]))
             i = j
             continue
-        stop = edges[i + 1]  # one basket longer than the limit: equal parts
-        parts = -(-(stop - start) // limit)
-        cuts = [start + (stop - start) * k // parts for k in range(parts + 1)]
+        stop = edges[i + 1]  # one basket longer than the limit
+        parts = max(round((stop - start) / limit), 1)
+        step = -(-(stop - start) // parts)
+        cuts = list(range(start, stop, step)) + [stop]
         out.extend(zip(cuts[:-1], cuts[1:]))
         i += 1
     return out

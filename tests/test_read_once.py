@@ -18,7 +18,8 @@ import pytest
 import uproot
 from uproot.models.TBasket import Model_TBasket
 
-from analysis.run import preflight, run_ttbar
+from analysis.agc.run import run_ttbar
+from analysis.execution.preflight import preflight
 from fileset.build import build_fileset
 from fileset.generate.agc import BASKET_ENTRIES, generate_arrays, write_file
 from fileset.generate.nanoaod import generate_nanoaod
@@ -69,12 +70,14 @@ def test_generated_baskets_have_fixed_entry_counts(tmp_path: Path) -> None:
 
 
 def test_run_inflates_only_declared_branches_each_basket_once(tmp_path: Path, basket_log: Counter) -> None:
-    """Chunks of 2000 over 1000-entry baskets: the declared branches' baskets are read exactly once each,
-    no other branch is touched, and the histograms equal those of a run over one-basket files."""
+    """Chunk size 1500 over 1000-entry baskets (coffea alone would cut 3 × 1334 and inflate straddling baskets
+    twice): chunks follow the baskets, the declared branches' baskets are read exactly once each, no other
+    branch is touched, and the histograms equal those of a run over one-basket files."""
     json_path = _fileset(tmp_path / "small", BASKET)
     declared = set(TtbarAnalysis().columns("ntuple"))
-    res = run_ttbar(json_path, executor="iterative", chunksize=2000, progress=False)
+    res = run_ttbar(json_path, executor="iterative", chunksize=1500, progress=False)
     assert res.metrics["events_processed"] == 2 * EVENTS
+    assert res.metrics["chunks"] == 2 * EVENTS // BASKET
     read_branches = {branch for _, branch, _ in basket_log}
     assert read_branches == declared
     assert set(basket_log.values()) == {1}, [k for k, v in basket_log.items() if v > 1][:5]
@@ -118,17 +121,22 @@ def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Co
     ([0, 3, 9, 10], 10, 4),
 ])
 def test_basket_aligned_ranges(boundaries: list[int], n: int, limit: int) -> None:
-    """Chunks tile [0, n), never exceed the limit, and cut inside a basket only when that basket alone exceeds it."""
+    """Chunks tile [0, n); a chunk of whole baskets stays within the limit and could not take the next
+    basket too; only a basket longer than the limit is cut, into coffea's equal parts."""
     ranges = basket_aligned_ranges(boundaries, n, limit)
     assert ranges[0][0] == 0 and ranges[-1][1] == n
-    assert all(a < b and b - a <= limit for a, b in ranges)
     assert all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
     baskets = list(zip(boundaries[:-1], boundaries[1:]))
     for start, stop in baskets:
-        cut_inside = [b for _, b in ranges[:-1] if start < b < stop]
-        assert not cut_inside or stop - start > limit, (start, stop, cut_inside)
-    # greedy: a chunk of whole baskets could not have taken the next basket too
+        inside = [(a, b) for a, b in ranges if start <= a and b <= stop and (a, b) != (start, stop)]
+        if stop - start <= limit:
+            assert not inside, (start, stop, inside)
+        elif inside:
+            parts = max(round((stop - start) / limit), 1)
+            step = -(-(stop - start) // parts)
+            assert inside == [(a, min(a + step, stop)) for a in range(start, stop, step)]
     for a, b in ranges:
-        nxt = [s for s in boundaries if s > b]
-        if a in boundaries and b in boundaries and nxt:
-            assert nxt[0] - a > limit
+        if a in boundaries and b in boundaries and b - a <= limit:
+            nxt = [s for s in boundaries if s > b]
+            assert not nxt or nxt[0] - a > limit
+    assert basket_aligned_ranges([0, 1000], 1000, 400) == [(0, 500), (500, 1000)]  # as coffea cuts one basket
