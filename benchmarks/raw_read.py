@@ -2,8 +2,8 @@
 
 Reads and decompresses the branches chunk by chunk into awkward arrays and does nothing else; it
 imports only uproot (the branch list is passed in, so that no analysis code is imported). ZLIB baskets
-are inflated with ISA-L when ``isal`` is installed (``--inflate auto``, as ``ana run`` does), so the
-limit uses the same inflater as the product.
+are inflated with ISA-L when ``isal`` is installed (``--inflate auto``) and local files are
+memory-mapped (``--source memmap``), as ``ana run`` does, so the limit reads the way the product reads.
 
     python benchmarks/raw_read.py FILESET_JSON --branches jet_pt,jet_eta,... [--chunksize 100000] [--tree events]
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--chunksize", type=int, default=100_000)
     ap.add_argument("--tree", default="events")
     ap.add_argument("--inflate", choices=["auto", "isal", "zlib"], default="auto")
+    ap.add_argument("--source", choices=["memmap", "default"], default="memmap")
     args = ap.parse_args(argv)
     inflate = args.inflate if args.inflate != "auto" else ("isal" if importlib.util.find_spec("isal") else "zlib")
     uproot.compression._DecompressZLIB.library = inflate  # the reader's inflater (uproot's switch)
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> dict:
     files = {str((args.fileset.parent / f["path"]).resolve()): args.tree
              for variations in doc.values() for entry in variations.values() for f in entry["files"]}
     events = 0
-    for arrays in uproot.iterate(files, args.branches.split(","), step_size=args.chunksize):
+    options = {"handler": uproot.source.file.MemmapSource} if args.source == "memmap" else {}
+    for arrays in uproot.iterate(files, args.branches.split(","), step_size=args.chunksize, **options):
         events += len(arrays)
     print(json.dumps({"events": events, "inflate": inflate}))
     return {"events": events, "inflate": inflate}

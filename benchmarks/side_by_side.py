@@ -10,7 +10,7 @@ and peak RSS. Contestants:
 * ``dak``   — ``benchmarks/seed_dask.py``: coffea's dask-awkward path (``apply_to_fileset``, sync scheduler),
   run with ``--dak-python`` (an interpreter with dask-awkward; skipped when none is given or it lacks it);
 * ``raw``   — ``benchmarks/raw_read.py``: ``uproot.iterate`` of exactly the branches TtbarAnalysis declares
-  (the read limit), with the same ZLIB inflater as ``ana`` (ISA-L when installed); the seed-style and
+  (the read limit), read as ``ana`` reads (ISA-L inflater when installed, local files memory-mapped); the seed-style and
   dask-awkward contestants use uproot's default, as their users would.
 
 Runs at 1× and 2× the data (``--scales``; files per sample = scale), repeats interleaved (A B C D A B C D),
