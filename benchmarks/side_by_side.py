@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--arms", default=",".join(ARMS), help="subset of " + ",".join(ARMS))
     ap.add_argument("--dak-python", default=os.environ.get("DAK_PYTHON"),
                     help="python with dask-awkward for the dak contestant (env DAK_PYTHON)")
+    ap.add_argument("--branches", help="comma-separated branches for the raw read (default: TtbarAnalysis.columns)")
     ap.add_argument("--json", help="write all numbers here")
     args = ap.parse_args(argv)
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     env = project_env()
     scales = [int(s) for s in args.scales.split(",")]
     gen = generate(workdir, args.events_per_file, max(scales), args.seed, env)
-    branches = declared_branches()
+    branches = args.branches.split(",") if args.branches else declared_branches()
     arms = [a for a in args.arms.split(",") if a in ARMS]
     if "dak" in arms and not dak_usable(args.dak_python, env):
         print(f"note: no dask-awkward interpreter (--dak-python {args.dak_python!r}); skipping the dak contestant")
