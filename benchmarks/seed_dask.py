@@ -28,7 +28,7 @@ from coffea import processor
 from coffea.dataset_tools import apply_to_fileset, preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_processor import AGCSchema, fileset_from_json  # noqa: E402
+from seed_processor import AGCSchema, fileset_from_json
 
 
 def _smear(pt):

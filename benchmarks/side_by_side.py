@@ -118,7 +118,7 @@ def dak_usable(python: str | None, env: dict[str, str]) -> bool:
     """True if ``python`` can import dask_awkward and coffea's dataset tools."""
     if not python:
         return False
-    res = subprocess.run([python, "-c", "import dask_awkward, coffea.dataset_tools"], env=env, capture_output=True)
+    res = subprocess.run([python, "-c", "import dask_awkward, coffea.dataset_tools"], env=env, capture_output=True, check=False)
     return res.returncode == 0
 
 

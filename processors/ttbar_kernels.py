@@ -86,7 +86,7 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     counts = np.diff(offsets)
     in_wanted = np.repeat(want, counts)
     sel = in_wanted & ok & (pt * factor > pt_min)
-    event, _, k_per_event = _padded(offsets, sel)
+    _, _, k_per_event = _padded(offsets, sel)
     jets = np.flatnonzero(sel)
     f = factor[jets]
     x, y, z, en = px[jets] * f, py[jets] * f, pz[jets] * f, e[jets] * f
@@ -128,5 +128,8 @@ def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np
     jets = np.repeat(keep, counts)
     new_offsets = np.zeros(rows.shape[0] + 1, np.int64)
     np.cumsum(counts[rows], out=new_offsets[1:])
-    f64 = lambda a: a[jets].astype(np.float64, copy=False)  # noqa: E731
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return a[jets].astype(np.float64, copy=False)
+
     return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok[jets].astype(bool, copy=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import importlib.util
 from collections.abc import Sequence
+from itertools import pairwise
 
 import uproot.compression
 
@@ -78,6 +79,6 @@ def basket_aligned_ranges(boundaries: Sequence[int], num_entries: int, limit: in
         parts = max(round((stop - start) / limit), 1)
         step = -(-(stop - start) // parts)
         cuts = list(range(start, stop, step)) + [stop]
-        out.extend(zip(cuts[:-1], cuts[1:]))
+        out.extend(pairwise(cuts))
         i += 1
     return out
