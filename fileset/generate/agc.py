@@ -17,6 +17,10 @@ at their expected yields (xsec × lumi) with Poisson multiplicities, the tt+≥1
 f_true(HT, nJets) = EXPR, where HT = Σ pT of jets and leptons above 25 GeV and nJets counts jets
 above 25 GeV (as stored, float32). Only events passing a loose skim (≥ 1 lepton and ≥ 3 jets above
 25 GeV with ≥ 1 b-tag) are kept, so data files stay small.
+
+Files: every branch has baskets of ``BASKET_ENTRIES`` (50k) entries, which divides the usual chunk sizes,
+so that chunks fall on basket boundaries; baskets are ZLIB-compressed with ISA-L when installed. The
+random streams are fixed per (seed, sample, file): the same arguments give the same events.
 """
 
 from __future__ import annotations
