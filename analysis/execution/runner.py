@@ -103,13 +103,20 @@ def declared_branches(processor_instance: processor.ProcessorABC, fileset: dict[
 
 
 def reader_options(fileset: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """uproot options for reading the chunks: local files are memory-mapped (no I/O thread hand-off per
-    branch read, ~8 % less CPU than uproot's default source); remote files keep uproot's default."""
+    """uproot options for reading the chunks.
+
+    ``array_cache=None``: uproot's per-file array cache (100 MB by default) would keep every branch read
+    alive in reference cycles of the file object until Python's cyclic collector runs, so a worker's memory
+    grew with the number of chunks (73 → 400 MB anonymous memory over 72 chunks); each chunk reads a
+    branch once, so the cache never hits anyway. Local files are memory-mapped (no I/O-thread hand-off
+    per branch read, ~8 % less CPU than uproot's default source); remote files keep uproot's default.
+    """
     import uproot
 
-    if any(is_remote(p) for spec in fileset.values() for p in spec["files"]):
-        return {}
-    return {"handler": uproot.source.file.MemmapSource}
+    options: dict[str, Any] = {"array_cache": None}
+    if not any(is_remote(p) for spec in fileset.values() for p in spec["files"]):
+        options["handler"] = uproot.source.file.MemmapSource
+    return options
 
 
 def basket_aligned(chunks: list[WorkItem], checks: list[FileCheck], limit: int) -> list[WorkItem]:
