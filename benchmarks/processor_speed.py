@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     json_path = make_sample(Path(args.workdir), args.events, args.events_per_file, args.seed)
     fileset = build_fileset(json_path)
     cache: dict = {}
-    branches = branches_read(fileset, args.chunksize, cache, makers["production"])  # also compiles/loads the numba kernels
+    branches = branches_read(fileset, args.chunksize, cache, makers["production"])  # also warms up imports and caches
     runner(args.chunksize, cache, maxchunks=1)(fileset, processor_instance=BaselineTtbarAnalysis())  # warm-up
 
     results: dict[str, Any] = {"branches": branches, "chunksize": args.chunksize, "inflate": inflate,

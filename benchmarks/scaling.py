@@ -43,7 +43,7 @@ def main() -> None:
         fileset = data / "ntuples.json"
         if not fileset.is_file():
             generate_agc(data, events_per_file=args.events_per_file, files_per_sample=args.files_per_sample, seed=1)
-        measure(fileset, 1, args.chunksize, 1)  # warm-up: numba cache, OS file cache
+        measure(fileset, 1, args.chunksize, 1)  # warm-up: OS file cache
         rates = {n: measure(fileset, n, args.chunksize, args.repeats) for n in range(1, args.max_workers + 1)}
     total = 9 * args.events_per_file * args.files_per_sample
     load = os.getloadavg()[0]

@@ -56,7 +56,10 @@ FORMAT_CUTS: dict[str, Cuts] = {
 
 @dataclass
 class ObjectView:
-    """Common per-chunk view: flat float64 jet columns with event offsets, lepton counts, event ids."""
+    """Common per-chunk view: flat jet columns with event offsets, lepton counts, event ids.
+
+    Jet columns may be float32 (as stored) or float64; :meth:`subset` always returns float64 (exact).
+    """
 
     n: int
     offsets: np.ndarray  # int64, length n + 1
@@ -82,7 +85,7 @@ class ObjectView:
 
 
 def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets starting at 0, contiguous flat content) of a singly-jagged numeric column."""
+    """(offsets starting at 0, contiguous flat content) of a singly-jagged numeric column (``dtype`` None: as stored)."""
     counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -91,7 +94,7 @@ def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndar
 
 
 def flat(array: ak.Array, dtype=np.float64) -> np.ndarray:
-    """Contiguous flat content of a jagged column."""
+    """Contiguous flat content of a jagged column (``dtype`` None: as stored, no copy when contiguous)."""
     return np.ascontiguousarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=dtype)
 
 
@@ -130,12 +133,14 @@ def ntuple_view(events: ak.Array, c: Cuts) -> ObjectView:
             sel &= np.abs(flat(coll["eta"], np.float32)) < c.lepton_eta
         n_lep += count_per_event(sel, off)
     jets = events.jet
-    offsets, pt = jagged_parts(jets["pt"])
-    eta = flat(jets["eta"])
-    ok = np.abs(eta) < c.jet_eta if c.jet_eta != INF else np.ones(pt.shape[0], bool)
+    # jet columns stay as stored (float32, no copy): ObjectView.subset converts the selected events' jets
+    offsets, pt = jagged_parts(jets["pt"], None)
+    eta = flat(jets["eta"], None)
+    ok = np.abs(eta.astype(np.float64)) < c.jet_eta if c.jet_eta != INF else np.ones(pt.shape[0], bool)
     ids = event_identity(ak.to_numpy(events.event) if "event" in events.fields else None,
                          events.metadata.get("filename", ""), int(events.metadata.get("entrystart", 0)), n)
-    return ObjectView(n, offsets, pt, eta, flat(jets["phi"]), flat(jets["energy"]), flat(jets["btag"]), ok, n_lep, ids)
+    return ObjectView(n, offsets, pt, eta, flat(jets["phi"], None), flat(jets["energy"], None), flat(jets["btag"], None),
+                      ok, n_lep, ids)
 
 
 def nanoaod_view(events: ak.Array, c: Cuts) -> ObjectView:
@@ -189,6 +194,35 @@ def nanoaod_view(events: ak.Array, c: Cuts) -> ObjectView:
 
 
 VIEWS: dict[str, Callable[[ak.Array, Cuts], ObjectView]] = {"ntuple": ntuple_view, "nanoaod": nanoaod_view}
+
+
+def view_branches(input_format: str, c: Cuts) -> list[str]:
+    """The input branches the adapter for ``input_format`` reads under cuts ``c`` (sorted).
+
+    Counters, jet kinematics and b-tag, lepton pT and the columns the configured cuts need, and the
+    event identity (``event``; NanoAOD also ``run`` and ``luminosityBlock``). Branches absent from a
+    file are simply not read (the identity then falls back to file and entry, see
+    ``processors.systematics.event_identity``).
+    """
+    if input_format == "ntuple":
+        out = {"numberjet", "numberelectron", "numbermuon", "jet_pt", "jet_eta", "jet_phi", "jet_e", "jet_btag",
+               "electron_pt", "muon_pt", "event"}
+        if c.lepton_eta != INF:
+            out |= {"electron_eta", "muon_eta"}
+        return sorted(out)
+    if input_format == "nanoaod":
+        out = {"nJet", "nElectron", "nMuon", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2",
+               "Electron_pt", "Muon_pt", "event", "run", "luminosityBlock"}
+        optional = ((c.lepton_eta != INF, ("Electron_eta", "Muon_eta")),
+                    (c.electron_cut_based is not None, ("Electron_cutBased",)),
+                    (c.lepton_sip3d != INF, ("Electron_sip3d", "Muon_sip3d")),
+                    (c.muon_tight_id, ("Muon_tightId",)), (c.muon_iso != INF, ("Muon_pfRelIso04_all",)),
+                    (c.jet_id_bit is not None, ("Jet_jetId",)))
+        for on, names in optional:
+            if on:
+                out |= set(names)
+        return sorted(out)
+    raise ProcessorError(f"unknown input format {input_format!r} (choose from {', '.join(VIEWS)})")
 
 
 def object_view(events: ak.Array, input_format: str, c: Cuts) -> ObjectView:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import zlib
 
-import numba
 import numpy as np
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -51,45 +50,13 @@ def seeded_normal(keys: np.ndarray, salt: int) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@numba.njit(cache=True, nogil=True)
-def _mix(x):  # pragma: no cover - compiled; SplitMix64 on one uint64 (same bits as ``splitmix64``)
-    z = x + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@numba.njit(cache=True, nogil=True)
-def _jet_uniforms(event_ids, counts, m1, m2):  # pragma: no cover - compiled
-    """The two Box–Muller uniforms per jet: integer hashing of the jet keys, exactly as ``_uniform``."""
-    total = 0
-    for c in counts:
-        total += c
-    u1 = np.empty(total, np.float64)
-    u2 = np.empty(total, np.float64)
-    k = 0
-    for ev in range(event_ids.shape[0]):
-        base = event_ids[ev] * np.uint64(256)
-        for j in range(counts[ev]):
-            key = base + np.uint64(j)
-            u1[k] = (np.float64(_mix(key ^ m1) >> np.uint64(11)) + 0.5) / 9007199254740992.0
-            u2[k] = (np.float64(_mix(key ^ m2) >> np.uint64(11)) + 0.5) / 9007199254740992.0
-            k += 1
-    return u1, u2
-
-
 def jet_resolution_factors(event_ids: np.ndarray, counts: np.ndarray, salt: int, width: float = 0.05) -> np.ndarray:
     """JER smearing factors N(1, width) per jet, deterministic in (salt, event id, jet index).
 
-    Same numbers as ``1 + width * seeded_normal(jet_keys(event_ids, counts), salt)``: the integer
-    hashing runs compiled, the transcendental functions stay numpy's so the bits do not depend on
-    which of the two paths computed them.
+    ``1 + width * seeded_normal(jet_keys(event_ids, counts), salt)`` (vectorised numpy, no JIT start-up).
     """
-    ids = np.ascontiguousarray(event_ids, dtype=np.uint64)
-    m1 = splitmix64(np.full(1, 2 * salt + 1, dtype=np.uint64))[0]
-    m2 = splitmix64(np.full(1, 2 * salt + 2, dtype=np.uint64))[0]
-    u1, u2 = _jet_uniforms(ids, np.ascontiguousarray(counts, dtype=np.int64), m1, m2)
-    return 1.0 + width * (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2))
+    keys = jet_keys(np.ascontiguousarray(event_ids, dtype=np.uint64), np.ascontiguousarray(counts, dtype=np.int64))
+    return 1.0 + width * seeded_normal(keys, salt)
 
 
 def event_identity(event_numbers: np.ndarray | None, filename: str, entry_start: int, n: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from processors.systematics import (
     jet_resolution_factors,
 )
 from processors.ttbar_kernels import count_jets, trijet_mass
-from processors.objects import FORMAT_CUTS, Cuts, ObjectView, object_view
+from processors.objects import FORMAT_CUTS, Cuts, ObjectView, object_view, view_branches
 from schemas.reading import use_inflate
 
 __all__ = ["Cuts", "FORMAT_CUTS", "TtbarAnalysis", "make_hist", "normalise"]
@@ -58,6 +58,13 @@ class TtbarAnalysis(processor.ProcessorABC):
     def cuts_for(self, input_format: str) -> Cuts:
         """Selection thresholds for an input format (the explicit ``cuts`` if given)."""
         return FORMAT_CUTS.get(input_format, self.cuts) if self.per_format_cuts else self.cuts
+
+    def columns(self, input_format: str = "ntuple") -> list[str]:
+        """Input branches this processor reads for ``input_format`` (the run reads exactly these, once).
+
+        Subclasses whose ``event_weights`` read more columns extend this list.
+        """
+        return view_branches(input_format, self.cuts_for(input_format))
 
     # ---- per chunk -------------------------------------------------------------------------
     def process(self, events: ak.Array) -> dict:

@@ -1,111 +1,135 @@
-"""Compiled per-event kernels for the ttbar selection: jet counting, HT and the bjj trijet mass.
+"""Per-event kernels for the ttbar selection: jet counting, HT and the bjj trijet mass (vectorised numpy).
 
 A jet is selected under a jet-pT variation if it passes the variation-independent quality mask
-``ok`` and factor·pT > pt_min; the whole four-vector is scaled by ``factor``. Only additions and
-multiplications happen here (in the same order as the awkward formulation), so results are
-bit-identical to it; transcendental functions (px = pT·cos φ, ...) are evaluated by numpy outside.
+``ok`` and factor·pT > pt_min; the whole four-vector is scaled by ``factor``. The kernels do the
+same additions and multiplications in the same order as the per-event loop (and the awkward
+formulation of ``benchmarks/baseline_processor.py``), so results are bit-identical to it: per-event
+sums run over the jet position (column by column of a zero-padded matrix; adding +0.0 leaves a sum
+unchanged), never through numpy's pairwise summation. Plain numpy on purpose: no JIT start-up
+(loading compiled numba kernels cost ~0.5 s CPU in every process and worker).
 """
 
 from __future__ import annotations
 
-import numba
+from functools import lru_cache
+
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
-def count_jets(offsets, pt, btag, ok, factor, pt_min, btag_min, lead_pt):  # pragma: no cover - compiled
-    """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT.
+def _padded(offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event of each masked jet, rank of it among the masked jets of its event, masked count per event)."""
+    n = offsets.shape[0] - 1
+    csum = np.zeros(mask.shape[0] + 1, np.int64)
+    np.cumsum(mask, out=csum[1:])
+    count = csum[offsets[1:]] - csum[offsets[:-1]]
+    where = np.flatnonzero(mask)
+    event = np.repeat(np.arange(n, dtype=np.int64), count)
+    rank = csum[where] - csum[offsets[:-1]][event]
+    return event, rank, count
 
-    ``lead_pt`` (n, 4) receives the unvaried pT of the first four selected jets (b-tag weights).
+
+def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.ndarray, factor: np.ndarray,
+               pt_min: float, btag_min: float, lead_pt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
+
+    Args:
+        offsets: int64 (n + 1,) jet offsets; pt, btag, ok, factor: per jet (float, float, bool, float64).
+        pt_min, btag_min: selection thresholds (GeV, score).
+        lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
+    Returns:
+        (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
-    njet = np.zeros(n, np.int64)
-    nb = np.zeros(n, np.int64)
-    ht = np.zeros(n, np.float64)
-    for ev in range(n):
-        k = 0
-        h = 0.0
-        b = 0
-        for j in range(offsets[ev], offsets[ev + 1]):
-            if ok[j]:
-                p = pt[j] * factor[j]
-                if p > pt_min:
-                    if k < 4:
-                        lead_pt[ev, k] = pt[j]
-                    k += 1
-                    h += p
-                    if btag[j] > btag_min:
-                        b += 1
-        njet[ev] = k
-        nb[ev] = b
-        ht[ev] = h
+    p = pt * factor  # float64 (factor is float64)
+    sel = ok & (p > pt_min)
+    event, rank, njet = _padded(offsets, sel)
+    tagged = sel & (btag > btag_min)
+    ctag = np.zeros(tagged.shape[0] + 1, np.int64)
+    np.cumsum(tagged, out=ctag[1:])
+    nb = ctag[offsets[1:]] - ctag[offsets[:-1]]
+    width = int(njet.max()) if n else 0
+    grid = np.zeros((width, n))
+    grid[rank, event] = p[sel]
+    ht = np.zeros(n)
+    for row in grid:  # sequential over the jet position: ((0 + p0) + p1) + ...
+        ht += row
+    first = rank < 4
+    lead_pt[event[first], rank[first]] = pt[sel][first]
     return njet, nb, ht
 
 
-@numba.njit(cache=True, nogil=True)
-def trijet_mass(offsets, pt, px, py, pz, e, btag, ok, factor, pt_min, btag_min, want):  # pragma: no cover - compiled
+@lru_cache(maxsize=64)
+def _triples(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index triples a < b < c of k items in nested-loop (lexicographic) order."""
+    a, b, c = np.array([(a, b, c) for a in range(k) for b in range(a + 1, k) for c in range(b + 1, k)],
+                       dtype=np.int64).reshape(-1, 3).T
+    return a, b, c
+
+
+def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
+                btag: np.ndarray, ok: np.ndarray, factor: np.ndarray, pt_min: float, btag_min: float,
+                want: np.ndarray) -> np.ndarray:
     """m_bjj per event where ``want``: mass of the highest-pT trijet of selected jets with ≥ 1 b-tag.
 
-    Ties in trijet pT keep the first combination in (a < b < c) order, like ``ak.argmax``; NaN
-    where not wanted or without a b-tagged trijet.
+    Trijet sums are ((j_a + j_b) + j_c) of factor-scaled components; ties in trijet pT keep the first
+    combination in (a < b < c) order, like ``ak.argmax``. NaN where not wanted or without a
+    b-tagged trijet.
+
+    Args:
+        offsets: int64 (n + 1,); pt, px, py, pz, e, btag, factor: float per jet; ok: bool per jet.
+        want: bool (n,), events whose mass is wanted.
+    Returns:
+        float64 (n,) m_bjj in GeV.
     """
     n = offsets.shape[0] - 1
     mbjj = np.full(n, np.nan)
-    cap = 0
-    for ev in range(n):
-        if want[ev]:
-            cap = max(cap, offsets[ev + 1] - offsets[ev])
-    idx = np.empty(max(cap, 1), np.int64)
-    for ev in range(n):
-        if not want[ev]:
-            continue
-        k = 0
-        for j in range(offsets[ev], offsets[ev + 1]):
-            if ok[j] and pt[j] * factor[j] > pt_min:
-                idx[k] = j
-                k += 1
-        best_pt2 = -1.0
-        for a in range(k):
-            ja = idx[a]
-            xa, ya = px[ja] * factor[ja], py[ja] * factor[ja]
-            for b in range(a + 1, k):
-                jb = idx[b]
-                xab, yab = xa + px[jb] * factor[jb], ya + py[jb] * factor[jb]
-                for c in range(b + 1, k):
-                    jc = idx[c]
-                    if btag[ja] <= btag_min and btag[jb] <= btag_min and btag[jc] <= btag_min:
-                        continue
-                    sx = xab + px[jc] * factor[jc]
-                    sy = yab + py[jc] * factor[jc]
-                    pt2 = sx * sx + sy * sy
-                    if pt2 > best_pt2:
-                        best_pt2 = pt2
-                        sz = pz[ja] * factor[ja] + pz[jb] * factor[jb] + pz[jc] * factor[jc]
-                        se = e[ja] * factor[ja] + e[jb] * factor[jb] + e[jc] * factor[jc]
-                        m2 = se * se - sx * sx - sy * sy - sz * sz
-                        mbjj[ev] = np.sqrt(m2) if m2 > 0.0 else 0.0
+    counts = np.diff(offsets)
+    in_wanted = np.repeat(want, counts)
+    sel = in_wanted & ok & (pt * factor > pt_min)
+    _, _, k_per_event = _padded(offsets, sel)
+    jets = np.flatnonzero(sel)
+    f = factor[jets]
+    x, y, z, en = px[jets] * f, py[jets] * f, pz[jets] * f, e[jets] * f
+    tag = btag[jets] > btag_min
+    start = np.zeros(n + 1, np.int64)
+    np.cumsum(k_per_event, out=start[1:])
+    for k in np.unique(k_per_event[want & (k_per_event >= 3)]):
+        evs = np.flatnonzero(want & (k_per_event == k))
+        idx = start[evs][:, None] + np.arange(k)  # (m, k) positions in the selected-jet arrays
+        a, b, c = _triples(int(k))
+        ia, ib, ic = idx[:, a], idx[:, b], idx[:, c]
+        valid = tag[ia] | tag[ib] | tag[ic]
+        sx = (x[ia] + x[ib]) + x[ic]
+        sy = (y[ia] + y[ib]) + y[ic]
+        pt2 = sx * sx + sy * sy
+        best = np.argmax(np.where(valid, pt2, -1.0), axis=1)  # first maximum; pt2 >= 0 > -1
+        has = valid.any(axis=1)
+        rows = np.arange(evs.shape[0])
+        ja, jb, jc = ia[rows, best], ib[rows, best], ic[rows, best]
+        bx, by = sx[rows, best], sy[rows, best]
+        bz = (z[ja] + z[jb]) + z[jc]
+        be = (en[ja] + en[jb]) + en[jc]
+        m2 = be * be - bx * bx - by * by - bz * bz
+        mass = np.where(m2 > 0.0, np.sqrt(np.where(m2 > 0.0, m2, 0.0)), 0.0)
+        mbjj[evs[has]] = mass[has]
     return mbjj
 
 
-@numba.njit(cache=True, nogil=True)
-def gather_events(offsets, rows, pt, eta, phi, energy, btag, ok):  # pragma: no cover - compiled
-    """Jets of the events at ``rows`` (sorted), in order: (offsets, pt, eta, phi, energy, btag, ok)."""
-    m = rows.shape[0]
-    new_offsets = np.zeros(m + 1, np.int64)
-    for i in range(m):
-        ev = rows[i]
-        new_offsets[i + 1] = new_offsets[i] + offsets[ev + 1] - offsets[ev]
-    total = new_offsets[m]
-    out_pt, out_eta, out_phi = np.empty(total), np.empty(total), np.empty(total)
-    out_e, out_b, out_ok = np.empty(total), np.empty(total), np.empty(total, np.bool_)
-    for i in range(m):
-        src = offsets[rows[i]]
-        dst = new_offsets[i]
-        for k in range(new_offsets[i + 1] - dst):
-            out_pt[dst + k] = pt[src + k]
-            out_eta[dst + k] = eta[src + k]
-            out_phi[dst + k] = phi[src + k]
-            out_e[dst + k] = energy[src + k]
-            out_b[dst + k] = btag[src + k]
-            out_ok[dst + k] = ok[src + k]
-    return new_offsets, out_pt, out_eta, out_phi, out_e, out_b, out_ok
+def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
+                  energy: np.ndarray, btag: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Jets of the events at ``rows`` (sorted), in order: (offsets, pt, eta, phi, energy, btag, ok).
+
+    Float columns come back as float64 (inputs may be float32: the conversion is exact), ``ok`` as bool.
+    """
+    n = offsets.shape[0] - 1
+    counts = np.diff(offsets)
+    keep = np.zeros(n, bool)
+    keep[rows] = True
+    jets = np.repeat(keep, counts)
+    new_offsets = np.zeros(rows.shape[0] + 1, np.int64)
+    np.cumsum(counts[rows], out=new_offsets[1:])
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return a[jets].astype(np.float64, copy=False)
+
+    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok[jets].astype(bool, copy=False)

@@ -29,6 +29,7 @@ class FileCheck:
     entries: int | None = None
     uuid: bytes | None = None
     bytes_per_event: float | None = None
+    basket_boundaries: list[int] | None = None  # entries where every needed branch starts a basket
 
     @property
     def ok(self) -> bool:
@@ -64,8 +65,12 @@ def _n(x: int | None) -> str:
 
 
 def inspect_file(dataset: str, path: str, treename: str, expected_entries: int | None = None,
-                 retries: int = 0, timeout: int = 60) -> FileCheck:
-    """Open one file and check it can be processed: exists, ROOT, has the TTree, entry count, not truncated."""
+                 retries: int = 0, timeout: int = 60, branches: list[str] | None = None) -> FileCheck:
+    """Open one file and check it can be processed: exists, ROOT, has the TTree, entry count, not truncated.
+
+    Reads metadata only (no basket payload). Also records the entries at which all of ``branches`` (those
+    present; all branches if None) start a basket, for basket-aligned chunks.
+    """
     check = FileCheck(dataset, path, treename)
     if not is_remote(path) and not Path(path).is_file():
         check.reason = "file not found"
@@ -73,7 +78,7 @@ def inspect_file(dataset: str, path: str, treename: str, expected_entries: int |
     attempts = retries + 1 if is_remote(path) else 1
     for attempt in range(attempts):
         try:
-            _inspect_open(check, expected_entries, timeout)
+            _inspect_open(check, expected_entries, timeout, branches)
             return check
         except Exception as err:  # uproot raises many types for damaged or unreachable files
             check.reason = f"not a readable ROOT file ({type(err).__name__}: {_first_line(err)})"
@@ -82,7 +87,8 @@ def inspect_file(dataset: str, path: str, treename: str, expected_entries: int |
     return check
 
 
-def _inspect_open(check: FileCheck, expected_entries: int | None, timeout: int) -> None:
+def _inspect_open(check: FileCheck, expected_entries: int | None, timeout: int,
+                  branches: list[str] | None = None) -> None:
     """The body of :func:`inspect_file`: sets ``check.reason`` for structural problems."""
     with uproot.open(check.path, timeout=timeout) as f:
         size = os.path.getsize(check.path) if not is_remote(check.path) else getattr(f.file.source, "num_bytes", None)
@@ -116,6 +122,9 @@ def _inspect_open(check: FileCheck, expected_entries: int | None, timeout: int) 
             return
         check.uuid = f.file.fUUID
         check.bytes_per_event = float(tree.member("fTotBytes")) / max(check.entries, 1)
+        present = None if branches is None else [b for b in branches if b in tree]
+        if present is None or present:
+            check.basket_boundaries = [int(x) for x in tree.common_entry_offsets(filter_name=present)]
 
 
 def _inspect_rntuple(check: FileCheck, ntuple: Any, limit: int, expected_entries: int | None) -> None:
@@ -149,15 +158,18 @@ def _first_line(err: BaseException) -> str:
 
 
 def preflight(fileset: dict[str, dict[str, Any]], expected: dict[str, int] | None = None, *, client=None,
-              retries: int = 0, threads: int = 8) -> list[FileCheck]:
-    """Inspect every file of the fileset (on the Dask workers if ``client`` is given, else in threads)."""
+              retries: int = 0, threads: int = 8, branches: list[str] | None = None) -> list[FileCheck]:
+    """Inspect every file of the fileset (on the Dask workers if ``client`` is given, else in threads).
+
+    ``branches``: the branches the run will read (basket boundaries are those common to them).
+    """
     expected = expected or {}
     jobs = [(ds, p, spec["treename"], expected.get(p)) for ds, spec in fileset.items() for p in spec["files"]]
     if client is not None:
-        futures = [client.submit(inspect_file, *job, retries, pure=False) for job in jobs]
+        futures = [client.submit(inspect_file, *job, retries, branches=branches, pure=False) for job in jobs]
         return client.gather(futures)
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs)))) as pool:
-        return list(pool.map(lambda job: inspect_file(*job, retries), jobs))
+        return list(pool.map(lambda job: inspect_file(*job, retries, branches=branches), jobs))
 
 
 def check_files(fileset: dict[str, dict[str, Any]], timeout: int = 60) -> None:

@@ -17,6 +17,7 @@ Reliability layer on top of ``coffea.processor.Runner``:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from coffea import processor
-from coffea.processor.executor import FileMeta
+from coffea.processor.executor import FileMeta, WorkItem
 
 from analysis.console import progress_enabled
 from analysis.errors import AnalysisError, UserError
@@ -37,7 +38,9 @@ from analysis.execution.cluster import dask_client, default_workers, machine_mem
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
 from analysis.execution.preflight import Accounting, FileCheck, _drop_bad_files, preflight
 from analysis.execution.retries import RetryPolicy, _explain, _ReliableRunner
+from fileset.build import is_remote
 from schemas.agc import AGCSchema
+from schemas.reading import basket_aligned_ranges
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,52 @@ class _Execution:
     fileset: dict[str, dict[str, Any]]
 
 
+def declared_branches(processor_instance: processor.ProcessorABC, fileset: dict[str, dict[str, Any]]) -> list[str] | None:
+    """The branches the processor declares for the fileset's input format (``columns(format)``), else None (unknown)."""
+    columns = getattr(processor_instance, "columns", None)
+    formats = {(spec.get("metadata") or {}).get("format", "ntuple") for spec in fileset.values()}
+    if not callable(columns) or len(formats) != 1:
+        return None
+    return list(columns(formats.pop()))
+
+
+def reader_options(fileset: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """uproot options for reading the chunks.
+
+    ``array_cache=None``: uproot's per-file array cache (100 MB by default) would keep every branch read
+    alive in reference cycles of the file object until Python's cyclic collector runs, so a worker's memory
+    grew with the number of chunks (73 → 400 MB anonymous memory over 72 chunks); each chunk reads a
+    branch once, so the cache never hits anyway. Local files are memory-mapped (no I/O-thread hand-off
+    per branch read, ~8 % less CPU than uproot's default source); remote files keep uproot's default.
+    """
+    import uproot
+
+    options: dict[str, Any] = {"array_cache": None}
+    if not any(is_remote(p) for spec in fileset.values() for p in spec["files"]):
+        options["handler"] = uproot.source.file.MemmapSource
+    return options
+
+
+def basket_aligned(chunks: list[WorkItem], checks: list[FileCheck], limit: int) -> list[WorkItem]:
+    """Re-cut each file's chunks on the basket boundaries found by the pre-flight (``schemas.reading``):
+    no basket is inflated by two chunks. Files without boundaries or entries keep coffea's chunks."""
+    bounds = {(c.dataset, c.path): (c.entries, c.basket_boundaries) for c in checks}
+    out: list[WorkItem] = []
+    done: set[tuple[str, str]] = set()
+    for item in chunks:
+        key = (item.dataset, item.filename)
+        entries, boundaries = bounds.get(key, (None, None))
+        if not entries or boundaries is None:
+            out.append(item)
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        out.extend(dataclasses.replace(item, entrystart=a, entrystop=b)
+                   for a, b in basket_aligned_ranges(boundaries, entries, limit))
+    return out
+
+
 def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC,
             options: RunOptions | dict[str, Any] | None = None, *, schema=AGCSchema,
             expected: dict[str, dict[str, Any]] | None = None,
@@ -129,8 +178,9 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
                                                            workers=workers, allowed_failures=retries, ship=ship_code,
                                                            user_modules=user_modules))
             n_workers = info.workers
-        # 1. pre-flight: every file, all problems together
-        checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries)
+        # 1. pre-flight: every file, all problems together (metadata only; also the needed branches' baskets)
+        checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries,
+                           branches=declared_branches(processor_instance, fileset))
         accounting = Accounting()
         for c in checks:
             if not c.ok:
@@ -175,14 +225,15 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         exe = _make_executor(exe_name, n_workers, client, progress)
         runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
                                  metadata_cache=cache, checkpointer=ckpt, policy=policy)
-        chunks = list(runner.preprocess(run_fileset, treename=None))
+        chunks = basket_aligned(list(runner.preprocess(run_fileset, treename=None)), good, size)
         reused = [ch for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
         from_ckpt = len(reused)
         events_from_ckpt = sum(ch.entrystop - ch.entrystart for ch in reused)
         t_run = time.perf_counter()
         try:
             with _coffea_tracebacks_to_debug_log():
-                wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None)
+                wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None,
+                                     uproot_options=reader_options(run_fileset))
         except UserError:
             raise
         except Exception as err:

@@ -19,7 +19,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from fileset.generate.agc import SAMPLES, generate_arrays
+from fileset.generate.agc import SAMPLES, basket_compression, extend_in_baskets, generate_arrays
 
 ELECTRON_MASS_GEV = 0.000511
 MUON_MASS_GEV = 0.10566
@@ -103,19 +103,19 @@ def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray], conta
     """Write NanoAOD-named columns as ``Events`` (a TTree, or an RNTuple like CMS NanoAOD from ROOT 6.34+);
     return the number of events. The RNTuple holds the same flat fields (``nJet``, ``Jet_pt``, …) as the TTree."""
     if container == "rntuple":
-        with uproot.recreate(path) as fout:
+        with uproot.recreate(path, compression=basket_compression()) as fout:
             fout.mkrntuple("Events", ak.Array(flat_nanoaod_fields(data)))
         return len(data["event"])
     if container != "ttree":
         raise ValueError(f"unknown container {container!r} (ttree or rntuple)")
-    with uproot.recreate(path) as fout:
+    with uproot.recreate(path, compression=basket_compression()) as fout:
         tree = fout.mktree(
             "Events",
             {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()},
             counter_name=lambda counted: "n" + counted,
             field_name=lambda outer, inner: f"{outer}_{inner}",
         )
-        tree.extend(data)
+        extend_in_baskets(tree, data)
     return len(data["event"])
 
 

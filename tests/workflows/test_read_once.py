@@ -1,0 +1,101 @@
+"""Read each needed byte once: a processing run inflates exactly the branches the processor declares,
+every basket of them exactly once (chunks on basket boundaries), and the pre-flight reads no payload.
+
+uproot's own basket reader is observed (a recording wrapper around ``TBasket.read_members`` that
+calls the real method): every basket whose payload is read — and, when compressed, inflated —
+is logged as (file, branch, basket number). Histograms of runs with different basket layouts are
+compared bit for bit. No timing here; ``benchmarks/side_by_side.py`` measures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from uproot.models.TBasket import Model_TBasket
+
+from analysis.agc.run import run_ttbar
+from analysis.execution.preflight import preflight
+from fileset.build import build_fileset
+from fileset.generate.agc import generate_arrays, write_file
+from fileset.generate.nanoaod import generate_nanoaod
+from processors.ttbar import TtbarAnalysis
+
+EVENTS = 4000
+BASKET = 1000
+
+
+@pytest.fixture
+def basket_log(monkeypatch: pytest.MonkeyPatch) -> Counter:
+    """Counter of (file name, branch, basket number) for every basket payload uproot reads in this process."""
+    log: Counter = Counter()
+    real = Model_TBasket.read_members
+
+    def recording(self, chunk, cursor, context, file):
+        real(self, chunk, cursor, context, file)
+        if context.get("read_basket", True):
+            log[(Path(file.file_path).name, self._parent.name, self._basket_num)] += 1
+
+    monkeypatch.setattr(Model_TBasket, "read_members", recording)
+    return log
+
+
+def _fileset(tmp: Path, basket_entries: int) -> Path:
+    """ttbar nominal and W+jets, 4000 events each, written with baskets of ``basket_entries``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    doc = {}
+    for process in ("ttbar", "wjets"):
+        name = f"{process}__nominal__000.root"
+        n = write_file(tmp / name, generate_arrays(process, "nominal", EVENTS, 21), basket_entries=basket_entries)
+        doc[process] = {"nominal": {"files": [{"path": name, "nevts": n}], "nevts_total": n}}
+    path = tmp / "ntuples.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_run_inflates_only_declared_branches_each_basket_once(tmp_path: Path, basket_log: Counter) -> None:
+    """Chunk size 1500 over 1000-entry baskets (coffea alone would cut 3 × 1334 and inflate straddling baskets
+    twice): chunks follow the baskets, the declared branches' baskets are read exactly once each, no other
+    branch is touched, and the histograms equal those of a run over one-basket files."""
+    json_path = _fileset(tmp_path / "small", BASKET)
+    declared = set(TtbarAnalysis().columns("ntuple"))
+    res = run_ttbar(json_path, executor="iterative", chunksize=1500, progress=False)
+    assert res.metrics["events_processed"] == 2 * EVENTS
+    assert res.metrics["chunks"] == 2 * EVENTS // BASKET
+    read_branches = {branch for _, branch, _ in basket_log}
+    assert read_branches == declared
+    assert set(basket_log.values()) == {1}, [k for k, v in basket_log.items() if v > 1][:5]
+    per_file = Counter(name for name, _, _ in basket_log)
+    assert per_file == {f"{p}__nominal__000.root": len(declared) * EVENTS // BASKET for p in ("ttbar", "wjets")}
+
+    basket_log.clear()
+    other = run_ttbar(_fileset(tmp_path / "one", EVENTS), executor="iterative", chunksize=1000, progress=False)
+    for p in ("ttbar", "wjets"):
+        for v in res.hist.axes["variation"]:
+            a, b = res.hist[:, :, p, v].view(flow=True), other.hist[:, :, p, v].view(flow=True)
+            assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["variance"], b["variance"]), (p, v)
+
+
+def test_preflight_reads_metadata_only(tmp_path: Path, basket_log: Counter) -> None:
+    """The pre-flight checks every file (entries, truncation) without reading any basket payload."""
+    fileset = build_fileset(_fileset(tmp_path, BASKET))
+    checks = preflight(fileset, threads=1)
+    assert all(c.ok and c.entries == EVENTS for c in checks)
+    assert not basket_log
+
+
+def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Counter) -> None:
+    """Synthetic NanoAOD (many more branches than needed): only the AGC v2 columns are inflated, each basket once."""
+    index = generate_nanoaod(tmp_path, 3000, 1, 4, samples=[("ttbar", "nominal")])
+    res = run_ttbar(index, executor="iterative", chunksize=3000, progress=False)
+    assert res.metrics["events_processed"] == 3000
+    with uproot.open(next(tmp_path.glob("*.root"))) as f:
+        all_branches = set(f["Events"].keys())
+    read_branches = {branch for _, branch, _ in basket_log}
+    assert read_branches == set(TtbarAnalysis().columns("nanoaod"))
+    assert len(all_branches) > len(read_branches) + 5
+    assert set(basket_log.values()) == {1}

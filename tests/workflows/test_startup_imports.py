@@ -1,0 +1,71 @@
+"""Start-up: ``ana run ttbar`` and the code a worker runs import only what processing needs.
+
+A fresh interpreter runs the real CLI (iterative executor) on a small generated sample and lists the
+top-level modules loaded by the end of the run; a second one imports what a Dask/futures worker
+unpickles (the processor, the schema, the execution layer). Neither may load the statistics, fitting,
+plotting or ML libraries, nor compile any numba function. No timing here
+(``benchmarks/side_by_side.py`` measures start-up as part of the whole-process CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fileset.generate.agc import generate_agc
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_ON_THE_PROCESSING_PATH = {"pyhf", "cabinetry", "matplotlib", "mplhep", "sklearn", "iminuit", "dask", "distributed"}
+
+REPORT = """
+import sys
+mods = sorted({m.split('.')[0] for m in sys.modules})
+compiled = []
+if 'numba' in sys.modules:
+    import gc
+    from numba.core.dispatcher import Dispatcher
+    compiled = [d.py_func.__qualname__ for d in gc.get_objects() if isinstance(d, Dispatcher) and d.overloads]
+print('MODULES=' + ','.join(mods))
+print('NUMBA=' + ','.join(compiled))
+"""
+
+
+def _probe(code: str) -> tuple[set[str], list[str]]:
+    """(top-level modules, compiled numba functions) after a fresh interpreter runs ``code``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code + REPORT], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = dict(line.split("=", 1) for line in out.stdout.splitlines() if line.startswith(("MODULES=", "NUMBA=")))
+    return set(lines["MODULES"].split(",")), [x for x in lines["NUMBA"].split(",") if x]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small AGC samples."""
+    return generate_agc(tmp_path_factory.mktemp("startup"), 2000, 1, 3, samples=[("ttbar", "nominal"), ("wjets", "nominal")])
+
+
+def test_ana_run_imports_only_what_processing_needs(tiny: Path, tmp_path: Path) -> None:
+    """The whole ``ana run ttbar`` process: histograms written, no stats/plotting/ML/Dask library, no JIT."""
+    argv = ["ana", "run", "ttbar", "--fileset", str(tiny), "--out", str(tmp_path / "out"), "--executor", "iterative",
+            "--no-progress"]
+    code = (f"import runpy, sys\nsys.argv = {argv!r}\ntry:\n    runpy.run_module('analysis', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n")
+    mods, compiled = _probe(code)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["events_processed"] == 4000
+    assert {"coffea", "uproot", "processors"} <= mods  # the probe saw the processing process
+    assert not mods & NOT_ON_THE_PROCESSING_PATH, sorted(mods & NOT_ON_THE_PROCESSING_PATH)
+    assert compiled == []
+
+
+def test_worker_side_imports_stay_light() -> None:
+    """What a worker unpickles for a chunk (processor, schemas, execution layer) loads none of them either."""
+    mods, compiled = _probe("import processors.ttbar, schemas.agc, schemas.nanoaod, analysis.execution.runner\n")
+    assert not mods & NOT_ON_THE_PROCESSING_PATH, sorted(mods & NOT_ON_THE_PROCESSING_PATH)
+    assert compiled == []
