@@ -95,6 +95,9 @@ def build_fileset(
     The input format is ``input_format`` if given (e.g. AGC's own ``nanoaod_inputs.json``, which has
     no ``format`` field), else each entry's ``format`` field, else ``ntuple``.
     """
+    if isinstance(n_files_max_per_sample, bool) or not isinstance(n_files_max_per_sample, int) \
+            or (n_files_max_per_sample < 1 and n_files_max_per_sample != -1):
+        raise FilesetError(f"max files per sample must be ≥ 1, or -1 for all, got {n_files_max_per_sample!r}")
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise FilesetError(f"unknown input format {input_format!r} (choose from {', '.join(INPUT_FORMATS)})")
     doc = load_ntuples_json(json_path)

@@ -21,6 +21,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from fileset.normalisation import mc_normalisation
 from processors.errors import ProcessorError
 from fileset.expr import Expression, parse
 from processors.accumulators import Constant, quantise
@@ -199,7 +200,7 @@ class HTAllProcessor(processor.ProcessorABC):
         njets = np.minimum(v["nJets"], r.njets_max + 1)
         for moment, val in values.items():
             out.fill(dataset=dataset, component=comp.astype(str), njets=njets, ht=x, moment=moment, weight=val)
-        norm = 1.0 if is_data else meta["xsec"] * meta["lumi"] / meta["nevts"]
+        norm = 1.0 if is_data else mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"], sample=dataset)
         return {"moments": out, "nevents": {dataset: len(events)}, "selected": {dataset: n_sel},
                 "norms": {dataset: Constant(norm)}}
 

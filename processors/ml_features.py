@@ -21,6 +21,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from fileset.normalisation import mc_normalisation
 from processors.objects import Cuts
 
 # physics features (GeV for energies/momenta); the classifier inputs are chosen from these
@@ -179,7 +180,7 @@ class MLFeatures(processor.ProcessorABC):
         """Columns of one chunk under the key ``dataset|file|first entry``."""
         meta = events.metadata
         dataset, process = meta["dataset"], meta["process"]
-        norm = 1.0 if process == "data" else meta["xsec"] * meta["lumi"] / meta["nevts"]
+        norm = 1.0 if process == "data" else mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"], sample=dataset)
         cols = region_columns(events, self.cuts)
         rows = cols.pop("row")
         n = rows.shape[0]

@@ -15,6 +15,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from fileset.normalisation import mc_normalisation
 from processors.errors import ProcessorError
 from processors.accumulators import Constant, quantise
 from processors.systematics import (
@@ -86,7 +87,7 @@ class TtbarAnalysis(processor.ProcessorABC):
         meta = events.metadata
         dataset, process, variation = meta["dataset"], meta["process"], meta["variation"]
         is_data = process == "data"
-        norm = 1.0 if is_data else meta["xsec"] * meta["lumi"] / meta["nevts"]
+        norm = 1.0 if is_data else mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"], sample=dataset)
         n = view.n
         one_lepton = view.n_lepton == 1
         rows = np.flatnonzero(one_lepton)

@@ -16,6 +16,7 @@ from analysis.execution.preflight import FileCheck
 from analysis.execution.runner import execute, schema_for, verify_event_counts
 from analysis.histio import save_histograms
 from fileset.build import build_fileset, is_remote, load_ntuples_json
+from fileset.normalisation import mc_normalisation
 from processors.accumulators import Constant
 from processors.ttbar import TtbarAnalysis
 
@@ -70,7 +71,7 @@ def _correct_norms(output: dict, fileset: dict[str, dict[str, Any]], lost: dict[
         gone = lost.get(dataset, 0)
         if gone and process != "data" and dataset in fileset:
             meta = fileset[dataset]["metadata"]
-            output["norms"][key] = Constant(meta["xsec"] * meta["lumi"] / (meta["nevts"] - gone))
+            output["norms"][key] = Constant(mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"] - gone, sample=dataset))
 
 
 def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None,
