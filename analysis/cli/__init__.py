@@ -27,9 +27,16 @@ COMMAND_MODULES = (
 )
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line ``ana CMD: error: ...`` and exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""
-    parser = argparse.ArgumentParser(prog="ana", description="Columnar HEP analysis framework.")
+    parser = _OneLineParser(prog="ana", description="Columnar HEP analysis framework.")
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import non_negative_int, positive_int
 from analysis.execution.options import EXECUTORS
 
 
@@ -11,11 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = sub.add_parser("demo", help="generate → process → fit → plots → report.html on synthetic data")
     parser.add_argument("--out", default="demo", help="output directory (default: ./demo)")
-    parser.add_argument("--events-per-file", type=int, default=25_000)
-    parser.add_argument("--files-per-sample", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--events-per-file", type=positive_int, default=25_000)
+    parser.add_argument("--files-per-sample", type=positive_int, default=2)
+    parser.add_argument("--seed", type=non_negative_int, default=1)
     parser.add_argument("--executor", choices=EXECUTORS, default="futures")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=positive_int, default=None)
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)

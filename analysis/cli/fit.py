@@ -6,12 +6,14 @@ import argparse
 import sys
 import time
 
+from analysis.cli.types import existing_file, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` subcommand."""
     parser = sub.add_parser("fit", help="build the pyhf workspace with cabinetry and fit it")
     parser.add_argument("--config", default="cabinetry_config.yml", help="cabinetry config (YAML)")
-    parser.add_argument("--histograms", required=True, help="histograms.root from `ana run`")
+    parser.add_argument("--histograms", required=True, type=existing_file, help="histograms.root from `ana run`")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-scan", action="store_true", help="skip the profile-likelihood scan of the POI")
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", action="store_true", help="also compute CLs upper limits on the POI")
     parser.add_argument("--no-limit", action="store_true", help=argparse.SUPPRESS)  # limits are off by default now
     add_fit_controls(parser)
-    parser.add_argument("--maxiter", type=int, default=None, help="Minuit call limit per fit (default 100000)")
+    parser.add_argument("--maxiter", type=positive_int, default=None, help="Minuit call limit per fit (default 100000)")
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.cli.types import (
+    finite_float, non_negative_float, non_negative_int, output_dir, positive_int, probability,
+)
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -31,21 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tree", help="tree name in a ROOT file with several trees")
     p.add_argument("--category-column", help="column whose values define the categories")
     p.add_argument("--categories", type=_categories, help="'auto' (default: the column's values) or a,b,c")
-    p.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"), help="fit range (default: data extent)")
-    p.add_argument("--blind", nargs=2, type=float, metavar=("LO", "HI"), help="blinded signal window, excluded from fits")
+    p.add_argument("--range", nargs=2, type=finite_float, metavar=("LO", "HI"), help="fit range (default: data extent)")
+    p.add_argument("--blind", nargs=2, type=finite_float, metavar=("LO", "HI"), help="blinded signal window, excluded from fits")
     p.add_argument("--weight-column", help="per-event weight column")
-    p.add_argument("--bins", type=int, help="number of bins (default 80 for events)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--bins", type=positive_int, help="number of bins (default 80 for events)")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output directory")
     p.add_argument("--executor", choices=EXECUTORS, help="iterative, futures (default) or dask")
-    p.add_argument("--workers", type=int, help="parallel workers (default: usable cores)")
+    p.add_argument("--workers", type=positive_int, help="parallel workers (default: usable cores)")
     p.add_argument("--pseudodata", action="store_true", default=None,
                    help="input is background simulation: weighted histogram, then Poisson-fluctuated with --seed")
-    p.add_argument("--seed", type=int, help="random seed (pseudodata, toys, fit starts; default 0)")
+    p.add_argument("--seed", type=non_negative_int, help="random seed (pseudodata, toys, fit starts; default 0)")
     p.add_argument("--keep-going", action="store_true", default=None, help="exit 0 even if some categories failed")
     p.add_argument("--families", type=lambda s: [f.strip() for f in s.split(",") if f.strip()],
                    help="comma-separated families (default exponential,bernstein,laurent,powerlaw; also dijet)")
-    p.add_argument("--pvalue-threshold", type=float, help="f-test significance threshold (default 0.05)")
-    p.add_argument("--correction", type=float, help="envelope penalty per parameter (default 1)")
+    p.add_argument("--pvalue-threshold", type=probability, help="f-test significance threshold (default 0.05)")
+    p.add_argument("--correction", type=non_negative_float, help="envelope penalty per parameter (default 1)")
     p.add_argument("--ftest-2d", nargs=2, metavar=("FAM1", "FAM2"), help="also run the 2D f-test of FAM1 × FAM2")
     p.add_argument("--config", metavar="YAML", help="YAML file with any of the options above")
     p.set_defaults(func=run)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import non_negative_float, non_negative_int, positive_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``agc`` generator target."""
     parser = sub.add_parser("agc", help="synthetic CMS-open-data-style AGC inputs (all nine sample sets)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--events-per-file", type=int, default=20_000)
-    parser.add_argument("--files-per-sample", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--ttbar-scale", type=float, default=1.0, help="scale of ttbar in the pseudodata")
+    parser.add_argument("--events-per-file", type=positive_int, default=20_000)
+    parser.add_argument("--files-per-sample", type=positive_int, default=2)
+    parser.add_argument("--seed", type=non_negative_int, default=1)
+    parser.add_argument("--ttbar-scale", type=non_negative_float, default=1.0, help="scale of ttbar in the pseudodata")
     parser.add_argument("--format", choices=["ntuple", "nanoaod"], default="ntuple",
                         help="AGC flat ntuples (tree events) or NanoAOD branch names (tree Events)")
     parser.add_argument("--inject-ht", default=None, metavar="EXPR",

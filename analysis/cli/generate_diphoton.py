@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.cli.types import (
+    finite_float, non_negative_float, non_negative_int, output_dir, positive_float, positive_int,
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``diphoton`` generator target."""
@@ -13,13 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                "and search.yml for `ana search`. Signal simulation: the real tutorial samples with "
                                "--signal-dir (e.g. ../shared/data/xboson), otherwise a synthetic X→γγ signal at 500, 750 "
                                "and 1000 GeV written to OUT/signal/.")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--signal-mass", type=float, default=None, help="injected X mass in GeV (with --signal-xsec)")
-    parser.add_argument("--signal-xsec", type=float, default=None, help="injected cross-section in pb (before filter efficiency)")
-    parser.add_argument("--luminosity-fb", type=float, default=0.05, help="integrated luminosity of the data in fb⁻¹")
-    parser.add_argument("--background-events", type=int, default=40000, help="rows of the background simulation")
-    parser.add_argument("--tilt", type=float, default=0.3, help="smooth data/simulation slope difference in m_γγ")
+    parser.add_argument("--out", type=output_dir, required=True, help="output directory")
+    parser.add_argument("--seed", type=non_negative_int, default=1)
+    parser.add_argument("--signal-mass", type=positive_float, default=None, help="injected X mass in GeV (with --signal-xsec)")
+    parser.add_argument("--signal-xsec", type=non_negative_float, default=None, help="injected cross-section in pb (before filter efficiency)")
+    parser.add_argument("--luminosity-fb", type=positive_float, default=0.05, help="integrated luminosity of the data in fb⁻¹")
+    parser.add_argument("--background-events", type=positive_int, default=40000, help="rows of the background simulation")
+    parser.add_argument("--tilt", type=finite_float, default=0.3, help="smooth data/simulation slope difference in m_γγ")
     parser.add_argument("--signal-dir", default=None, help="directory of the real signal_<mass>.csv files (default: write a synthetic signal to OUT/signal)")
     parser.set_defaults(func=run)
 

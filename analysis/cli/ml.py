@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import (
+    count_or_all, existing_file, fraction, non_negative_int, open_fraction, output_dir, positive_int,
+)
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -19,30 +22,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_features)
 
     p = steps.add_parser("train", help="train kNN, decision tree and GBDT; ROC/AUC on a held-out set; save model")
-    p.add_argument("--features", required=True, help="features.parquet from `ana ml features`")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--features", required=True, type=existing_file, help="features.parquet from `ana ml features`")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--classifiers", nargs="+", default=["gbdt", "knn", "tree"], choices=("gbdt", "knn", "tree"),
                    help="first one trained is saved when gbdt is absent")
-    p.add_argument("--test-fraction", type=float, default=0.25)
-    p.add_argument("--score-cut", type=float, default=0.5, help="cut for the quoted efficiencies")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--test-fraction", type=open_fraction, default=0.25)
+    p.add_argument("--score-cut", type=fraction, default=0.5, help="cut for the quoted efficiencies")
+    p.add_argument("--seed", type=non_negative_int, default=1)
     p.set_defaults(func=run_train)
 
     p = steps.add_parser("region", help="select 4j2b events with classifier score > cut and histogram m_bjj")
     _run_options(p)
-    p.add_argument("--model", required=True, help="model.joblib from `ana ml train`")
-    p.add_argument("--cut", type=float, required=True, help="score cut in [0, 1)")
+    p.add_argument("--model", required=True, type=existing_file, help="model.joblib from `ana ml train`")
+    p.add_argument("--cut", type=fraction, required=True, help="score cut in [0, 1)")
     p.set_defaults(func=run_region)
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Input and processing options shared by the processing steps."""
-    p.add_argument("--input", required=True, help="AGC ntuples.json (nominal samples are used)")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--input", required=True, type=existing_file, help="AGC ntuples.json (nominal samples are used)")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--executor", choices=EXECUTORS, default="futures")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--chunksize", type=int, default=100_000)
-    p.add_argument("--max-files", type=int, default=-1)
+    p.add_argument("--workers", type=positive_int, default=None)
+    p.add_argument("--chunksize", type=positive_int, default=100_000)
+    p.add_argument("--max-files", type=count_or_all, default=-1, help="files per sample (-1: all)")
 
 
 def run_features(args: argparse.Namespace) -> int:

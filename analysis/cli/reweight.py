@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import existing_file, output_dir, positive_int
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -16,22 +17,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = steps.add_parser("derive", help="derive the correction (correctionlib JSON, summary, plots)")
     d.add_argument("--fileset", default=None, help="ntuples.json with data (default: basePath/ntuples.json)")
-    d.add_argument("--out", required=True, help="output directory")
+    d.add_argument("--out", type=output_dir, required=True, help="output directory")
     d.add_argument("--config", default=None, help="reweight YAML (defaults: single-lepton 5j3b setup)")
     d.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     d.add_argument("--executor", choices=EXECUTORS, default="futures")
-    d.add_argument("--workers", type=int, default=None)
+    d.add_argument("--workers", type=positive_int, default=None)
     d.add_argument("--no-plots", action="store_true")
     d.set_defaults(func=derive_with_report)
 
     a = steps.add_parser("apply", help="run the ttbar analysis with the correction and its ht_reweight_up/down variations")
     a.add_argument("--fileset", required=True, help="ntuples.json")
-    a.add_argument("--correction", required=True, help="ht_reweighting.json from 'ana reweight derive'")
-    a.add_argument("--out", required=True, help="output directory (histograms.root, metrics.json)")
+    a.add_argument("--correction", required=True, type=existing_file, help="ht_reweighting.json from 'ana reweight derive'")
+    a.add_argument("--out", type=output_dir, required=True, help="output directory (histograms.root, metrics.json)")
     a.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     a.add_argument("--executor", choices=EXECUTORS, default="futures")
-    a.add_argument("--workers", type=int, default=None)
-    a.add_argument("--chunksize", type=int, default=100_000)
+    a.add_argument("--workers", type=positive_int, default=None)
+    a.add_argument("--chunksize", type=positive_int, default=100_000)
     a.add_argument("--nominal-only", action="store_true",
                    help="apply the nominal-sample correction to alternative ttbar samples too")
     a.set_defaults(func=run_apply)

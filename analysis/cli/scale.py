@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import existing_file, output_file, positive_float, probability
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``scale`` subcommand."""
@@ -13,16 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write HIST scaled by xsec[pb] * lumi[fb^-1] * 1000 * kfactor * filterfactor / sumweights "
         "to OUT_FILE under the same name (plus OUT_FILE with .json suffix holding the factor).",
     )
-    p.add_argument("--input", required=True, metavar="HIST_FILE", help="ROOT file with the raw histogram")
+    p.add_argument("--input", required=True, type=existing_file, metavar="HIST_FILE", help="ROOT file with the raw histogram")
     p.add_argument("--hist", required=True, metavar="NAME", help="histogram key, e.g. h_mjj")
-    p.add_argument("--xsec", required=True, type=float, metavar="PB", help="cross-section in pb")
+    p.add_argument("--xsec", required=True, type=positive_float, metavar="PB", help="cross-section in pb")
     p.add_argument("--sumweights", required=True, metavar="W|FILE.json",
                    help="sum of generator weights of the sample, or a selection json holding it as sum_of_weights "
                    "(e.g. signal_selection.json from `ana generate recast`)")
-    p.add_argument("--kfactor", type=float, default=1.0, metavar="K", help="higher-order k-factor (default 1)")
-    p.add_argument("--filterfactor", type=float, default=1.0, metavar="F", help="generator filter efficiency (default 1)")
-    p.add_argument("--luminosity", required=True, type=float, metavar="FB_INV", help="integrated luminosity in fb^-1")
-    p.add_argument("--out", required=True, metavar="OUT_FILE", help="output ROOT file")
+    p.add_argument("--kfactor", type=positive_float, default=1.0, metavar="K", help="higher-order k-factor (default 1)")
+    p.add_argument("--filterfactor", type=probability, default=1.0, metavar="F", help="generator filter efficiency (default 1)")
+    p.add_argument("--luminosity", required=True, type=positive_float, metavar="FB_INV", help="integrated luminosity in fb^-1")
+    p.add_argument("--out", required=True, type=output_file, metavar="OUT_FILE", help="output ROOT file")
     p.set_defaults(func=run)
 
 
