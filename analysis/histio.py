@@ -1,11 +1,21 @@
-"""Histogram I/O with the AGC key convention: ``{region}_{process}[_{variation}]``, plus pseudodata; and the
-generic convention for any processor's output (:func:`output_histograms`)."""
+"""Histogram I/O, one semantics for every command (ROOT's TH1), plus the AGC key convention.
+
+* :func:`read_th1` / :func:`write_th1`: a single 1D histogram with ROOT's semantics — under/overflow bins are
+  part of the histogram (read, scaled and written with it, as ``TH1::Scale`` does), the per-bin variance is the
+  stored Σw² (``fSumw2``) or, for a histogram without Sumw2 (unit-weight fills), the bin content itself, i.e.
+  errors √N (``TH1::GetBinError``; HistFactory's ``hist2workspace`` uses these errors for MC statistics).
+  When the √N rule has to be assumed the histogram says so (:attr:`TH1Hist.assumption`).
+* AGC keys ``{region}_{process}[_{variation}]`` plus pseudodata for the ttbar workflow, and the generic
+  convention for any processor's output (:func:`output_histograms`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +24,8 @@ import numpy as np
 import uproot
 
 from analysis.errors import AnalysisError, UserError
+
+log = logging.getLogger(__name__)
 
 PSEUDODATA_PARTS = (("ttbar", "ME_var", 0.5), ("ttbar", "PS_var", 0.5), ("wjets", "nominal", 1.0))
 
@@ -183,3 +195,135 @@ def save_output_histograms(output: Any, path: str | Path) -> tuple[list[str], li
         for key, hh in keyed.items():
             f[key] = hh
     return list(keyed), notes
+
+
+# --------------------------------------------------------------------------------------------------
+# One TH1 with ROOT semantics
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TH1Hist:
+    """A 1D histogram as ROOT defines it: in-range bins, under/overflow, per-bin variances.
+
+    ``values``/``variances`` are the in-range bins (shape (n,)); ``underflow``/``overflow`` are
+    (content, variance) pairs. ``variances`` always holds ROOT's per-bin variance: the stored Σw², or the
+    (absolute) content when no Sumw2 was stored (``sumw2_stored`` False; errors √N).
+    """
+
+    values: np.ndarray
+    edges: np.ndarray
+    variances: np.ndarray
+    source: str
+    axis_title: str = ""
+    sumw2_stored: bool = True
+    underflow: tuple[float, float] = (0.0, 0.0)
+    overflow: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def n_bins(self) -> int:
+        """Number of in-range bins."""
+        return int(self.values.size)
+
+    def values_flow(self) -> np.ndarray:
+        """Contents with flow bins, shape (n + 2,): [underflow, bins..., overflow]."""
+        return np.concatenate([[self.underflow[0]], self.values, [self.overflow[0]]])
+
+    def variances_flow(self) -> np.ndarray:
+        """Variances with flow bins, shape (n + 2,)."""
+        return np.concatenate([[self.underflow[1]], self.variances, [self.overflow[1]]])
+
+    @property
+    def assumption(self) -> str | None:
+        """The notice to show when √N errors had to be assumed (no Sumw2 stored), else None."""
+        if self.sumw2_stored:
+            return None
+        return (f"{self.source}: no Sumw2 stored; taking ROOT's errors sqrt(content) per bin "
+                "(as for unit-weight fills; store Sumw2 for weighted histograms)")
+
+    def scaled(self, factor: float) -> "TH1Hist":
+        """ROOT's ``TH1::Scale(factor)``: every bin incl. flow ×factor, variances ×factor² (Sumw2 then stored)."""
+        f2 = factor * factor
+        return replace(self, values=self.values * factor, variances=self.variances * f2, sumw2_stored=True,
+                       underflow=(self.underflow[0] * factor, self.underflow[1] * f2),
+                       overflow=(self.overflow[0] * factor, self.overflow[1] * f2))
+
+    def to_hist(self, name: str = "x") -> hist.Hist:
+        """``hist`` object (Weight storage, flow bins filled) holding exactly this histogram."""
+        h = hist.Hist(hist.axis.Variable(self.edges, name=name, label=self.axis_title or name),
+                      storage=hist.storage.Weight())
+        view = h.view(flow=True)
+        view.value = self.values_flow()
+        view.variance = self.variances_flow()
+        return h
+
+
+def read_th1(path: str | Path, key: str, *, allow_negative: bool = False) -> TH1Hist:
+    """Read 1D histogram ``key`` from ROOT file ``path`` with ROOT's semantics (see :class:`TH1Hist`).
+
+    Args:
+        path: ROOT file.
+        key: histogram name (``name`` or ``name;cycle``).
+        allow_negative: accept negative bin contents (negative-weight MC); by default they are refused.
+
+    Raises:
+        AnalysisError: missing file/key, not a TH1, no bins, non-finite contents/variances, negative variances,
+            or (unless allowed) negative contents — one line naming file, key and the first bad bin.
+    """
+    p = Path(path)
+    source = f"{p}:{key}"
+    if not p.is_file():
+        raise AnalysisError(f"{p}: ROOT file not found")
+    try:
+        rootfile = uproot.open(p)
+    except Exception as err:  # uproot raises several types for non-ROOT files
+        raise AnalysisError(f"{p}: cannot open as a ROOT file ({type(err).__name__}: {err})") from None
+    with rootfile:
+        try:
+            obj = rootfile[key]
+        except (KeyError, uproot.KeyInFileError):
+            hists = sorted(
+                {k.split(";")[0] for k, c in rootfile.classnames().items() if c.startswith(("TH1", "TH2", "TH3"))}
+            )
+            raise AnalysisError(f"{source}: histogram key {key!r} not found (histograms in file: {hists})") from None
+        classname = getattr(obj, "classname", type(obj).__name__)
+        if not isinstance(obj, uproot.behaviors.TH1.TH1) or classname.startswith("TProfile"):
+            raise AnalysisError(f"{source}: is a {classname}, expected a 1D histogram (TH1)")
+        values = np.asarray(obj.values(flow=True), dtype=float)
+        edges = np.asarray(obj.axis().edges(flow=False), dtype=float)
+        stored = len(obj.member("fSumw2")) > 0
+        variances = np.asarray(obj.variances(flow=True), dtype=float) if stored else np.abs(values)
+        try:
+            axis_title = str(obj.axis().member("fTitle") or "")
+        except Exception:  # noqa: BLE001 - titles are cosmetic
+            axis_title = ""
+    h = TH1Hist(values=values[1:-1], edges=edges, variances=variances[1:-1], source=source, axis_title=axis_title,
+                sumw2_stored=stored, underflow=(float(values[0]), float(variances[0])),
+                overflow=(float(values[-1]), float(variances[-1])))
+    check_th1(h, allow_negative=allow_negative)
+    return h
+
+
+def check_th1(h: TH1Hist, *, allow_negative: bool = False) -> None:
+    """Refuse NaN/inf contents or variances, negative variances and (unless allowed) negative contents."""
+    if h.n_bins == 0:
+        raise AnalysisError(f"{h.source}: histogram has no bins")
+    labels = ["underflow"] + [f"bin {i} [{h.edges[i]:g}, {h.edges[i + 1]:g})" for i in range(h.n_bins)] + ["overflow"]
+    for name, arr, negative_ok in (("content", h.values_flow(), allow_negative), ("variance", h.variances_flow(), False)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise AnalysisError(f"{h.source}: {labels[bad[0]]} has non-finite {name} {arr[bad[0]]}")
+        neg = np.flatnonzero(arr < 0)
+        if neg.size and not negative_ok:
+            raise AnalysisError(
+                f"{h.source}: {labels[neg[0]]} has negative {name} {arr[neg[0]]:g}"
+                f" ({neg.size} negative bin(s) in total)"
+            )
+
+
+def write_th1(path: str | Path, name: str, h: TH1Hist, *, mode: str = "recreate") -> Path:
+    """Write ``h`` as a TH1D named ``name`` (flow bins and Sumw2 included) to ``path`` (recreate or update)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    opener = uproot.update if mode == "update" and out.exists() else uproot.recreate
+    with opener(out) as f:
+        f[name] = h.to_hist()
+    return out

@@ -72,7 +72,10 @@ def _add_common_flags(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ana``; user errors print one line and return 2, bugs raise."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an argument error (2, already printed as one line)
+        return exc.code if isinstance(exc.code, int) else 2
     os.environ.setdefault("MPLBACKEND", "Agg")  # the CLI draws into files; notebooks keep their backend
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -110,9 +110,9 @@ def existing_file(text: str) -> str:
         return text
     p = Path(text)
     if not p.exists():
-        raise argparse.ArgumentTypeError(f"file not found: {text}")
+        raise argparse.ArgumentTypeError(f"{text}: file not found")
     if not p.is_file():
-        raise argparse.ArgumentTypeError(f"not a file: {text}")
+        raise argparse.ArgumentTypeError(f"{text}: not a file")
     return text
 
 

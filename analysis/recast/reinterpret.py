@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyhf
-import uproot
 from scipy.optimize import toms748
 
 try:  # single-threaded BLAS is ~4x faster for pyhf's tiny fits (thread start-up dominates)
@@ -34,6 +33,7 @@ except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn,
     from contextlib import nullcontext as threadpool_limits  # type: ignore[assignment]
 
 from analysis.errors import AnalysisError
+from analysis.histio import TH1Hist, read_th1
 
 log = logging.getLogger(__name__)
 
@@ -45,76 +45,12 @@ McStat = Literal["staterror", "shapesys", "none"]
 # --------------------------------------------------------------------------------------------------
 # Histogram input
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Histogram1D:
-    """A 1D histogram read from a ROOT file: bin contents, edges, optional variances and its origin."""
-
-    values: np.ndarray
-    edges: np.ndarray
-    variances: np.ndarray | None
-    source: str
-    axis_title: str = ""
-
-    @property
-    def n_bins(self) -> int:
-        """Number of (non-flow) bins."""
-        return int(self.values.size)
+Histogram1D = TH1Hist  # one histogram type and reader for every command: analysis.histio (ROOT's TH1 semantics)
 
 
 def read_histogram(path: str | Path, key: str) -> Histogram1D:
-    """Read a 1D histogram ``key`` from ROOT file ``path``; user errors become one-line AnalysisErrors."""
-    p = Path(path)
-    source = f"{p}:{key}"
-    if not p.is_file():
-        raise AnalysisError(f"{p}: ROOT file not found")
-    try:
-        rootfile = uproot.open(p)
-    except Exception as err:  # uproot raises several types for non-ROOT files
-        raise AnalysisError(f"{p}: cannot open as a ROOT file ({type(err).__name__}: {err})") from None
-    with rootfile:
-        try:
-            obj = rootfile[key]
-        except (KeyError, uproot.KeyInFileError):
-            hists = sorted(
-                {k.split(";")[0] for k, c in rootfile.classnames().items() if c.startswith(("TH1", "TH2", "TH3"))}
-            )
-            raise AnalysisError(f"{source}: histogram key {key!r} not found (histograms in file: {hists})") from None
-        classname = getattr(obj, "classname", type(obj).__name__)
-        if not isinstance(obj, uproot.behaviors.TH1.TH1) or classname.startswith("TProfile"):
-            raise AnalysisError(f"{source}: is a {classname}, expected a 1D histogram (TH1)")
-        values = np.asarray(obj.values(flow=False), dtype=float)
-        edges = np.asarray(obj.axis().edges(flow=False), dtype=float)
-        has_sumw2 = len(obj.member("fSumw2")) > 0
-        variances = np.asarray(obj.variances(flow=False), dtype=float) if has_sumw2 else None
-        try:
-            axis_title = str(obj.axis().member("fTitle") or "")
-        except Exception:  # noqa: BLE001 - titles are cosmetic
-            axis_title = ""
-    hist = Histogram1D(values=values, edges=edges, variances=variances, source=source, axis_title=axis_title)
-    _check_finite_nonnegative(hist)
-    return hist
-
-
-def _check_finite_nonnegative(hist: Histogram1D) -> None:
-    """Reject NaN/inf or negative bin contents (and variances) naming the first bad bin."""
-    if hist.n_bins == 0:
-        raise AnalysisError(f"{hist.source}: histogram has no bins")
-    for name, arr in (("content", hist.values), ("variance", hist.variances)):
-        if arr is None:
-            continue
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            i = int(bad[0])
-            raise AnalysisError(
-                f"{hist.source}: bin {i} [{hist.edges[i]:g}, {hist.edges[i + 1]:g}) has non-finite {name} {arr[i]}"
-            )
-        neg = np.flatnonzero(arr < 0)
-        if neg.size:
-            i = int(neg[0])
-            raise AnalysisError(
-                f"{hist.source}: bin {i} [{hist.edges[i]:g}, {hist.edges[i + 1]:g}) has negative {name} {arr[i]:g}"
-                f" ({neg.size} negative bin(s) in total)"
-            )
+    """Read 1D histogram ``key`` with ROOT's semantics (:func:`analysis.histio.read_th1`; no negative bins)."""
+    return read_th1(path, key)
 
 
 def check_compatible(data: Histogram1D, background: Histogram1D, signal: Histogram1D) -> None:
@@ -169,6 +105,8 @@ def build_workspace(
                 "data": {"hi": 1.0 + bkg_uncertainty, "lo": 1.0 - bkg_uncertainty},
             }
         )
+    if mc_stat != "none" and background.assumption:
+        log.warning("%s; MC-stat %s from sqrt(N)", background.assumption, mc_stat)
     if mc_stat != "none" and background.variances is not None:
         sigma = np.sqrt(background.variances)
         if mc_stat == "shapesys":
@@ -637,7 +575,7 @@ def reinterpret_histograms(
             "background": background.source,
             "signal": signal.source,
             "bkg_uncertainty": bkg_uncertainty,
-            "background_mc_stat": mc_stat if background.variances is not None else "none (no variances stored)",
+            "background_mc_stat": mc_stat if background.sumw2_stored or mc_stat == "none" else f"{mc_stat} (sqrt(N): no Sumw2 stored)",
             "n_bins": data.n_bins,
             "bin_edges": data.edges.tolist(),
         },

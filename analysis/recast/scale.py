@@ -11,12 +11,14 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import hist
+import logging
+
 import numpy as np
-import uproot
 
 from analysis.errors import AnalysisError
-from analysis.recast.reinterpret import read_histogram
+from analysis.histio import read_th1, write_th1
+
+log = logging.getLogger(__name__)
 
 PB_INV_PER_FB_INV = 1000.0  # 1 fb⁻¹ = 1000 pb⁻¹
 
@@ -37,6 +39,8 @@ class ScaleResult:
     output_file: str
     raw_integral: float
     scaled_integral: float
+    raw_flow: list[float]  # [underflow, overflow] contents before scaling (scaled with the histogram)
+    sumw2_stored: bool  # False: variances were taken as the contents (√N errors, ROOT semantics)
 
     def to_dict(self) -> dict[str, float | str]:
         """Plain dict for JSON."""
@@ -72,21 +76,21 @@ def scale_histogram(
     filterfactor: float = 1.0,
     luminosity_fb_inv: float,
 ) -> ScaleResult:
-    """Scale histogram ``hist_name`` to expected events and write it (same name) to ROOT file ``out_file``."""
+    """Scale histogram ``hist_name`` to expected events and write it (same name) to ROOT file ``out_file``.
+
+    ROOT's ``TH1::Scale`` semantics (analysis.histio): every bin including under/overflow ×factor, variances
+    ×factor²; a histogram without Sumw2 has variances = contents (√N errors), which is said in a warning.
+    Negative bins (negative-weight MC) are scaled as they are.
+    """
     factor = scale_factor(xsec_pb, luminosity_fb_inv, sumweights, kfactor, filterfactor)
-    raw = read_histogram(input_file, hist_name)
+    raw = read_th1(input_file, hist_name, allow_negative=True)
+    if raw.assumption:
+        log.warning(raw.assumption)
     out = Path(out_file)
     if out.resolve() == Path(input_file).resolve():
         raise AnalysisError(f"{out}: output file must differ from the input file")
-    axis = hist.axis.Variable(raw.edges, name="x", label=raw.axis_title or "x")
-    scaled = hist.Hist(axis, storage=hist.storage.Weight())
-    variances = raw.variances if raw.variances is not None else raw.values  # Poisson if no Σw² stored
-    scaled.view().value = raw.values * factor
-    scaled.view().variance = variances * factor**2
-    out.parent.mkdir(parents=True, exist_ok=True)
     name = hist_name.split(";")[0]
-    with uproot.recreate(out) as f:
-        f[name] = scaled
+    write_th1(out, name, raw.scaled(factor))
     result = ScaleResult(
         scale_factor=factor,
         cross_section_pb=float(xsec_pb),
@@ -100,6 +104,8 @@ def scale_histogram(
         output_file=str(out),
         raw_integral=float(np.sum(raw.values)),
         scaled_integral=float(np.sum(raw.values) * factor),
+        raw_flow=[float(raw.underflow[0]), float(raw.overflow[0])],
+        sumw2_stored=raw.sumw2_stored,
     )
     out.with_suffix(".json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     return result

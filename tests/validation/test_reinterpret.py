@@ -95,15 +95,18 @@ def _inputs(tmp: Path, data, bkg, sig, bkg_var=None) -> tuple[Path, Path]:
 
 
 def test_read_histogram_uses_stored_variances(tmp_path: Path) -> None:
-    """Σw² becomes the staterror data (absolute σ); without Σw² there is no MC-stat modifier."""
+    """Σw² becomes the staterror data (absolute σ); without Σw² ROOT's √N errors are used (with a notice)."""
     pres, sigf = _inputs(tmp_path, [50, 60, 40], [52.0, 58.0, 41.0], [1.0, 8.0, 2.0], bkg_var=[4.0, 9.0, 16.0])
     data, bkg, sig = (read_histogram(pres, "data"), read_histogram(pres, "background"), read_histogram(sigf, "h_mjj"))
-    assert bkg.variances is not None and data.variances is None
+    assert bkg.sumw2_stored and not data.sumw2_stored and data.assumption is not None
+    assert data.variances.tolist() == [50.0, 60.0, 40.0]  # TH1 without Sumw2: errors sqrt(content)
     spec = build_workspace(data, bkg, sig, bkg_uncertainty=0.2)
     mods = {m["type"]: m for m in spec["channels"][0]["samples"][1]["modifiers"]}
     assert mods["staterror"]["data"] == [2.0, 3.0, 4.0]
     assert mods["normsys"]["data"] == {"hi": 1.2, "lo": 0.8}
-    spec_nostat = build_workspace(data, read_histogram(pres, "data"), sig, bkg_uncertainty=0.0)
+    spec_sqrt_n = build_workspace(data, read_histogram(pres, "data"), sig, bkg_uncertainty=0.0)
+    assert spec_sqrt_n["channels"][0]["samples"][1]["modifiers"][0]["data"] == pytest.approx(np.sqrt([50, 60, 40]))
+    spec_nostat = build_workspace(data, read_histogram(pres, "data"), sig, bkg_uncertainty=0.0, mc_stat="none")
     assert spec_nostat["channels"][0]["samples"][1]["modifiers"] == []
 
 
@@ -261,7 +264,7 @@ def _bad_case(tmp: Path, case: str) -> tuple[list[str], str]:
     if case == "missing_key":
         return _hist_args(pres, sigf, tmp, **{"--histsig": "h_nope"}), "'h_nope' not found"
     if case == "missing_file":
-        return _hist_args(pres, tmp / "nope.root", tmp), "nope.root: ROOT file not found"
+        return _hist_args(pres, tmp / "nope.root", tmp), "nope.root: file not found"
     if case == "zero_signal":
         _inputs(tmp, [52, 61, 38], [50.0, 58.0, 41.0], [0.0, 0.0, 0.0])
         return _hist_args(pres, sigf, tmp), "zero in every bin"
@@ -280,6 +283,7 @@ def _bad_case(tmp: Path, case: str) -> tuple[list[str], str]:
         (tmp / "ws.json").write_text('{"channels": []}')
         return ["reinterpret", "--workspace", str(tmp / "ws.json")], "invalid pyhf workspace"
     if case == "patch_without_workspace":
+        (tmp / "p.json").write_text("[]")
         return _hist_args(pres, sigf, tmp, **{"--patch": str(tmp / "p.json")}), "--patch needs --workspace"
     raise AssertionError(case)
 
@@ -311,3 +315,23 @@ def test_poi_max_too_small_is_a_user_error(tmp_path: Path) -> None:
         reinterpret_histograms(pres, "data", pres, "background", sigf, "h_mjj", poi_max=0.05, scan_points=5)
     assert math.isfinite(workspace_cls(build_workspace(read_histogram(pres, "data"), read_histogram(pres, "background"),
                                                        read_histogram(sigf, "h_mjj")), 1.0)[0])
+
+
+def test_background_without_sumw2_has_root_sqrt_n_mc_stat(tmp_path: Path) -> None:
+    """R23: a background TH1 without Sumw2 gets ROOT/HistFactory's √N MC-stat errors (with a warning), so its
+    limit equals the one from the same histogram with explicit Poisson Sumw2 (observed 1.701, median 1.378)."""
+    edges = np.array([1000.0, 1500.0, 2000.0, 2500.0, 3000.0])
+    f = tmp_path / "preserved.root"
+    bkg = [100.0, 40.0, 10.0, 2.0]
+    _write(f, "data", [95.0, 41.0, 12.0, 3.0], edges=edges)
+    _write(f, "background_nosumw2", bkg, edges=edges)
+    _write(f, "background_poisson_sumw2", bkg, bkg, edges=edges)
+    _write(f, "signal", [2.0, 6.0, 5.0, 2.0], [0.1, 0.3, 0.25, 0.1], edges=edges)
+    res = {b: reinterpret_histograms(f, "data", f, b, f, "signal", scan_points=15)
+           for b in ("background_nosumw2", "background_poisson_sumw2")}
+    a, b = res["background_nosumw2"], res["background_poisson_sumw2"]
+    assert a.mu_upper_limit_observed == pytest.approx(b.mu_upper_limit_observed, rel=1e-6)
+    assert a.mu_upper_limit_expected == pytest.approx(b.mu_upper_limit_expected, rel=1e-6)
+    assert a.mu_upper_limit_observed == pytest.approx(1.701, abs=0.002)
+    assert a.mu_upper_limit_expected[2] == pytest.approx(1.378, abs=0.002)
+    assert "sqrt(N)" in a.to_dict()["inputs"]["background_mc_stat"]

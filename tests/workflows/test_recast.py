@@ -48,7 +48,7 @@ def test_scale_equals_sigma_lumi_k_eps_over_sumw(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "flag,value,needle",
-    [("--xsec", "-1", "--xsec (pb)"), ("--sumweights", "0", "--sumweights"), ("--filterfactor", "1.5", "efficiency"),
+    [("--xsec", "-1", "--xsec"), ("--sumweights", "0", "--sumweights"), ("--filterfactor", "1.5", "--filterfactor"),
      ("--hist", "nope", "'nope' not found")],
 )
 def test_scale_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, flag: str, value: str,
