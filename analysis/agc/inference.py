@@ -24,6 +24,7 @@ import pyhf
 import uproot
 from threadpoolctl import threadpool_limits
 
+from analysis.agc.templates import check_templates, check_workspace_finite
 from analysis.errors import AnalysisError
 from analysis.plotting import correlation_figure, data_mc_figures, save_figure
 from analysis.stats.fit import FitResult
@@ -118,7 +119,9 @@ def build_workspace(config: dict[str, Any]) -> dict[str, Any]:
     except FileNotFoundError as err:
         raise AnalysisError(f"histogram file not found: {err.filename or err}") from None
     cabinetry.templates.postprocess(config)
+    check_templates(config)  # names region/sample/systematic; prunes or symmetrises what would make the model NaN
     ws = cabinetry.workspace.build(config)
+    check_workspace_finite(ws)  # a NaN workspace is never returned (nor saved)
     try:
         pyhf.Workspace(ws)  # validates against pyhf's JSON schema
     except pyhf.exceptions.InvalidSpecification as err:
