@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import non_negative_int, positive_int
+from analysis.cli.types import non_negative_int, output_dir, positive_int
 from analysis.execution.options import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = sub.add_parser("demo", help="generate → process → fit → plots → report.html on synthetic data")
-    parser.add_argument("--out", default="demo", help="output directory (default: ./demo)")
+    parser.add_argument("--out", type=output_dir, default="demo", help="output directory (default: ./demo)")
     parser.add_argument("--events-per-file", type=positive_int, default=25_000)
     parser.add_argument("--files-per-sample", type=positive_int, default=2)
     parser.add_argument("--seed", type=non_negative_int, default=1)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import non_negative_float, non_negative_int, positive_int
+from analysis.cli.types import non_negative_float, non_negative_int, output_dir, positive_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``agc`` generator target."""
     parser = sub.add_parser("agc", help="synthetic CMS-open-data-style AGC inputs (all nine sample sets)")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_dir, required=True, help="output directory")
     parser.add_argument("--events-per-file", type=positive_int, default=20_000)
     parser.add_argument("--files-per-sample", type=positive_int, default=2)
     parser.add_argument("--seed", type=non_negative_int, default=1)

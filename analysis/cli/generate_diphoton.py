@@ -10,6 +10,7 @@ from analysis.cli.types import (
 )
 
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``diphoton`` generator target."""
     parser = sub.add_parser("diphoton", help="tutorial-format background.csv, data.csv and search.yml (real or synthetic signal samples)",

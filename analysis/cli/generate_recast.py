@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import non_negative_int, positive_float, positive_int
+from analysis.cli.types import non_negative_int, output_dir, positive_float, positive_int
 
 def register(targets: argparse._SubParsersAction) -> None:
     """Add ``ana generate recast``."""
     p = targets.add_parser("recast", help="tiny RECAST inputs: preserved data/background and a selected new signal")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--seed", type=non_negative_int, default=1)
     p.add_argument("--what", choices=("all", "preserved", "signal"), default="all")
     p.add_argument("--bins", type=positive_int, default=20, help="m_jj bins in [50, 250] GeV")

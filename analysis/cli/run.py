@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.cli.types import count_or_all, existing_file, non_negative_int, positive_int
+from analysis.cli.types import count_or_all, existing_file, non_negative_int, output_dir, positive_int
 from analysis.execution.cluster import CLUSTER_KINDS
 from analysis.execution.options import EXECUTORS, RunOptions
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--schema", default=None, metavar="NAME",
                         help="NanoEvents schema for --processor: auto (default), nanoaod, agc, base or module:Class")
     parser.add_argument("--fileset", type=existing_file, help="AGC-style ntuples.json or, with --processor, a coffea-style fileset json")
-    parser.add_argument("--out", help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
+    parser.add_argument("--out", type=output_dir, help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="default: dask with --scheduler/--cluster, else futures")
     parser.add_argument("--workers", type=positive_int, default=None, help="local workers (default: all cores)")

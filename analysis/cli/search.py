@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+from analysis.cli.types import output_dir
+
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``search`` subcommand."""
     parser = sub.add_parser("search", help="diphoton resonance search: selection, fits, significance, CLs limits")
     parser.add_argument("--config", required=True, help="search YAML config (paths relative to it)")
-    parser.add_argument("--out", required=True, help="output directory for results.json, details.json and plots "
+    parser.add_argument("--out", type=output_dir, required=True, help="output directory for results.json, details.json and plots "
                         "(with --unblind: OUT/unblinded, so the blind results stay next to them)")
     parser.add_argument("--unblind", action="store_true", help="read data inside the search window (default: blind)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
 __all__ = [
     "count_or_all", "existing_file", "finite_float", "fraction", "int_at_least", "non_negative_float", "non_negative_int",
-    "open_fraction", "positive_float", "positive_int", "probability",
+    "open_fraction", "output_dir", "output_file", "positive_float", "positive_int", "probability",
 ]
 
 
@@ -113,6 +114,41 @@ def existing_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text}: file not found")
     if not p.is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a file")
+    return text
+
+
+def _writable_ancestor(p: Path, text: str) -> None:
+    """The nearest existing ancestor of ``p`` must be a writable directory (so the output can be created)."""
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK):
+                raise argparse.ArgumentTypeError(f"{text}: directory {parent} is not writable")
+            return
+
+
+def output_dir(text: str) -> str:
+    """An output directory: existing directory or creatable path (not an existing file)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    if text.startswith(("root://", "s3://", "gs://")):
+        return text
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    _writable_ancestor(p, text)
+    return text
+
+
+def output_file(text: str) -> str:
+    """An output file: not an existing directory, and its folder exists or can be created."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file name")
+    _writable_ancestor(p, text)
     return text
 
 

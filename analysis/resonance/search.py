@@ -26,6 +26,7 @@ from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, tr
 from analysis.resonance.signal_model import SignalModel, build_signal_model
 from analysis.config import load_yaml, validate
 from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, process_events
+from fileset.normalisation import mc_normalisation
 from schemas.diphoton import load_events
 
 log = logging.getLogger(__name__)
@@ -203,8 +204,9 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     # --- simulation through the processor (no selection yet: arrays for the optimisation)
     sig_events = {m: load_events(p) for m, p in cfg.signal_samples.items()}
     bkg_events = load_events(cfg.bkg_file)
-    w_sig = {m: cfg.lumi_pb * cfg.signal_xsec_pb * cfg.signal_filter_eff / len(ev) for m, ev in sig_events.items()}
-    w_bkg = cfg.lumi_pb * cfg.bkg_xsec_pb * cfg.bkg_filter_eff / len(bkg_events)
+    w_sig = {m: mc_normalisation(cfg.signal_xsec_pb * cfg.signal_filter_eff, cfg.lumi_pb, len(ev), sample=f"signal {m}")
+             for m, ev in sig_events.items()}
+    w_bkg = mc_normalisation(cfg.bkg_xsec_pb * cfg.bkg_filter_eff, cfg.lumi_pb, len(bkg_events), sample="background")
     sig_raw = {m: process_events(ev, DiphotonProcessor(edges, weight=w_sig[m])) for m, ev in sig_events.items()}
     bkg_raw = process_events(bkg_events, DiphotonProcessor(edges, weight=w_bkg))
     sig_s = {m: _sample(r, w_sig[m]) for m, r in sig_raw.items()}

@@ -42,6 +42,12 @@ CASES = [
     (["ftest", "--out", "{o}", "--pvalue-threshold", "0"], "--pvalue-threshold"),
     (["ml", "train", "--features", "{f}", "--out", "{o}", "--test-fraction", "1"], "--test-fraction"),
     (["ml", "features", "--input", "{f}", "--out", "{o}", "--max-files", "0"], "--max-files"),
+    (["run", "ttbar", "--fileset", "{f}", "--out", "{f}"], "--out"),  # output directory that is a file
+    (["fit", "--histograms", "{f}", "--out", "{f}"], "--out"),
+    (["scale", "--input", "{f}", "--hist", "h", "--xsec", "1", "--sumweights", "1", "--luminosity", "1",
+      "--out", "{f}/x.root"], "--out"),
+    (["reinterpret", "--filedata", "{f}", "--outputfile", "{f}/limit.png"], "--outputfile"),
+    (["search", "--config", "{f}", "--out", "{f}"], "--out"),
     (["reweight", "apply", "--fileset", "{f}", "--correction", "{f}", "--out", "{o}", "--chunksize", "0"],
      "--chunksize"),
 ]
