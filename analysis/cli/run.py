@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--schema", default=None, metavar="NAME",
                         help="NanoEvents schema for --processor: auto (default), nanoaod, agc, base or module:Class")
     parser.add_argument("--fileset", type=existing_file, help="AGC-style ntuples.json or, with --processor, a coffea-style fileset json")
-    parser.add_argument("--out", type=output_dir, help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
+    parser.add_argument("--out", type=output_dir,
+                        help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="default: dask with --scheduler/--cluster, else futures")
     parser.add_argument("--workers", type=positive_int, default=None, help="local workers (default: all cores)")

@@ -18,6 +18,7 @@ import hist
 import numpy as np
 from coffea import processor
 
+from fileset.normalisation import mc_normalisation
 from processors.accumulators import Constant
 from processors.exact import fill_exact
 
@@ -69,7 +70,8 @@ class DileptonTtbar(processor.ProcessorABC):
                 if is_nominal:
                     fill_exact(h, ht=ht[sel], variation="lepton_sf_up", weight=w[sel] * sf_up)
                     fill_exact(h, ht=ht[sel], variation="lepton_sf_down", weight=w[sel] * sf_down)
-        norm = meta["xsec"] * meta["lumi"] / meta["nevts"] if {"xsec", "lumi", "nevts"} <= set(meta) else 1.0
+        has_norm = {"xsec", "lumi", "nevts"} <= set(meta)
+        norm = mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"], sample=dataset) if has_norm else 1.0
         return {"sumw": {dataset: h}, "norm": {dataset: Constant(norm)},
                 "process": {dataset: Constant(meta.get("process", dataset))}, "cutflow": {dataset: cutflow}}
 
