@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--files-per-sample", type=positive_int, default=2)
     parser.add_argument("--seed", type=non_negative_int, default=1)
     parser.add_argument("--executor", choices=EXECUTORS, default="futures")
-    parser.add_argument("--workers", type=positive_int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)

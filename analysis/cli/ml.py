@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from analysis.cli.types import (
-    count_or_all, existing_file, fraction, non_negative_int, open_fraction, output_dir, positive_int,
+    count_or_all, existing_file, fraction, non_negative_int, open_fraction, output_dir,
 )
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
@@ -43,8 +43,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, type=existing_file, help="AGC ntuples.json (nominal samples are used)")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--executor", choices=EXECUTORS, default="futures")
-    p.add_argument("--workers", type=positive_int, default=None)
-    p.add_argument("--chunksize", type=positive_int, default=100_000)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--chunksize", type=int, default=100_000)
     p.add_argument("--max-files", type=count_or_all, default=-1, help="files per sample (-1: all)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import existing_file, output_dir, positive_int
+from analysis.cli.types import existing_file, output_dir
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--config", default=None, help="reweight YAML (defaults: single-lepton 5j3b setup)")
     d.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     d.add_argument("--executor", choices=EXECUTORS, default="futures")
-    d.add_argument("--workers", type=positive_int, default=None)
+    d.add_argument("--workers", type=int, default=None)
     d.add_argument("--no-plots", action="store_true")
     d.set_defaults(func=derive_with_report)
 
@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=output_dir, required=True, help="output directory (histograms.root, metrics.json)")
     a.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     a.add_argument("--executor", choices=EXECUTORS, default="futures")
-    a.add_argument("--workers", type=positive_int, default=None)
-    a.add_argument("--chunksize", type=positive_int, default=100_000)
+    a.add_argument("--workers", type=int, default=None)
+    a.add_argument("--chunksize", type=int, default=100_000)
     a.add_argument("--nominal-only", action="store_true",
                    help="apply the nominal-sample correction to alternative ttbar samples too")
     a.set_defaults(func=run_apply)

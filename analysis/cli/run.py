@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.cli.types import count_or_all, existing_file, non_negative_int, output_dir, positive_int
+from analysis.cli.types import count_or_all, output_dir
 from analysis.execution.cluster import CLUSTER_KINDS
 from analysis.execution.options import EXECUTORS, RunOptions
 
@@ -24,12 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="keyword argument for the processor's constructor (repeatable; values read as YAML)")
     parser.add_argument("--schema", default=None, metavar="NAME",
                         help="NanoEvents schema for --processor: auto (default), nanoaod, agc, base or module:Class")
-    parser.add_argument("--fileset", type=existing_file, help="AGC-style ntuples.json or, with --processor, a coffea-style fileset json")
+    parser.add_argument("--fileset", help="AGC-style ntuples.json or, with --processor, a coffea-style fileset json")
     parser.add_argument("--out", type=output_dir,
                         help="output directory (histograms.root, metrics.json; output.coffea with --processor)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="default: dask with --scheduler/--cluster, else futures")
-    parser.add_argument("--workers", type=positive_int, default=None, help="local workers (default: all cores)")
+    # executor options (workers, chunksize, retries, ...) are validated together by RunOptions (one line)
+    parser.add_argument("--workers", type=int, default=None, help="local workers (default: all cores)")
     parser.add_argument("--scheduler", default=None, help="existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--cluster", choices=CLUSTER_KINDS, default=None, help="start Dask workers as batch jobs")
     parser.add_argument("--cluster-config", default=None, help="YAML with a 'cluster:' section (cores, memory, ...)")
@@ -38,11 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-ship-code", action="store_true",
                         help="do not upload the project code to the workers (they have it installed)")
     defaults = {name: field.default for name, field in RunOptions.model_fields.items()}  # defined once, there
-    parser.add_argument("--chunksize", type=positive_int, default=None,
+    parser.add_argument("--chunksize", type=int, default=None,
                         help=f"events per chunk, clamped to the worker memory (default {defaults['chunksize']})")
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable files/chunks, reporting each with the events lost")
-    parser.add_argument("--retries", type=non_negative_int, default=None,
+    parser.add_argument("--retries", type=int, default=None,
                         help=f"extra attempts per chunk for transient errors (default {defaults['retries']})")
     parser.add_argument("--checkpoint", default=None, help="directory for per-chunk checkpoints (resume)")
     parser.add_argument("--max-files", type=count_or_all, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")

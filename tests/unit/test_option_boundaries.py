@@ -16,10 +16,10 @@ CASES = [
     # (argv, option named in the error)
     (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--max-files", "0"], "--max-files"),
     (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--max-files=-2"], "--max-files"),
-    (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--chunksize", "0"], "--chunksize"),
-    (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--workers", "-1"], "--workers"),
-    (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--retries", "-1"], "--retries"),
-    (["run", "ttbar", "--fileset", "{missing}", "--out", "{o}"], "--fileset"),
+    # executor options are checked together by RunOptions: still one line, exit 2, nothing written
+    (["run", "ttbar", "--fileset", "{f}", "--out", "{o}", "--chunksize", "0", "--workers", "-1", "--retries", "-1"],
+     "chunksize: must be a positive integer"),
+    (["run", "ttbar", "--fileset", "{missing}", "--out", "{o}"], "missing.json"),
     (["scale", "--input", "{f}", "--hist", "h", "--xsec", "nan", "--sumweights", "1", "--luminosity", "1",
       "--out", "{o}"], "--xsec"),
     (["scale", "--input", "{f}", "--hist", "h", "--xsec", "1", "--sumweights", "0", "--luminosity", "1",
@@ -48,8 +48,7 @@ CASES = [
       "--out", "{f}/x.root"], "--out"),
     (["reinterpret", "--filedata", "{f}", "--outputfile", "{f}/limit.png"], "--outputfile"),
     (["search", "--config", "{f}", "--out", "{f}"], "--out"),
-    (["reweight", "apply", "--fileset", "{f}", "--correction", "{f}", "--out", "{o}", "--chunksize", "0"],
-     "--chunksize"),
+    (["reweight", "apply", "--fileset", "{f}", "--correction", "{missing}", "--out", "{o}"], "--correction"),
 ]
 
 
