@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = steps.add_parser("region", help="select 4j2b events with classifier score > cut and histogram m_bjj")
     _run_options(p)
-    p.add_argument("--model", required=True, type=existing_file, help="model.joblib from `ana ml train`")
+    p.add_argument("--model", required=True, help="model.joblib from `ana ml train`")
     p.add_argument("--cut", type=fraction, required=True, help="score cut in [0, 1)")
     p.set_defaults(func=run_region)
 
