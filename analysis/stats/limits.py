@@ -29,6 +29,8 @@ from analysis.stats.likelihood import Likelihood, jax_available, pyhf_backend
 log = logging.getLogger(__name__)
 
 CLS_LEVEL = 0.05
+# Minuit (strategy, tolerance) tried in turn for large-yield models (needs_precise_minimiser); "minuit" is the default
+MINUIT_SETTINGS = {"minuit-s2-t0.1": (2, 0.1), "minuit-s2-t1": (2, 1.0), "minuit-s1-t1": (1, 1.0), "minuit": (2, 1e-3)}
 BAND_LABELS = ("-2sigma", "-1sigma", "median", "+1sigma", "+2sigma")
 
 
@@ -136,6 +138,10 @@ class CLsCalculator:
         if test_stat == "qtilde":
             self.bounds[self.poi][0] = max(0.0, self.bounds[self.poi][0])
         self.init = list(lh.init if init is None else init)
+        if needs_precise_minimiser(lh):  # large yields: SciPy's gradients are noise, its CLs finite but wrong
+            self.optimizers = tuple(MINUIT_SETTINGS)  # Minuit's convergence test on a ~1e8 NLL: vary it
+            self.init = list(lh.init)  # the model's start (a best fit from SciPy may be off here),
+            self.init[self.poi] = 0.0  # background-only: the free fits converge from there
         self.cache: dict[float, np.ndarray] = {}
         self._calculators: dict[tuple, _ReusingAsymptoticCalculator] = {}
 
@@ -147,8 +153,9 @@ class CLsCalculator:
         init = list(self.init)
         lo, hi = self.bounds[self.poi]
         init[self.poi] = float(min(max(init[self.poi], lo), hi))
+        strategy, tolerance = MINUIT_SETTINGS.get(optimizer, (2, 1e-3))
         opt = (pyhf.optimize.scipy_optimizer() if optimizer == "scipy"
-               else pyhf.optimize.minuit_optimizer(verbose=0, strategy=2, tolerance=1e-3))
+               else pyhf.optimize.minuit_optimizer(verbose=0, strategy=strategy, tolerance=tolerance))
         test_logger = logging.getLogger("pyhf.infer.test_statistics")
         level = test_logger.level
         test_logger.setLevel(logging.ERROR)  # "qtilde with POI lower bound 0" advice on every call
@@ -166,6 +173,8 @@ class CLsCalculator:
                 except pyhf.exceptions.FailedMinimization:
                     del self._calculators[key]  # a failed μ-independent fit must not stay cached
                     raise
+                if self.test_stat == "qtilde":  # pyhf's formulas, ratios in log space (no 0/0 far above the limit)
+                    return log_space_cls(float(teststat), float(calc.sqrtqmuA_v))
                 sb, b = calc.distributions(float(mu))
                 _, _, cls_obs = calc.pvalues(teststat, sb, b)
                 _, _, cls_exp = calc.expected_pvalues(sb, b)
@@ -204,6 +213,32 @@ class CLsCalculator:
         """Tested μ (sorted), shape (n,), and their CLs values, shape (n, 6)."""
         mus = np.array(sorted(self.cache))
         return mus, np.array([self.cache[m] for m in mus]).reshape(len(mus), 6)
+
+
+def needs_precise_minimiser(lh: Likelihood) -> bool:
+    """True where SciPy's finite-difference gradients of pyhf's NLL are swamped by rounding (large yields).
+
+    pyhf's Poisson terms n·ln λ − λ − ln Γ(n+1) are each of order n·ln n; their rounding error ε·Σ n ln n over
+    the finite-difference step (~√ε) reaches O(1e-3) in the gradient once Σ n ln n ≳ 1e5 (≳1e4 events per bin).
+    SLSQP then stops at wrong points and returns finite but wrong CLs (pyhf#2232: 1e7-event backgrounds gave
+    a 95 % CL limit of 0.87 instead of 2.11); Minuit (strategy 2) stays accurate there.
+    """
+    n = np.asarray(lh.data[: lh.model.config.nmaindata], dtype=float)
+    return float(np.sum(n * np.log(np.maximum(n, 1.0)))) > 1e5
+
+
+def log_space_cls(teststat: float, sqrt_qmu_a: float) -> np.ndarray:
+    """[CLs_obs, CLs_exp(−2σ…+2σ)] from pyhf's asymptotic q̃ test statistic, with the tail ratios in log space.
+
+    Same formulas as ``pyhf.infer.calculators.AsymptoticCalculator`` (Cowan et al., arXiv:1007.1727):
+    CLs = Φ̄(t + √q_A)/Φ̄(t) and CLs_exp(k) = Φ̄(√q_A − k)/Φ̄(−k); far above the limit both tails underflow
+    in linear space and pyhf's ratio is 0/0 = NaN, here it stays a tiny finite number.
+    """
+    from scipy.stats import norm
+
+    obs = math.exp(norm.logsf(teststat + sqrt_qmu_a) - norm.logsf(teststat))
+    exp = [math.exp(norm.logsf(sqrt_qmu_a - k) - norm.logsf(-k)) for k in (-2, -1, 0, 1, 2)]
+    return np.array([obs, *exp])
 
 
 def scale_guess(lh: Likelihood) -> float:
