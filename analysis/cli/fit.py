@@ -6,14 +6,12 @@ import argparse
 import sys
 import time
 
-from analysis.cli.types import existing_file, output_dir, positive_int
-
-
+from analysis.cli.types import output_dir, positive_int
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` subcommand."""
     parser = sub.add_parser("fit", help="build the pyhf workspace with cabinetry and fit it")
     parser.add_argument("--config", default="cabinetry_config.yml", help="cabinetry config (YAML)")
-    parser.add_argument("--histograms", required=True, type=existing_file, help="histograms.root from `ana run`")
+    parser.add_argument("--histograms", required=True, help="histograms.root from `ana run`")
     parser.add_argument("--out", type=output_dir, required=True, help="output directory")
     parser.add_argument("--no-ranking", action="store_true", help="skip the impact ranking (faster)")
     parser.add_argument("--no-scan", action="store_true", help="skip the profile-likelihood scan of the POI")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import (
-    count_or_all, existing_file, fraction, non_negative_int, open_fraction, output_dir,
-)
+from analysis.cli.types import count_or_all, fraction, non_negative_int, open_fraction, output_dir
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -22,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_features)
 
     p = steps.add_parser("train", help="train kNN, decision tree and GBDT; ROC/AUC on a held-out set; save model")
-    p.add_argument("--features", required=True, type=existing_file, help="features.parquet from `ana ml features`")
+    p.add_argument("--features", required=True, help="features.parquet from `ana ml features`")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--classifiers", nargs="+", default=["gbdt", "knn", "tree"], choices=("gbdt", "knn", "tree"),
                    help="first one trained is saved when gbdt is absent")
@@ -40,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Input and processing options shared by the processing steps."""
-    p.add_argument("--input", required=True, type=existing_file, help="AGC ntuples.json (nominal samples are used)")
+    p.add_argument("--input", required=True, help="AGC ntuples.json (nominal samples are used)")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
     p.add_argument("--executor", choices=EXECUTORS, default="futures")
     p.add_argument("--workers", type=int, default=None)

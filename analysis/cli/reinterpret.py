@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from analysis.cli.types import existing_file, fraction, int_at_least, output_file, positive_float
+from analysis.cli.types import fraction, int_at_least, output_file, positive_float
 from analysis.console import stage
 from analysis.errors import AnalysisError
 
@@ -23,19 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--outputfile).",
     )
     h = p.add_argument_group("histogram inputs")
-    h.add_argument("--filedata", type=existing_file, metavar="FILE", help="ROOT file with the observed data histogram")
+    h.add_argument("--filedata", metavar="FILE", help="ROOT file with the observed data histogram")
     h.add_argument("--histdata", metavar="KEY", help="data histogram key")
-    h.add_argument("--filebkg", type=existing_file, metavar="FILE", help="ROOT file with the background histogram")
+    h.add_argument("--filebkg", metavar="FILE", help="ROOT file with the background histogram")
     h.add_argument("--histbkg", metavar="KEY", help="background histogram key")
-    h.add_argument("--filesig", type=existing_file, metavar="FILE", help="ROOT file with the (scaled) signal histogram")
+    h.add_argument("--filesig", metavar="FILE", help="ROOT file with the (scaled) signal histogram")
     h.add_argument("--histsig", metavar="KEY", help="signal histogram key")
     h.add_argument("--bkg-uncertainty", type=fraction, default=0.1, metavar="FRAC",
                    help="relative background normalisation uncertainty (normsys; default 0.1, 0 = none)")
     h.add_argument("--bkg-mc-stat", choices=("staterror", "shapesys", "none"), default="staterror",
                    help="per-bin background MC-stat modifier from the histogram variances (default staterror)")
     w = p.add_argument_group("workspace inputs")
-    w.add_argument("--workspace", type=existing_file, metavar="WS_JSON", help="pyhf JSON workspace (e.g. from HEPData)")
-    w.add_argument("--patch", type=existing_file, metavar="PATCH_JSON", help="JSON patch or pyhf patchset with the new signal")
+    w.add_argument("--workspace", metavar="WS_JSON", help="pyhf JSON workspace (e.g. from HEPData)")
+    w.add_argument("--patch", metavar="PATCH_JSON", help="JSON patch or pyhf patchset with the new signal")
     w.add_argument("--patch-name", metavar="NAME", help="patch to apply when --patch is a patchset of several")
     w.add_argument("--measurement", metavar="NAME", help="workspace measurement (default: the first)")
     p.add_argument("--outputfile", type=output_file, default="limit.png", help="Brazil-band CLs scan plot (default limit.png)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import existing_file, output_dir
+from analysis.cli.types import output_dir
 from analysis.console import stage
 from analysis.execution.options import EXECUTORS
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = steps.add_parser("apply", help="run the ttbar analysis with the correction and its ht_reweight_up/down variations")
     a.add_argument("--fileset", required=True, help="ntuples.json")
-    a.add_argument("--correction", required=True, type=existing_file, help="ht_reweighting.json from 'ana reweight derive'")
+    a.add_argument("--correction", required=True, help="ht_reweighting.json from 'ana reweight derive'")
     a.add_argument("--out", type=output_dir, required=True, help="output directory (histograms.root, metrics.json)")
     a.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
     a.add_argument("--executor", choices=EXECUTORS, default="futures")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.cli.types import existing_file, output_file, positive_float, probability
-
-
+from analysis.cli.types import output_file, positive_float, probability
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``scale`` subcommand."""
     p = sub.add_parser(
@@ -15,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write HIST scaled by xsec[pb] * lumi[fb^-1] * 1000 * kfactor * filterfactor / sumweights "
         "to OUT_FILE under the same name (plus OUT_FILE with .json suffix holding the factor).",
     )
-    p.add_argument("--input", required=True, type=existing_file, metavar="HIST_FILE", help="ROOT file with the raw histogram")
+    p.add_argument("--input", required=True, metavar="HIST_FILE", help="ROOT file with the raw histogram")
     p.add_argument("--hist", required=True, metavar="NAME", help="histogram key, e.g. h_mjj")
     p.add_argument("--xsec", required=True, type=positive_float, metavar="PB", help="cross-section in pb")
     p.add_argument("--sumweights", required=True, metavar="W|FILE.json",

@@ -31,7 +31,8 @@ CASES = [
     (["reinterpret", "--filedata", "{f}", "--poi-max", "-1"], "--poi-max"),
     (["reinterpret", "--filedata", "{f}", "--scan-points", "2"], "--scan-points"),
     (["reinterpret", "--filedata", "{f}", "--bkg-uncertainty", "1.2"], "--bkg-uncertainty"),
-    (["reinterpret", "--filedata", "{missing}"], "--filedata"),
+    (["reinterpret", "--filedata", "{missing}", "--histdata", "d", "--filebkg", "{f}", "--histbkg", "b",
+      "--filesig", "{f}", "--histsig", "s"], "missing.json: ROOT file not found"),
     (["fit", "--histograms", "{f}", "--out", "{o}", "--maxiter", "0"], "--maxiter"),
     (["generate", "agc", "--out", "{o}", "--events-per-file", "0"], "--events-per-file"),
     (["generate", "agc", "--out", "{o}", "--seed", "-3"], "--seed"),
@@ -48,7 +49,8 @@ CASES = [
       "--out", "{f}/x.root"], "--out"),
     (["reinterpret", "--filedata", "{f}", "--outputfile", "{f}/limit.png"], "--outputfile"),
     (["search", "--config", "{f}", "--out", "{f}"], "--out"),
-    (["reweight", "apply", "--fileset", "{f}", "--correction", "{missing}", "--out", "{o}"], "--correction"),
+    (["reweight", "apply", "--fileset", "{f}", "--correction", "{missing}", "--out", "{o}"],
+     "missing.json: correction file not found"),
 ]
 
 

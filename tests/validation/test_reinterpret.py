@@ -264,7 +264,7 @@ def _bad_case(tmp: Path, case: str) -> tuple[list[str], str]:
     if case == "missing_key":
         return _hist_args(pres, sigf, tmp, **{"--histsig": "h_nope"}), "'h_nope' not found"
     if case == "missing_file":
-        return _hist_args(pres, tmp / "nope.root", tmp), "nope.root: file not found"
+        return _hist_args(pres, tmp / "nope.root", tmp), "nope.root: ROOT file not found"
     if case == "zero_signal":
         _inputs(tmp, [52, 61, 38], [50.0, 58.0, 41.0], [0.0, 0.0, 0.0])
         return _hist_args(pres, sigf, tmp), "zero in every bin"
