@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -266,14 +265,13 @@ class Report:
 
 # ---------------------------------------------------------------------- helpers shared by workflow reports
 def read_json(path: str | Path) -> dict[str, Any]:
-    """A JSON document a workflow wrote, or an AnalysisError naming the file."""
+    """A JSON document a workflow wrote, or a one-line error naming the file (the project's one loader)."""
+    from analysis.config import load_json
+
     p = Path(path)
     if not p.is_file():
         raise AnalysisError(f"{p}: not found (run the workflow with this output directory first)")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise AnalysisError(f"{p}: not valid JSON (line {err.lineno}): {err.msg}") from None
+    return load_json(p)
 
 
 def pngs_in(directory: str | Path, recursive: bool = True) -> list[Path]:

@@ -138,15 +138,6 @@ def _check_finite(model: pyhf.pdf.Model, data: list[float]) -> None:
         raise AnalysisError("model prediction contains NaN or infinite bins (check the input histograms)")
 
 
-def _check_finite(model: pyhf.pdf.Model, data: list[float]) -> None:
-    """Reject NaN/inf yields before fitting, naming the channel."""
-    if not np.all(np.isfinite(data)):
-        raise AnalysisError("observed data contain NaN or infinite bins")
-    expected = np.asarray(model.expected_actualdata(model.config.suggested_init()))
-    if not np.all(np.isfinite(expected)):
-        raise AnalysisError("model prediction contains NaN or infinite bins (check the input histograms)")
-
-
 def fit(config: dict[str, Any], workspace: dict[str, Any], maxiter: int | None = None, *,
         fix: Mapping[str, float] | Sequence[str] | None = None, prune: Sequence[str] = (),
         optimizer: str = "minuit", minos: bool = True) -> FitOutcome:

@@ -136,14 +136,10 @@ def build_workspace(
 
 
 def load_json(path: str | Path, what: str) -> Any:
-    """Read a JSON file, turning missing files and syntax errors into one-line AnalysisErrors."""
-    p = Path(path)
-    if not p.is_file():
-        raise AnalysisError(f"{p}: {what} file not found")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise AnalysisError(f"{p}: not valid JSON (line {err.lineno}): {err.msg}") from None
+    """Read a JSON file (the project's one loader): missing files and syntax errors are one-line ConfigErrors."""
+    from analysis.config import load_json as _load
+
+    return _load(path, what=f"{what} file")
 
 
 def apply_patch(spec: dict[str, Any], patch: Any, patch_name: str | None = None, source: str = "patch") -> dict[str, Any]:
