@@ -11,6 +11,9 @@ Reliability layer on top of ``coffea.processor.Runner``:
   scheduler re-running its tasks (``distributed.scheduler.allowed-failures`` = ``retries``);
 * ``checkpoint``: each finished chunk is stored (coffea's checkpointer, written atomically, keyed by the
   processor code, the chunk and its metadata), so a rerun only computes the missing chunks;
+* each process keeps the tree of the file it is reading open across that file's chunks
+  (:mod:`analysis.execution.chunkread`; one at a time, closed at the end) and reads the branches the processor
+  declares in one pass per chunk;
 * histogram sums are exact (see processors/accumulators.py), so any executor, chunking or merge order
   gives the same bits.
 """
@@ -246,7 +249,12 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
                 raise
             raise user from None
         finally:
-            close_open_trees()  # the trees this process kept open across chunks (workers' close with them)
+            close_open_trees()  # the trees this process kept open across chunks (pool workers close with them)
+            if client is not None:  # Dask workers outlive the run
+                try:
+                    client.run(close_open_trees)
+                except Exception:  # a worker gone already holds nothing
+                    log.debug("closing the Dask workers' open trees failed", exc_info=True)
         t_end = time.perf_counter()
     for rec in sorted((wrapped.get("lost") or {}).values(), key=lambda r: (r["path"], r["entry_start"])):
         accounting.lost_chunks.append(rec)
