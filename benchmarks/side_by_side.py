@@ -41,10 +41,11 @@ LABELS = {"ana": "ana run ttbar", "base": "ana (--baseline code)", "seed": "seed
           "dak": "coffea + dask-awkward", "raw": "raw uproot read"}
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run ``cmd``; return CPU (user+sys) and peak RSS of that process as the kernel accounts them, and wall time."""
+def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
+    """Run ``cmd`` (in ``cwd``); return CPU (user+sys) and peak RSS of that process as the kernel accounts them,
+    and wall time."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", help="write all numbers here")
     args = ap.parse_args(argv)
 
-    workdir = Path(args.workdir)
+    workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     env = project_env()
     scales = [int(s) for s in args.scales.split(",")]
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
             for arm in arms:
-                m = measure(cmds[arm], base_env if arm == "base" else env)
+                # in the work dir: ``python -m`` puts the current directory first on sys.path, ahead of PYTHONPATH
+                m = measure(cmds[arm], base_env if arm == "base" else env, cwd=workdir)
                 m["events"] = events_of(arm, m, out_dir)
                 m.pop("stdout")
                 m["runs_cpu_s"] = best.get(arm, {}).get("runs_cpu_s", []) + [m["cpu_s"]]
