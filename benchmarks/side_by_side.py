@@ -9,6 +9,8 @@ and peak RSS. Contestants:
 * ``seed``  — ``benchmarks/seed_processor.py``: the AGC notebook's processor, coffea Runner + NanoEvents + vector;
 * ``dak``   — ``benchmarks/seed_dask.py``: coffea's dask-awkward path (``apply_to_fileset``, sync scheduler),
   run with ``--dak-python`` (an interpreter with dask-awkward; skipped when none is given or it lacks it);
+* ``base``  — with ``--baseline DIR``: the same ``ana`` command run on another checkout's code (``DIR`` first on
+  ``PYTHONPATH``, e.g. ``git archive main | tar -x -C DIR``), to measure a change before/after in one interleaved run;
 * ``raw``   — ``benchmarks/raw_read.py``: ``uproot.iterate`` of exactly the branches TtbarAnalysis declares
   (the read limit), read as ``ana`` reads (ISA-L inflater when installed, local files memory-mapped); the seed-style and
   dask-awkward contestants use uproot's default, as their users would.
@@ -34,14 +36,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-ARMS = ("ana", "seed", "dak", "raw")
-LABELS = {"ana": "ana run ttbar", "seed": "seed-style coffea", "dak": "coffea + dask-awkward", "raw": "raw uproot read"}
+ARMS = ("ana", "base", "seed", "dak", "raw")
+LABELS = {"ana": "ana run ttbar", "base": "ana (--baseline code)", "seed": "seed-style coffea",
+          "dak": "coffea + dask-awkward", "raw": "raw uproot read"}
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run ``cmd``; return CPU (user+sys) and peak RSS of that process as the kernel accounts them, and wall time."""
+def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
+    """Run ``cmd`` (in ``cwd``); return CPU (user+sys) and peak RSS of that process as the kernel accounts them,
+    and wall time."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -101,10 +105,12 @@ def declared_branches() -> list[str]:
 
 
 def commands(fileset: Path, chunksize: int, branches: list[str], out_dir: Path, dak_python: str | None) -> dict[str, list[str]]:
-    """The command line of every contestant."""
+    """The command line of every contestant (``base`` runs ``ana``'s command on the baseline code)."""
+    ana = [sys.executable, "-m", "analysis", "run", "ttbar", "--fileset", str(fileset), "--executor", "iterative",
+           "--no-progress", "--chunksize", str(chunksize)]
     cmds = {
-        "ana": [sys.executable, "-m", "analysis", "run", "ttbar", "--fileset", str(fileset), "--out", str(out_dir),
-                "--executor", "iterative", "--no-progress", "--chunksize", str(chunksize)],
+        "ana": ana + ["--out", str(out_dir)],
+        "base": ana + ["--out", str(out_dir) + "_baseline"],
         "seed": [sys.executable, str(BENCH / "seed_processor.py"), str(fileset), "--chunksize", str(chunksize)],
         "raw": [sys.executable, str(BENCH / "raw_read.py"), str(fileset), "--branches", ",".join(branches),
                 "--chunksize", str(chunksize)],
@@ -124,8 +130,9 @@ def dak_usable(python: str | None, env: dict[str, str]) -> bool:
 
 def events_of(arm: str, m: dict, out_dir: Path) -> int:
     """Events the contestant reports having processed."""
-    if arm == "ana":
-        return int(json.loads((out_dir / "metrics.json").read_text())["events_processed"])
+    if arm in ("ana", "base"):
+        out = out_dir if arm == "ana" else out_dir.with_name(out_dir.name + "_baseline")
+        return int(json.loads((out / "metrics.json").read_text())["events_processed"])
     return int(json.loads(m["stdout"].strip().splitlines()[-1])["events"])
 
 
@@ -142,16 +149,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dak-python", default=os.environ.get("DAK_PYTHON"),
                     help="python with dask-awkward for the dak contestant (env DAK_PYTHON)")
     ap.add_argument("--branches", help="comma-separated branches for the raw read (default: TtbarAnalysis.columns)")
+    ap.add_argument("--baseline", help="another checkout's code directory: adds the 'base' contestant (ana on that code)")
     ap.add_argument("--json", help="write all numbers here")
     args = ap.parse_args(argv)
 
-    workdir = Path(args.workdir)
+    workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     env = project_env()
     scales = [int(s) for s in args.scales.split(",")]
     gen = generate(workdir, args.events_per_file, max(scales), args.seed, env)
     branches = args.branches.split(",") if args.branches else declared_branches()
     arms = [a for a in args.arms.split(",") if a in ARMS]
+    base_env = dict(env, PYTHONPATH=str(Path(args.baseline).resolve()) + os.pathsep + env["PYTHONPATH"]) if args.baseline else None
+    if args.baseline and "base" not in arms:
+        arms.insert(1, "base")
+    if not args.baseline and "base" in arms:
+        arms.remove("base")
     if "dak" in arms and not dak_usable(args.dak_python, env):
         print(f"note: no dask-awkward interpreter (--dak-python {args.dak_python!r}); skipping the dak contestant")
         arms.remove("dak")
@@ -164,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
             for arm in arms:
-                m = measure(cmds[arm], env)
+                # in the work dir: ``python -m`` puts the current directory first on sys.path, ahead of PYTHONPATH
+                m = measure(cmds[arm], base_env if arm == "base" else env, cwd=workdir)
                 m["events"] = events_of(arm, m, out_dir)
                 m.pop("stdout")
                 m["runs_cpu_s"] = best.get(arm, {}).get("runs_cpu_s", []) + [m["cpu_s"]]
@@ -198,13 +212,15 @@ def print_table(results: dict) -> None:
                 m = best[arm]
                 runs = "/".join(f"{x:.1f}" for x in m["runs_cpu_s"])
                 print(f"  {LABELS[arm]:24s}{m['events_per_cpu_s']:15,.0f}{m['cpu_s']:8.2f}{runs:>16s}{m['peak_rss_mb']:13.0f}")
-        if "ana" in best:
-            a = best["ana"]["events_per_cpu_s"]
+        for who in ("ana", "base"):
+            if who not in best:
+                continue
+            a = best[who]["events_per_cpu_s"]
             for arm, what in (("raw", "of the raw-read rate"), ("seed", "x the seed-style processor"),
                               ("dak", "x coffea + dask-awkward")):
                 if arm in best:
                     r = a / best[arm]["events_per_cpu_s"]
-                    print(f"  ana: {100 * r:.0f} % {what}" if arm == "raw" else f"  ana: {r:.2f}{what}")
+                    print(f"  {who}: {100 * r:.0f} % {what}" if arm == "raw" else f"  {who}: {r:.2f}{what}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from coffea import processor
 from coffea.processor.executor import WorkItem
 
 from analysis.errors import AnalysisError, UserError
+from analysis.execution.chunkread import work_function
 from analysis.execution.preflight import _first_line
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,9 @@ class _ReliableRunner(processor.Runner):
     @property
     def automatic_retries(self):  # overrides coffea's staticmethod; the closure is pickled to workers
         return _RetryingCall(self.policy)
+
+    # per chunk: coffea's work, with each file's tree kept open across its chunks (analysis.execution.chunkread)
+    _work_function = staticmethod(work_function)
 
 
 def _explain(err: Exception) -> AnalysisError | None:

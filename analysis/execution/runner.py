@@ -11,6 +11,9 @@ Reliability layer on top of ``coffea.processor.Runner``:
   scheduler re-running its tasks (``distributed.scheduler.allowed-failures`` = ``retries``);
 * ``checkpoint``: each finished chunk is stored (coffea's checkpointer, written atomically, keyed by the
   processor code, the chunk and its metadata), so a rerun only computes the missing chunks;
+* each process keeps the tree of the file it is reading open across that file's chunks
+  (:mod:`analysis.execution.chunkread`; one at a time, closed at the end) and reads the branches the processor
+  declares in one pass per chunk;
 * histogram sums are exact (see processors/accumulators.py), so any executor, chunking or merge order
   gives the same bits.
 """
@@ -33,6 +36,7 @@ from coffea.processor.executor import FileMeta, WorkItem
 from analysis.console import progress_enabled
 from analysis.errors import AnalysisError, UserError
 from analysis.execution.executors import FuturesExecutor, IterativeExecutor
+from analysis.execution.chunkread import close_open_trees
 from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
@@ -226,6 +230,9 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
                                  metadata_cache=cache, checkpointer=ckpt, policy=policy)
         chunks = basket_aligned(list(runner.preprocess(run_fileset, treename=None)), good, size)
+        wanted = declared_branches(processor_instance, run_fileset)
+        if wanted:  # read the declared branches in one pass per chunk (others stay lazy)
+            chunks = [dataclasses.replace(ch, preload=tuple(wanted)) for ch in chunks]
         reused = [ch for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
         from_ckpt = len(reused)
         events_from_ckpt = sum(ch.entrystop - ch.entrystart for ch in reused)
@@ -241,6 +248,13 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
             if user is None:
                 raise
             raise user from None
+        finally:
+            close_open_trees()  # the trees this process kept open across chunks (pool workers close with them)
+            if client is not None:  # Dask workers outlive the run
+                try:
+                    client.run(close_open_trees)
+                except Exception:  # a worker gone already holds nothing
+                    log.debug("closing the Dask workers' open trees failed", exc_info=True)
         t_end = time.perf_counter()
     for rec in sorted((wrapped.get("lost") or {}).values(), key=lambda r: (r["path"], r["entry_start"])):
         accounting.lost_chunks.append(rec)

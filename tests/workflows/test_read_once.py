@@ -99,3 +99,36 @@ def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Co
     assert read_branches == set(TtbarAnalysis().columns("nanoaod"))
     assert len(all_branches) > len(read_branches) + 5
     assert set(basket_log.values()) == {1}
+
+
+def test_each_file_opened_once_and_histograms_equal_coffeas_own_reader(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk reader opens each file (and reads its TTree metadata) once for all its chunks, closes it at
+    the end, and gives the same bits as coffea's own per-chunk ``_work_function`` (re-open per chunk, lazy reads)."""
+    import sys
+
+    from coffea.processor.executor import Runner
+
+    from analysis.execution import chunkread
+    from analysis.execution.retries import _ReliableRunner
+
+    json_path = _fileset(tmp_path, BASKET)
+    opened: Counter = Counter()
+    real_open = uproot.open
+
+    def counting_open(path, *args, **kwargs):
+        if sys._getframe(1).f_globals["__name__"] == chunkread.__name__:
+            opened[Path(next(iter(path))).name] += 1
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(uproot, "open", counting_open)
+    res = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
+    assert res.metrics["chunks"] == 2 * EVENTS // BASKET
+    assert opened == {f"{p}__nominal__000.root": 1 for p in ("ttbar", "wjets")}
+    assert not chunkread._OPEN  # closed at the end of the run
+
+    monkeypatch.setattr(_ReliableRunner, "_work_function", staticmethod(Runner._work_function))
+    ref = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
+    assert list(ref.hist.axes["variation"]) == list(res.hist.axes["variation"])
+    a, b = res.hist.view(flow=True), ref.hist.view(flow=True)
+    assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["variance"], b["variance"])
