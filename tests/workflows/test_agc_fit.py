@@ -23,7 +23,7 @@ PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
 
 def _histograms(root: Path, ttbar_scale: float) -> Path:
     """Generate (5k events per sample set), process, and return histograms.root."""
-    ntuples = generate_agc(root / "data", events_per_file=5000, files_per_sample=1, seed=2, ttbar_scale=ttbar_scale)
+    ntuples = generate_agc(root / "data", events_per_file=5000, files_per_sample=1, seed=6, ttbar_scale=ttbar_scale)
     run_ttbar(ntuples, root / "out", executor="iterative", progress=False)
     return root / "out" / "histograms.root"
 
