@@ -17,8 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(args.code.resolve()))
-    import fileset.generate.agc as agc
+    from fileset.generate import agc
 
     print(f"generator: {agc.__file__}")
     print(f"{'process':<20}{'events':>9}  {'gen M/s/core':>12}{'write':>8}{'gen+write':>10}   "
