@@ -22,8 +22,14 @@ PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
 
 
 def _histograms(root: Path, ttbar_scale: float) -> Path:
-    """Generate (5k events per sample set), process, and return histograms.root."""
-    ntuples = generate_agc(root / "data", events_per_file=5000, files_per_sample=1, seed=2, ttbar_scale=ttbar_scale)
+    """Generate (5k events per sample set), process, and return histograms.root.
+
+    W+jets in 4j2b expects only ~1.1 events at 5k events (P(0) ≈ 1/3 per seed, for the generator before
+    and after its flat-draw layout alike: seeds 3, 6, 10 of 1–12 were empty before); an empty template
+    makes cabinetry's normalisation effect 0/0 and the model NaN, so the seed is one whose W+jets 4j2b
+    template is not empty with this generator (2 events).
+    """
+    ntuples = generate_agc(root / "data", events_per_file=5000, files_per_sample=1, seed=6, ttbar_scale=ttbar_scale)
     run_ttbar(ntuples, root / "out", executor="iterative", progress=False)
     return root / "out" / "histograms.root"
 
