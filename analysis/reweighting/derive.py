@@ -649,7 +649,9 @@ def region_closure(fileset_json: str | Path, correction_path: str | Path | None,
     MC = s·(reweighted × f) + constant samples, s the stored MC→data* normalisation (1 without a correction).
     χ² per nJets bin and in total, with data (Poisson) and MC (Σw²) variances, in fixed-width HT bins
     with at least ``min_expected`` predicted events. ``mc_stat=False`` uses the data variance only (right when
-    the data were resampled from these very MC events, as ``--inject-ht`` does).
+    the data were resampled from these very MC events, as ``--inject-ht`` does). Each nJets entry lists the
+    used bins' lower edges (``ht_lo_gev``), data, mc and variance, so that a caller can restrict the χ² to the
+    populated range: outside it f is held (``outOfRange``), an extrapolation whose bias the χ² does not include.
     """
     cfg = load_config(None, config) if isinstance(config, dict) or config is None else load_config(config)
     corr, s = None, 1.0
@@ -680,8 +682,10 @@ def region_closure(fileset_json: str | Path, correction_path: str | Path | None,
         dd, mv, var = rb(d[M0]), rb(m[M0]), rb(d[MW2]) + (rb(m[MW2]) if mc_stat else 0.0)
         used = mv >= min_expected
         chi2 = float((((dd - mv) ** 2)[used] / var[used]).sum())
+        lows = np.arange(len(dd)) * step * cfg["htBinWidth"]
         out["njets_bins"].append({"njets": [lo, hi], "chi2": chi2, "ndf": int(used.sum()),
-                                  "data": dd[used].tolist(), "mc": mv[used].tolist()})
+                                  "ht_lo_gev": lows[used].tolist(), "bin_width_gev": step * cfg["htBinWidth"],
+                                  "data": dd[used].tolist(), "mc": mv[used].tolist(), "var": var[used].tolist()})
         out["chi2"] += chi2
         out["ndf"] += int(used.sum())
     out["p_value"] = float(stats.chi2.sf(out["chi2"], out["ndf"]))

@@ -23,10 +23,20 @@ from analysis.reweighting.derive import apply_correction, derive, region_closure
 from fileset.generate.agc import generate_agc
 
 F_TRUE = "max(0.1, 1.45 - 9e-4*HT + 0.04*(nJets - 5))"
-# These sharp statistical tests hold for some generator seeds only, with the generator before its flat-draw
-# layout (8800847: seed 11 passed all; 12, 13 (alternative closure) and 14 failed) and after it alike (11, 12,
-# 13 (alternative), 14 fail; 15 passes all): one realisation's fluctuation can pull the smooth fit (coverage,
-# closure χ²). The seed is one that passes; the tests' sensitivity to the realisation is a known open issue.
+# The statistical thresholds below are calibrated with toys (Poisson pseudo-data drawn from the conditional
+# expectation Σ λ·f_true·MC + other MC of each fine bin, the derivation rerun on each; 200 toys on each of the MC
+# realisations of seeds 11–15): their combined false-failure rate is ~1 % (k χ², sup|f − truth|/σ_f, max |k pull|:
+# 0–1.5 % per realisation; closure χ² in the populated range: 0–1.5 %). The former criteria failed far more often:
+# "≥ 90 % of points within 1.5 σ_f" 31–46 % of the time (σ_f is a correlated band: the curve's deviation is one
+# or two random coefficients, not independent points), and the closure χ² over the full HT_all range 0.5–13 %,
+# because two thirds of its 50 GeV bins lie outside the populated range where f is held (outOfRange), an
+# extrapolation whose bias (χ²/ndf 1.0–1.65 there) the Poisson-only χ² does not include.
+# With these criteria seeds 12–15 pass the nominal tests. Seed 11 still fails the closure (χ² 114/11 in the
+# populated range), rightly: its k_i are a 1-in-~800 fluctuation (χ² 35.5/14 against the truth) that the
+# Akaike-averaged cubic follows with a swing inside the wide last nJets = 5 bin (480–810 GeV: f ≈ 1.35 at 500–550
+# GeV, truth ≈ 1.0); in toys such swings fail the closure 0–1.5 % of the time (populated range), a known weakness of
+# fitting bin averages with high orders. The ME_var closure (test_alternative_sample_closure) still fails for seeds
+# 11–13 (χ² 81–168 for ~39 ndf): not diagnosed yet.
 SEED = 15
 SAMPLES_CFG = {"luminosity_pb": 3378.0, "tree": "events",
                "cross_sections_pb": {"ttbar": 729.84, "single_top_s_chan": 3.2944, "single_top_t_chan": 234.79,
@@ -105,28 +115,32 @@ def test_correction_file_valid_and_structured(injected):
 
 
 def test_recovers_injected_function_within_uncertainty(injected):
-    """The shipped correction (correctionlib) against f_true/<f_true>: inside 1.5× its band at ≥ 90 % of the
-    points of the populated range in every nJets bin; the k_i pulls are Gaussian-sized."""
+    """The shipped correction (correctionlib) against f_true/<f_true>: |f − truth| < 4 σ_f over the populated range
+    in every exclusive nJets bin; the k_i against their truth: χ² (full covariance per nJets bin) with p > 1e-3 and
+    every pull below 4 (false-failure rate ~1 %, see the module header)."""
     ev = _region_events(injected["json"])
     norm = _f_true(ev["ht"], ev["nj"]).mean()  # MC normalised to data*: f is recovered up to <f_true>
     der = injected["summary"]["derivations"]["nominal"]
     corr = _evaluator(injected["out"])
-    pulls = []
+    pulls, chi2_k, n_k = [], 0.0, 0
     for b in der.bins:
         lo, hi = b.njets
         x = np.linspace(b.function.x_lo, b.function.x_hi, 60)
         if hi == lo + 1:  # exclusive bin: f_true(HT, nJets)/<f_true> pointwise
             truth = _f_true(x, np.full_like(x, lo)) / norm
             nom, up, down = (corr.evaluate(s, np.full(x.size, lo), x) for s in ("nominal", "up", "down"))
-            inside = np.abs(nom - truth) <= 1.5 * 0.5 * (up - down)
-            assert inside.mean() >= 0.9, (b.label, inside.mean())
+            z = np.abs(nom - truth) / (0.5 * (up - down))
+            assert z.max() < 4.0, (b.label, z.max())
         in_nj = (ev["nj"] >= lo) & ((ev["nj"] < hi) if hi is not None else True)
         idx = np.searchsorted(b.edges, ev["ht"][in_nj], side="right") - 1
         k_true = np.array([_f_true(ev["ht"][in_nj][idx == i], ev["nj"][in_nj][idx == i]).mean() / norm
                            for i in range(len(b.k))])
         pulls.append((b.k - k_true) / b.k_err)
+        chi2_k += float((b.k - k_true) @ np.linalg.pinv(b.cov_k) @ (b.k - k_true))
+        n_k += len(b.k)
     allp = np.concatenate(pulls)
-    assert np.max(np.abs(allp)) < 3.5, np.max(np.abs(allp))
+    assert np.max(np.abs(allp)) < 4.0, np.max(np.abs(allp))
+    assert stats.chi2.sf(chi2_k, n_k) > 1e-3, (chi2_k, n_k)
     # sensitivity: the k_i reject a flat 1, so the coverage test above is not vacuous
     chi2 = sum(float((b.k - 1.0) @ np.linalg.pinv(b.cov_k) @ (b.k - 1.0)) for b in der.bins)
     assert stats.chi2.sf(chi2, sum(len(b.k) for b in der.bins) - 1) < 1e-4, chi2
@@ -192,17 +206,40 @@ def test_physical_on_grid(injected, null):
                                                         / norm["blocks"][0]["mc_events_before"])
 
 
+def _in_range_chi2(closure: dict, x_lo: list[float], x_hi: list[float]) -> tuple[float, int]:
+    """χ² and ndf of ``region_closure`` bins lying inside each nJets bin's populated range [x_lo, x_hi]."""
+    chi2, ndf = 0.0, 0
+    for nb, lo, hi in zip(closure["njets_bins"], x_lo, x_hi):
+        x = np.asarray(nb["ht_lo_gev"])
+        inside = (x >= lo) & (x + nb["bin_width_gev"] <= hi)
+        d, m, v = (np.asarray(nb[k])[inside] for k in ("data", "mc", "var"))
+        chi2 += float(((d - m) ** 2 / v).sum())
+        ndf += int(inside.sum())
+    return chi2, ndf
+
+
 def test_closure_chi2_after_correction(injected):
-    """Per-event application (correctionlib) in the derivation region: data/MC χ² in 50 GeV bins."""
+    """Per-event application (correctionlib) in the derivation region: data/MC χ² in 50 GeV bins inside each nJets
+    bin's populated range (where f is claimed; outside it is held), p > 1e-3 (false-failure rate ~0.5 %, see the
+    module header); without the correction the same χ² is clearly inconsistent."""
+    ranges = [b.function.x_lo for b in injected["summary"]["derivations"]["nominal"].bins], \
+        [b.function.x_hi for b in injected["summary"]["derivations"]["nominal"].bins]
     after = region_closure(injected["json"], injected["out"] / "ht_reweighting.json", dict(CONFIG),
                            executor="futures", samples_config=SAMPLES_CFG, mc_stat=False)
-    assert after["ndf"] >= 20
-    assert after["p_value"] > 1e-3, after["chi2"]
-    assert after["chi2"] < after["ndf"] + 4 * np.sqrt(2 * after["ndf"])
-    # before the correction the same comparison (from the derivation's moments) is clearly inconsistent
+    chi2, ndf = _in_range_chi2(after, *ranges)
+    assert ndf >= 8
+    assert stats.chi2.sf(chi2, ndf) > 1e-3, (chi2, ndf)
+    # a wrong correction (none: neither the shape nor the MC→data* normalisation) fails the same test
+    none = region_closure(injected["json"], None, dict(CONFIG), executor="futures", samples_config=SAMPLES_CFG,
+                          mc_stat=False)
+    chi2_none, ndf_none = _in_range_chi2(none, *ranges)
+    assert stats.chi2.sf(chi2_none, ndf_none) < 1e-3, (chi2_none, ndf_none)
+    # the derivation's own closure (data* vs s·f·tt+≥1b, from its moments): f removes most of the shape χ². The shape
+    # alone spread over ~30 bins of 50 GeV is not always significant at 1e-3 (p ≈ 0.01 at seed 14); its
+    # significance is asserted with the coarser k_i (test_recovers_injected_function_within_uncertainty)
     clos = [b["closure"] for b in injected["summary"]["variations"]["nominal"]["njets_bins"]]
     chi2_before, ndf = sum(c["chi2_before"] for c in clos), sum(c["ndf"] for c in clos)
-    assert stats.chi2.sf(chi2_before, ndf) < 1e-3, (chi2_before, ndf)
+    assert chi2_before > ndf, (chi2_before, ndf)
     assert sum(c["chi2_smooth"] for c in clos) < chi2_before / 2
 
 
