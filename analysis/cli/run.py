@@ -95,10 +95,7 @@ def run(args: argparse.Namespace) -> int:
     skipped = m["bad_files"] + m["lost_chunks"]
     if skipped:
         print(f"SKIPPED {len(m['bad_files'])} file(s) and {len(m['lost_chunks'])} chunk(s):")
-        for r in m["bad_files"]:
-            print(f"  {r['path']}: {r['reason']} ({r['events_lost']} events lost)")
-        for r in m["lost_chunks"]:
-            print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")
+        _print_losses(m)
         print(f"events: {m['events_processed']} processed + {m['events_lost']} lost = {m['events_expected']} expected")
     return 0
 
@@ -120,8 +117,13 @@ def _run_user(args: argparse.Namespace, run_options: dict) -> int:
     skipped = m["bad_files"] + m["lost_chunks"]
     if skipped:
         print(f"SKIPPED {len(m['bad_files'])} file(s) and {len(m['lost_chunks'])} chunk(s) ({m['events_lost']} events lost):")
-        for r in m["bad_files"]:
-            print(f"  {r['path']}: {r['reason']} ({r['events_lost']} events lost)")
-        for r in m["lost_chunks"]:
-            print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")
+        _print_losses(m)
     return 0
+
+
+def _print_losses(m: dict) -> None:
+    """One line per skipped file and per skipped chunk, with the events each lost (run metrics ``m``)."""
+    for r in m["bad_files"]:
+        print(f"  {r['path']}: {r['reason']} ({r['events_lost']} events lost)")
+    for r in m["lost_chunks"]:
+        print(f"  {r['path']} entries {r['entry_start']}-{r['entry_stop']}: {r['reason']} ({r['events_lost']} events lost)")

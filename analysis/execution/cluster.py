@@ -183,18 +183,24 @@ def package_zip(dest_dir: str | Path) -> Path:
     """Zip the project packages (sources only) into ``dest_dir``; the name carries a content hash."""
     import importlib
 
+    entries = []
+    for name in PROJECT_PACKAGES:
+        root = Path(importlib.import_module(name).__file__).parent
+        entries += [(f"{name}/{path.relative_to(root).as_posix()}", path) for path in sorted(root.rglob("*"))
+                    if not (path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".nbi", ".nbc"))]
+    return _write_zip(entries, dest_dir, "ana_code")
+
+
+def _write_zip(entries: list[tuple[str, Path]], dest_dir: str | Path, stem: str) -> Path:
+    """A reproducible zip (fixed timestamps) of ``(archive name, file)`` entries, named ``stem_<content hash>.zip``."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in PROJECT_PACKAGES:
-            root = Path(importlib.import_module(name).__file__).parent
-            for path in sorted(root.rglob("*")):
-                if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".nbi", ".nbc"):
-                    continue
-                info = zipfile.ZipInfo(f"{name}/{path.relative_to(root).as_posix()}", date_time=(2020, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes())
+        for arcname, path in entries:
+            info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
     data = buf.getvalue()
-    out = Path(dest_dir) / f"ana_code_{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    out = Path(dest_dir) / f"{stem}_{hashlib.sha256(data).hexdigest()[:12]}.zip"
     out.write_bytes(data)
     return out
 
@@ -232,17 +238,9 @@ def user_code_path(module_name: str, dest_dir: str | Path) -> Path | None:
         dest.write_bytes(origin.read_bytes())
         return dest
     root = origin.parent
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(root.rglob("*.py")):
-            if "__pycache__" not in path.parts:
-                info = zipfile.ZipInfo(f"{top_name}/{path.relative_to(root).as_posix()}", date_time=(2020, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes())
-    data = buf.getvalue()
-    dest = Path(dest_dir) / f"{top_name}_{hashlib.sha256(data).hexdigest()[:12]}.zip"
-    dest.write_bytes(data)
-    return dest
+    entries = [(f"{top_name}/{path.relative_to(root).as_posix()}", path) for path in sorted(root.rglob("*.py"))
+               if "__pycache__" not in path.parts]
+    return _write_zip(entries, dest_dir, top_name)
 
 
 def ship_user_code(client, module_names: tuple[str, ...] | list[str]) -> list[str]:
