@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import hist
 import numpy as np
-from scipy import stats
 
 from analysis.errors import AnalysisError
 from analysis.reweighting.binning import adaptive_groups, relative_error
@@ -39,6 +38,8 @@ from analysis.reweighting.kde import KDERatio, kde_ratio
 from analysis.reweighting.smooth import (PolynomialFit, ReweightingWarning, SmoothCorrection, bin_power_means,
                                          fit_polynomial, flat_fit)
 from analysis.reweighting.spline import QuadraticSpline, fit_spline
+from analysis.stats.errors import StatsError
+from analysis.stats.gof import chi2_gof, histogram_chi2
 from fileset.build import build_fileset, load_ntuples_json, load_samples_config
 from processors.ht_reweighting import MOMENTS, CorrectionWeights, HTAllProcessor
 
@@ -418,7 +419,7 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
             msgs.append(f"{variation} {pb['label']}: too few events for two HT_all bins reaching {need}; "
                         f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}{slope}")
         if fn.poly is not None and fn.poly.ndf > 0:
-            pval = float(stats.chi2.sf(fn.poly.chi2, fn.poly.ndf))
+            pval = chi2_gof(fn.poly.chi2, fn.poly.ndf).p_value
             if pval < 0.01:
                 msgs.append(f"{variation} {pb['label']}: order-{fn.poly.order} polynomial describes the k_i poorly "
                             f"(chi2/ndf = {fn.poly.chi2:.1f}/{fn.poly.ndf}, p = {pval:.1e}); band inflated by "
@@ -495,8 +496,9 @@ def closure_numbers(res: NJetsDerivation, fine_edges: np.ndarray, width: float, 
     out = {"closure_bin_width_gev": float(step * (fine_edges[1] - fine_edges[0])), "ndf": int(used.sum()),
            "mc_stat_fraction": float(1.0 - var_data[used].sum() / var[used].sum()) if used.any() else 0.0}
     for name, p in pred.items():
-        out[f"chi2_{name}"] = float((((d - pad(p)) ** 2)[used] / var[used]).sum())
-        out[f"p_{name}"] = float(stats.chi2.sf(out[f"chi2_{name}"], out["ndf"])) if out["ndf"] else None
+        gof = histogram_chi2(d, pad(p), var, mask=used, method=f"closure {name}: data* vs s*f*MC")
+        out[f"chi2_{name}"] = gof.chi2
+        out[f"p_{name}"] = gof.p_value if gof.ndf else None
     return out
 
 
@@ -681,12 +683,15 @@ def region_closure(fileset_json: str | Path, correction_path: str | Path | None,
         rb = lambda a: a[:n].reshape(-1, step).sum(axis=1)  # noqa: E731
         dd, mv, var = rb(d[M0]), rb(m[M0]), rb(d[MW2]) + (rb(m[MW2]) if mc_stat else 0.0)
         used = mv >= min_expected
-        chi2 = float((((dd - mv) ** 2)[used] / var[used]).sum())
+        try:
+            chi2 = histogram_chi2(dd, mv, var, mask=used).chi2
+        except StatsError as err:
+            raise AnalysisError(f"region closure, nJets {lo}{'+' if hi is None else f'-{hi}'}: {err}") from None
         lows = np.arange(len(dd)) * step * cfg["htBinWidth"]
         out["njets_bins"].append({"njets": [lo, hi], "chi2": chi2, "ndf": int(used.sum()),
                                   "ht_lo_gev": lows[used].tolist(), "bin_width_gev": step * cfg["htBinWidth"],
                                   "data": dd[used].tolist(), "mc": mv[used].tolist(), "var": var[used].tolist()})
         out["chi2"] += chi2
         out["ndf"] += int(used.sum())
-    out["p_value"] = float(stats.chi2.sf(out["chi2"], out["ndf"]))
+    out["p_value"] = chi2_gof(out["chi2"], out["ndf"], "closure: data vs MC").p_value
     return out
