@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="json_path", type=output_file, metavar="RESULTS_JSON",
                    help="results file (default: results.json next to --outputfile)")
     p.add_argument("--poi-max", type=positive_float, metavar="X", help="upper end of the mu scan (default: automatic)")
-    p.add_argument("--scan-points", type=int_at_least(3), default=25, metavar="N", help="mu grid points (default 25)")
+    p.add_argument("--scan-points", type=int_at_least(3), default=15, metavar="N",
+                   help="mu grid points of the CLs plot (default 15; the limits are root-found, not read off the grid)")
     p.add_argument("--xsec", type=positive_float, metavar="PB",
                    help="signal cross-section in pb the signal histogram corresponds to: also report sigma limits")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",

@@ -335,3 +335,30 @@ def test_background_without_sumw2_has_root_sqrt_n_mc_stat(tmp_path: Path) -> Non
     assert a.mu_upper_limit_observed == pytest.approx(1.701, abs=0.002)
     assert a.mu_upper_limit_expected[2] == pytest.approx(1.378, abs=0.002)
     assert "sqrt(N)" in a.to_dict()["inputs"]["background_mc_stat"]
+
+
+def test_twenty_bin_limits_equal_plain_pyhf(tmp_path: Path) -> None:
+    """The issue's one-channel 20-bin case (benchmarks/fit_speed.py): our limits (scan + interpolating root finder)
+    equal plain pyhf's ``toms748_scan`` (its own init and bounds).  Tolerance 1e-4: our fits
+    start from the guarded best fit, pyhf's from the suggested init, and SLSQP stops within its tolerance (ftol
+    1e-6 on −2 ln L) of the minimum from either side (the same 2–3e-5 before the interpolating root finder)."""
+    rng = np.random.default_rng(3)
+    edges = np.linspace(1000, 3000, 21)
+    x = 0.5 * (edges[1:] + edges[:-1])
+    bkg = 2000 * np.exp(-(x - 1000) / 400)
+    sig = 30 * np.exp(-0.5 * ((x - 2000) / 100) ** 2)
+    data = rng.poisson(bkg).astype(float)
+    path = tmp_path / "recast20.root"
+    with uproot.recreate(path) as f:
+        for key, vals, var in (("data", data, data), ("bkg", bkg, (0.05 * bkg) ** 2), ("sig", sig, (0.1 * sig) ** 2)):
+            h = hist.Hist(hist.axis.Variable(edges, name="mjj"), storage=hist.storage.Weight())
+            h.view().value, h.view().variance = vals, var
+            f[key] = h
+    res = reinterpret_histograms(path, "data", path, "bkg", path, "sig")
+    model, obs = model_and_data(make_workspace(res.workspace))
+    with threadpool_limits(1):
+        lim_obs, lim_exp = pyhf.infer.intervals.upper_limits.toms748_scan(obs, model, 0.1, 5.0, rtol=1e-5,
+                                                                         test_stat="qtilde")
+    assert res.mu_upper_limit_observed == pytest.approx(float(lim_obs), rel=1e-4)
+    assert res.mu_upper_limit_expected == pytest.approx([float(e) for e in lim_exp], rel=1e-4)
+    assert len(res.scan.mu) == 15 and res.scan.cls_observed[0] == pytest.approx(1.0)
