@@ -274,6 +274,10 @@ class _CLsCurve:
     def __call__(self, mu: float) -> np.ndarray:
         return self.calc(float(mu))
 
+    def value(self, mu: float, index: int) -> float:
+        """CLs_index(μ) (0 observed, 1–5 expected −2σ…+2σ); an expected value needs only the Asimov fit."""
+        return float(self.calc(float(mu))[0] if index == 0 else self.calc.expected(float(mu))[index - 1])
+
 
 def _signal_and_background(model: pyhf.pdf.Model) -> tuple[np.ndarray, np.ndarray]:
     """Expected main-measurement yields at nominal nuisance parameters for μ=0 and the signal part at μ=1."""
@@ -336,10 +340,11 @@ def _root(curve: _CLsCurve, index: int, mus: np.ndarray, values: np.ndarray, xto
 
     The root is that of g(μ) = L(CLs_index(μ)) − L(0.05) with L from :func:`_linearised` (nearly linear in μ):
     inverse polynomial interpolation through the (up to four) evaluated points with the smallest |g| — the scan
-    points around the crossing, then each new hypotest — kept inside the bracket [a, b] (g(a) ≤ 0 < g(b)),
-    until the estimate moves by less than ``xtol``.  Typically one or two hypotests per limit (TOMS 748 on
-    CLs − 0.05, as pyhf's ``toms748_scan``, needs four to six); if that does not converge within ``max_iter``
-    hypotests, ``scipy.optimize.toms748`` finishes on the bracket.
+    points around the crossing, then each new evaluation — kept inside the bracket [a, b] (g(a) ≤ 0 < g(b)),
+    until the estimate moves by less than ``xtol``.  Typically one or two evaluations per limit (TOMS 748 on
+    CLs − 0.05, as pyhf's ``toms748_scan``, needs four to six), each a full hypotest for the observed limit and
+    one Asimov fit for an expected one (:meth:`analysis.stats.limits.CLsCalculator.expected`); if that does not
+    converge within ``max_iter`` evaluations, ``scipy.optimize.toms748`` finishes on the bracket.
     """
     above = values[:, index] >= CLS_LEVEL
     crossings = np.flatnonzero(above[:-1] & ~above[1:])
@@ -352,7 +357,7 @@ def _root(curve: _CLsCurve, index: int, mus: np.ndarray, values: np.ndarray, xto
     target = _linearised(index, CLS_LEVEL)
 
     def g(m: float) -> float:
-        return _linearised(index, float(curve(m)[index])) - target
+        return _linearised(index, curve.value(m, index)) - target
 
     a, b = float(mus[i]), float(mus[i + 1])
     points: dict[float, float] = {}
@@ -377,7 +382,7 @@ def _root(curve: _CLsCurve, index: int, mus: np.ndarray, values: np.ndarray, xto
             a = x
         else:
             b = x
-    return float(toms748(lambda m: curve(m)[index] - CLS_LEVEL, a, b, k=2, xtol=xtol, rtol=1e-12, maxiter=200))
+    return float(toms748(lambda m: curve.value(m, index) - CLS_LEVEL, a, b, k=2, xtol=xtol, rtol=1e-12, maxiter=200))
 
 
 @dataclass
@@ -433,7 +438,9 @@ def _limit_scan(
         curve = _CLsCurve(model, data, max(2.0 * poi_max, 1.0), test_stat, init, optimizer)
     curve.calc.ensure_upper_bound(max(poi_max, 0.5))
     mus = np.linspace(0.0, poi_max, scan_points)
-    values = np.array([curve(m) for m in mus])
+    # CLs(μ = 0) ≡ 1 (observed and expected): at μ = 0 the signal-plus-background hypothesis is the
+    # background-only one, CLs = CLs+b/CLb = 1; pyhf's hypotest returns exactly 1 there, at the cost of two fits
+    values = np.array([np.ones(6) if m == 0.0 else curve(m) for m in mus])
     if np.any(~np.isfinite(values)):
         bad = float(mus[np.flatnonzero(~np.all(np.isfinite(values), axis=1))[0]])
         raise AnalysisError(f"CLs is not finite at mu={bad:g}; the model is ill-defined (check empty bins)")

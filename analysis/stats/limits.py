@@ -110,6 +110,22 @@ class _ReusingAsymptoticCalculator(pyhf.infer.calculators.AsymptoticCalculator):
             teststat = (sqrtqmu_v**2 - self.sqrtqmuA_v**2) / (2 * self.sqrtqmuA_v)
         return tensorlib.astensor(teststat)
 
+    def sqrt_qmu_asimov(self, poi_test):
+        """√q_μ,A alone (the fixed-μ fit to the background-only Asimov data): all the expected CLs band needs.
+
+        The same fits, starts and bounds as in :meth:`teststatistic`, so the value is the one it would compute.
+        """
+        tensorlib, _ = pyhf.get_backend()
+        if not hasattr(self, "_once"):
+            self.teststatistic(poi_test)
+            return self.sqrtqmuA_v
+        _, asimov, free_a = self._once
+        _, fixed_val = pyhf.infer.mle.fixed_poi_fit(poi_test, asimov, self.pdf, self.init_pars, self.par_bounds,
+                                                   self.fixed_params, return_fitted_val=True)
+        tmu = tensorlib.astensor(tensorlib.clip(fixed_val - free_a[1], 0.0, max_value=None))
+        qmu = tensorlib.where(free_a[0][self.pdf.config.poi_index] > poi_test, tensorlib.astensor(0.0), tmu)
+        return tensorlib.sqrt(qmu)
+
 
 class CLsCalculator:
     """Memoised μ → (CLs_obs, CLs_exp[5]) for one model and dataset via ``pyhf.infer.hypotest``.
@@ -149,7 +165,7 @@ class CLsCalculator:
         """Raise the POI upper bound to at least 2μ (fits at μ need room above)."""
         self.bounds[self.poi][1] = max(self.bounds[self.poi][1], 2.0 * mu)
 
-    def _hypotest(self, mu: float, optimizer: str) -> np.ndarray:
+    def _hypotest(self, mu: float, optimizer: str, expected_only: bool = False) -> np.ndarray:
         init = list(self.init)
         lo, hi = self.bounds[self.poi]
         init[self.poi] = float(min(max(init[self.poi], lo), hi))
@@ -169,6 +185,8 @@ class CLsCalculator:
                         test_stat=self.test_stat)
                 calc = self._calculators[key]
                 try:
+                    if expected_only:  # q̃ only: the band is a function of √q_μ,A alone
+                        return log_space_cls(0.0, float(calc.sqrt_qmu_asimov(float(mu))))[1:]
                     teststat = calc.teststatistic(float(mu))
                 except pyhf.exceptions.FailedMinimization:
                     del self._calculators[key]  # a failed μ-independent fit must not stay cached
@@ -208,6 +226,25 @@ class CLsCalculator:
             raise StatsError(f"CLs at {self.lh.poi_name} = {mu:g}: {why}; check the model (--prune/--fix)")
         self.cache[mu] = values
         return values
+
+    def expected(self, mu: float) -> np.ndarray:
+        """[CLs_exp(−2σ), …, CLs_exp(+2σ)] at POI = ``mu``, shape (5,), equal to ``self(mu)[1:]``.
+
+        With q̃ the band depends on √q_μ,A only, so an uncached μ costs one fit (to the Asimov data) instead of
+        two; the value is not cached (the cache holds complete hypotests).  Falls back to the full hypotest.
+        """
+        mu = float(mu)
+        if mu in self.cache or self.test_stat != "qtilde":
+            return self(mu)[1:]
+        self.ensure_upper_bound(mu)
+        for optimizer in self.optimizers:
+            try:
+                values = self._hypotest(mu, optimizer, expected_only=True)
+            except pyhf.exceptions.FailedMinimization:
+                continue
+            if np.all(np.isfinite(values)):
+                return values
+        return self(mu)[1:]
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Tested μ (sorted), shape (n,), and their CLs values, shape (n, 6)."""

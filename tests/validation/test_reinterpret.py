@@ -362,3 +362,24 @@ def test_twenty_bin_limits_equal_plain_pyhf(tmp_path: Path) -> None:
     assert res.mu_upper_limit_observed == pytest.approx(float(lim_obs), rel=1e-4)
     assert res.mu_upper_limit_expected == pytest.approx([float(e) for e in lim_exp], rel=1e-4)
     assert len(res.scan.mu) == 15 and res.scan.cls_observed[0] == pytest.approx(1.0)
+
+
+def test_expected_band_from_the_asimov_fit_alone_equals_the_full_hypotest(tmp_path: Path) -> None:
+    """``CLsCalculator.expected`` (one Asimov fit) returns exactly the full hypotest's expected band at any μ."""
+    from analysis.stats.likelihood import Likelihood
+    from analysis.stats.limits import CLsCalculator
+
+    pres, sigf = _inputs(tmp_path, [52, 61, 38], [50.0, 58.0, 41.0], [3.0, 9.0, 2.5], bkg_var=[4.0, 5.0, 3.0])
+    spec = build_workspace(read_histogram(pres, "data"), read_histogram(pres, "background"),
+                           read_histogram(sigf, "h_mjj"), bkg_uncertainty=0.1)
+    model, data = model_and_data(make_workspace(spec))
+    with threadpool_limits(1):
+        calc = CLsCalculator(Likelihood(model, data, use_jax=False))
+        calc(4.0)  # the μ-independent fits happen here, as in a scan
+        band = {mu: calc.expected(mu) for mu in (0.7, 2.3)}
+        assert len(calc.cache) == 1  # not cached: the cache holds complete hypotests
+        for mu, exp in band.items():
+            full = calc(mu)
+            assert exp.tolist() == full[1:].tolist()
+            _, exp_pyhf = cls_at(model, data, mu, par_bounds=calc.bounds, init_pars=calc.init)
+            assert exp.tolist() == pytest.approx(exp_pyhf, rel=1e-6)
