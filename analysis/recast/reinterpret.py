@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyhf
+from scipy.interpolate import barycentric_interpolate
 from scipy.optimize import toms748
 
 try:  # single-threaded BLAS is ~4x faster for pyhf's tiny fits (thread start-up dominates)
@@ -369,7 +370,10 @@ def _root(curve: _CLsCurve, index: int, mus: np.ndarray, values: np.ndarray, xto
     for _ in range(max_iter):
         near = sorted(points, key=lambda x: abs(points[x]))[:4]
         xs, ys = np.array(near), np.array([points[x] for x in near])
-        x = float(np.polyval(np.polyfit(ys, xs, len(xs) - 1), 0.0)) if len(set(ys.tolist())) == len(ys) > 1 else math.nan
+        x = math.nan
+        if len(set(ys.tolist())) == len(ys) > 1:  # exact inverse interpolation x(y) at y = 0 (no least squares)
+            with np.errstate(all="ignore"):
+                x = float(barycentric_interpolate(ys, xs, 0.0))
         if not a < x < b:
             x = 0.5 * (a + b)
         if previous is not None and abs(x - previous) <= xtol:
