@@ -183,7 +183,8 @@ class Envelope:
         per_function = {}
         for fn in self.functions:
             fit = uncond[fn.name]
-            per_function[fn.name] = {"mu": fit.mu, "nll_plus_correction": penalised[fn.name], "valid": fit.valid}
+            per_function[fn.name] = {"mu": fit.mu, "nll_plus_correction": penalised[fn.name], "valid": fit.valid,
+                                     "fit_quality": fit.core.quality.to_dict()}
             if penalised[fn.name] >= level:
                 continue
             offset = self.correction * fn.n_params - level
@@ -257,7 +258,8 @@ class Envelope:
             "skipped_families": dict(self.skipped_families),
             "functions": [{"name": f.name, "family": f.family, "order": f.order, "n_params": f.n_params,
                            "nll": f.nll, "nll_plus_correction": f.nll + self.correction * f.n_params,
-                           "parameters": f.parameters_dict()} for f in self.functions],
+                           "parameters": f.parameters_dict(), "fit_quality": f.quality.to_dict()}
+                          for f in self.functions],
             "best": {"family": self.best.family, "order": self.best.order, "n_params": self.best.n_params,
                      "name": self.best.name, "nll": self.best.nll},
             "gof_fallback": self.gof_fallback,

@@ -10,6 +10,7 @@ converge.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -25,6 +26,16 @@ from analysis.resonance.families import (
     get_function,
     product,
 )
+
+log = logging.getLogger(__name__)
+
+
+def warn_fit_quality(fit: FitResult, where: str) -> None:
+    """One warning line for a background fit that failed the core's quality guard (never silent)."""
+    q = fit.quality
+    if not q.ok:
+        problems = "; ".join(q.warnings) or f"covariance {q.covariance}"
+        log.warning("%s: %s fit quality: %s (attempts: %s)", where, fit.name, problems, ", ".join(q.attempts))
 
 
 @dataclass
@@ -50,6 +61,7 @@ class OrderResult:
             "converged": self.fit.valid,
             "normalisation_events": self.fit.norm,
             "parameters": self.fit.parameters_dict(),
+            "fit_quality": self.fit.quality.to_dict(),
         }
 
 
@@ -107,6 +119,7 @@ def ftest_family(data: BinnedData, family: str, *, pvalue_threshold: float = 0.0
         if prev is not None and fit.nll > prev.fit.nll + 1e-6:
             # nested families cannot get worse: retry once from the embedded lower-order solution only
             fit = _better(fit, fit_function(spec, data, seed=seed + 1, n_random_starts=n_random_starts + 4, lower=prev.fit))
+        warn_fit_quality(fit, f"f-test {fam}")
         gof = goodness_of_fit(fit, data, seed=seed, n_toys=n_toys)
         p = None if prev is None else ftest_pvalue(prev.fit.nll, fit.nll, fit.n_params - prev.fit.n_params)
         current = OrderResult(order, fit, gof, p)
@@ -193,6 +206,7 @@ def ftest_2d(data: BinnedData, families: Sequence[str] = ("exponential", "bernst
                                lower=None if lower is None else lower.fit)
         except FitError:
             return None
+        warn_fit_quality(fit, f"2D f-test {f1} x {f2}")
         gof = goodness_of_fit(fit, data, seed=seed, n_toys=n_toys)
         p = None if lower is None else ftest_pvalue(lower.fit.nll, fit.nll, fit.n_params - lower.fit.n_params)
         nodes[key] = OrderResult(spec.order, fit, gof, p)
@@ -245,6 +259,7 @@ def ftest_table(results: dict[str, FamilyFTest]) -> list[dict[str, Any]]:
                 "gof_pvalue": float(f"{rec.gof.pvalue:.4g}"),
                 "gof_method": rec.gof.method,
                 "converged": rec.fit.valid,
+                "fit_ok": rec.fit.quality.ok,
                 "truncation": order == res.truncation_order,
                 "in_envelope": order in res.envelope_orders,
             })

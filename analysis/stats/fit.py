@@ -1,7 +1,10 @@
 """One maximum-likelihood fit entry for every workflow, with a fit-quality guard and robust retries.
 
-:func:`fit` minimises −2 ln L of a :class:`~analysis.stats.likelihood.Likelihood` with iminuit's MIGRAD
-(analytic gradient when JAX is there), computes the HESSE covariance and, when asked, MINOS intervals.
+:func:`fit` minimises −2 ln L of any likelihood following :class:`~analysis.stats.parametric.FittableLikelihood`
+— a pyhf model (:class:`~analysis.stats.likelihood.Likelihood`), an iminuit cost
+(:class:`~analysis.stats.parametric.CostLikelihood`) or a Python function
+(:class:`~analysis.stats.parametric.FunctionLikelihood`) — with iminuit's MIGRAD (analytic gradient when
+there is one), computes the HESSE covariance and, when asked, MINOS intervals.
 Every fit is judged (:class:`FitQuality`): valid minimum, EDM below goal, accurate positive-definite
 covariance, free parameters at a bound, and a free fit that ended where it started (the SLSQP failure
 mode of pyhf's default optimiser on nearly degenerate constraints).  A failed fit is retried with Minuit
@@ -15,13 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from iminuit import Minuit
 
 from analysis.stats.errors import StatsError
-from analysis.stats.likelihood import Likelihood
+
+if TYPE_CHECKING:  # the pyhf Likelihood is one implementation (importing it here would import pyhf for every fit)
+    from analysis.stats.parametric import FittableLikelihood
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +149,7 @@ def _at_bounds(values: np.ndarray, bounds: Sequence[tuple[float, float]], free: 
     return out
 
 
-def _stalled(lh: Likelihood, x0: np.ndarray, values: np.ndarray, free: np.ndarray, errors: np.ndarray,
+def _stalled(lh: FittableLikelihood, x0: np.ndarray, values: np.ndarray, free: np.ndarray, errors: np.ndarray,
              data: np.ndarray | None) -> bool:
     """−2 ln L fell by < 10⁻³ from the start although one uncertainty step along the slope would lower it by > 0.1."""
     if not free.any():
@@ -163,6 +168,14 @@ def _stalled(lh: Likelihood, x0: np.ndarray, values: np.ndarray, free: np.ndarra
             up[i] += h
             down[i] -= h
             g[i] = (lh.twice_nll(up, data) - lh.twice_nll(down, data)) / (2 * h)
+    # a start on a bound whose slope points out of the range is a constrained minimum, not a stall (KKT):
+    # keep only the components along which a step inside the range would lower −2 ln L
+    for i in np.flatnonzero(free):
+        lo, hi = lh.bounds[i]
+        width = hi - lo if np.isfinite(hi - lo) else max(abs(x0[i]), 1.0)
+        if (np.isfinite(lo) and x0[i] - lo <= 1e-6 * width and g[i] > 0) or \
+                (np.isfinite(hi) and hi - x0[i] <= 1e-6 * width and g[i] < 0):
+            g[i] = 0.0
     return bool(np.max(np.abs(g[free] * scale[free])) > 0.1)
 
 
@@ -177,7 +190,7 @@ class _Attempt:
         return float(self.m.fval) if self.m.fmin is not None else float("inf")
 
 
-def _minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None) -> Minuit:
+def _minuit(lh: FittableLikelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None) -> Minuit:
     d = lh.data if data is None else np.asarray(data, dtype=float)
     grad = (lambda p: lh.grad(p, d)) if lh.has_gradient else None
     m = Minuit(lambda p: lh.twice_nll(p, d), np.array(x0, dtype=float), grad=grad, name=lh.labels)
@@ -196,7 +209,7 @@ def _minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray 
     return m
 
 
-def _run_minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, strategy: int,
+def _run_minuit(lh: FittableLikelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, strategy: int,
                 hesse: bool) -> _Attempt:
     m = _minuit(lh, x0, fixed, data)
     m.strategy = strategy
@@ -206,7 +219,7 @@ def _run_minuit(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndar
     return _Attempt(f"minuit strategy {strategy}", m, "minuit")
 
 
-def _run_scipy(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, method: str,
+def _run_scipy(lh: FittableLikelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None, method: str,
                hesse: bool) -> _Attempt:
     """SciPy minimisation of the free parameters; uncertainties from Minuit's HESSE at the SciPy point."""
     from scipy.optimize import minimize
@@ -237,7 +250,7 @@ def _run_scipy(lh: Likelihood, x0: np.ndarray, fixed: np.ndarray, data: np.ndarr
     return a
 
 
-def _quality(lh: Likelihood, a: _Attempt, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None,
+def _quality(lh: FittableLikelihood, a: _Attempt, x0: np.ndarray, fixed: np.ndarray, data: np.ndarray | None,
              hesse: bool) -> tuple[np.ndarray, FitQuality]:
     m = a.m
     free = ~fixed
@@ -270,10 +283,10 @@ def _describe(q: FitQuality) -> list[str]:
     return out
 
 
-def _poi_start(lh: Likelihood, x0: np.ndarray, data: np.ndarray | None) -> np.ndarray | None:
+def _poi_start(lh: FittableLikelihood, x0: np.ndarray, data: np.ndarray | None) -> np.ndarray | None:
     """x0 with the POI moved to the observed-minus-expected yield over the POI-scaled yield (None if no POI)."""
     i = lh.poi_index
-    if i is None:
+    if i is None or not hasattr(lh, "expected_data"):  # needs expected yields (pyhf models)
         return None
     d = lh.main_data(data)
     nominal = lh.expected_data(x0, include_auxdata=False)
@@ -289,13 +302,13 @@ def _poi_start(lh: Likelihood, x0: np.ndarray, data: np.ndarray | None) -> np.nd
     return None if np.isclose(start[i], x0[i]) else start
 
 
-def fit(lh: Likelihood, *, init: Sequence[float] | None = None, fix: Mapping[int | str, float] | None = None,
+def fit(lh: FittableLikelihood, *, init: Sequence[float] | None = None, fix: Mapping[int | str, float] | None = None,
         data: Sequence[float] | None = None, optimizer: Optimizer = "minuit", minos: Sequence[int | str] = (),
         hesse: bool = True, strategy: int | None = None, retry: bool = True) -> FitResult:
     """Maximum-likelihood fit with the quality guard (see the module docstring).
 
     Args:
-        lh: the likelihood (model + observed data).
+        lh: the likelihood (model + observed data), any :class:`~analysis.stats.parametric.FittableLikelihood`.
         init: starting point, shape (n_par,) (default: the model's suggested init).
         fix: parameters (index or name) held at a value in addition to the model's fixed ones.
         data: fit these data instead of the observed ones (e.g. Asimov), shape (n_main + n_aux,).
@@ -407,7 +420,7 @@ def fit(lh: Likelihood, *, init: Sequence[float] | None = None, fix: Mapping[int
     return result
 
 
-def exact_covariance(lh: Likelihood, values: np.ndarray, fixed: np.ndarray,
+def exact_covariance(lh: FittableLikelihood, values: np.ndarray, fixed: np.ndarray,
                      data: np.ndarray | None = None) -> np.ndarray | None:
     """Covariance 2·H⁻¹ of the free parameters from the exact Hessian H of −2 ln L at ``values``.
 
@@ -440,7 +453,7 @@ def exact_covariance(lh: Likelihood, values: np.ndarray, fixed: np.ndarray,
     return cov
 
 
-def _index(lh: Likelihood, key: int | str) -> int:
+def _index(lh: FittableLikelihood, key: int | str) -> int:
     if isinstance(key, (int, np.integer)):
         if not 0 <= int(key) < lh.n_pars:
             raise StatsError(f"parameter index {key} out of range (model has {lh.n_pars} parameters)")
@@ -456,7 +469,7 @@ def _short_list(names: Sequence[str], n: int = 12) -> str:
     return ", ".join(names[:n]) + (f", … ({len(names)} in total)" if len(names) > n else "")
 
 
-def run_minos(lh: Likelihood, result: FitResult, params: Sequence[int | str], *, data: np.ndarray | None = None,
+def run_minos(lh: FittableLikelihood, result: FitResult, params: Sequence[int | str], *, data: np.ndarray | None = None,
               minuit: Minuit | None = None) -> dict[str, tuple[float, float]]:
     """MINOS (asymmetric, Δ(−2 ln L) = 1) errors of ``params`` at ``result``'s minimum, stored in ``result.minos``.
 

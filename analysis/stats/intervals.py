@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from analysis.stats.fit import FitResult, fit
-from analysis.stats.likelihood import Likelihood
+from analysis.stats.parametric import FittableLikelihood as Likelihood  # any core likelihood (pyhf, iminuit cost, function)
 
 DISAGREEMENT = 0.20  # |MINOS − HESSE| / HESSE above which the console and results say so
 
