@@ -19,6 +19,7 @@ from analysis.errors import AnalysisError
 from analysis.resonance.bkgfit import BinnedData, FitError, FitResult, SBFit, binned_data, fit_sb
 from analysis.resonance.families import DEFAULT_FAMILIES, NEEDS_POSITIVE_RANGE, BinGrid, canonical_family, make_grid
 from analysis.resonance.ftest import FamilyFTest, best_of, ftest_family
+from analysis.stats.fit import QualityTally
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Envelope:
     skipped_families: dict[str, str] = field(default_factory=dict)
     gof_fallback: bool = False
     data: BinnedData | None = field(default=None, repr=False)
+    tally: QualityTally = field(default_factory=QualityTally, repr=False)
     _sb_cache: dict[tuple, dict[str, SBFit]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -108,6 +110,7 @@ class Envelope:
                 norm0 = max(total - mu0 * float(signal.sum()), 1.0)
                 fit = fit_sb(fn.spec, grid, counts, signal, start_params=fn.params, start_norm=norm0,
                              start_mu=mu0, mu_bounds=mu_bounds)
+                self.tally.record(fit.core, f"{fn.name} free mu")
                 if best is None or (fit.valid, -fit.nll) > (best.valid, -best.nll + 1e-6):
                     best = fit
             out[fn.name] = best
@@ -127,6 +130,7 @@ class Envelope:
         for params, norm0 in starts:
             fit = fit_sb(fn.spec, grid, counts, signal, start_params=params, start_norm=max(norm0, 1.0),
                          start_mu=mu, mu_bounds=bounds, fix_mu=mu)
+            self.tally.record(fit.core, f"{fn.name} fixed mu={mu:.4g}")
             if best is None or fit.nll < best.nll - 1e-9:
                 best = fit
         return best

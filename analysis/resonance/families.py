@@ -8,7 +8,12 @@ and makes order n+1 contain order n exactly (the new component enters with fract
 Variables used by the shapes (x is the observable, ``lo``/``hi`` the fit range):
   t = (x - lo) / (hi - lo) ∈ [0, 1]      exponentials (slopes a_i per unit of t) and Bernstein polynomials
   u = x / lo ≥ 1                          power laws u^p_i and Laurent terms u^(-4), u^(-5), u^(-3), ...
-  z = x / sqrt_s                          dijet: (1 - z)^p1 · z^-(p2 + p3 ln z + p4 ln² z)
+  z = x / sqrt_s                          dijet: (1 - z)^p1 · z^-(p2 + p3 ln z + p4 ln² z), with √s of the data
+                                          (the search takes it from its config's sqrt_s_tev)
+  t as above                              expopoly: exp(a1 t + a2 t² + a3 t³) (the search's "expo2")
+
+This is the one catalogue of background functions: the f-test/envelope use the families at their orders and the
+diphoton search names a few of them (:data:`SEARCH_FUNCTIONS`: expo, powerlaw, dijet2, expo2, dijet3).
 
 Orders follow flashggFinalFit: the order is the number of free shape parameters; exponential and power-law
 sums exist at odd orders only (k components: k slopes + k-1 fractions = 2k-1).
@@ -30,10 +35,12 @@ FAMILY_ALIASES = {
     "laurent": "laurent", "lau": "laurent",
     "powerlaw": "powerlaw", "pow": "powerlaw", "power": "powerlaw", "power_law": "powerlaw",
     "dijet": "dijet",
+    "expopoly": "expopoly", "exppoly": "expopoly",
 }
 DEFAULT_FAMILIES = ("exponential", "bernstein", "laurent", "powerlaw")
-ALL_FAMILIES = DEFAULT_FAMILIES + ("dijet",)
-SHORT_NAMES = {"exponential": "exp", "bernstein": "bern", "laurent": "lau", "powerlaw": "pow", "dijet": "dijet"}
+ALL_FAMILIES = DEFAULT_FAMILIES + ("dijet", "expopoly")
+SHORT_NAMES = {"exponential": "exp", "bernstein": "bern", "laurent": "lau", "powerlaw": "pow", "dijet": "dijet",
+               "expopoly": "expopoly"}
 FRACTION_EPS = 0.02  # fraction a new mixture component starts with when embedding a lower order
 
 
@@ -368,12 +375,42 @@ def dijet(order: int, sqrt_s: float = DIJET_SQRT_S_GEV) -> FunctionSpec:
                         spec.weights, random_start, embed)
 
 
+def expopoly(order: int) -> FunctionSpec:
+    """Exponential of a polynomial, exp(a1 t + … + a_n t^n), t = (x - lo)/(hi - lo); order n uses a1..an.
+
+    Order 1 is exponential(1); order 2 is the search's "expo2" (a Gaussian-like curvature of the log-slope)."""
+    if not 1 <= order <= 3:
+        raise AnalysisError(f"expopoly: order must be 1..3 (got {order})")
+    names = tuple(f"a{i}" for i in range(1, order + 1))
+    bounds = ((-80.0, 30.0),) + ((-60.0, 60.0),) * (order - 1)
+    default = (-4.0,) + (0.0,) * (order - 1)
+    powers = np.arange(1, order + 1, dtype=float)[:, None]
+
+    def component_logs(p: np.ndarray, x: np.ndarray, grid: BinGrid) -> np.ndarray:
+        t = _t(x, grid)
+        return (np.asarray(p, dtype=float) @ (t[None, :] ** powers))[None, :]
+
+    def random_start(rng: np.random.Generator) -> np.ndarray:
+        return np.concatenate([[rng.uniform(-30.0, 3.0)], rng.uniform(-3.0, 3.0, order - 1)])
+
+    spec = FunctionSpec("expopoly", order, names, bounds, default, component_logs, lambda p: np.ones(1), random_start)
+
+    def embed(lower: FunctionSpec, params: np.ndarray) -> np.ndarray:
+        start = _embed_by_name(spec, lower, params)
+        if lower.family == "exponential" and lower.order == 1:
+            start[0] = float(params[0])
+        return start
+
+    return FunctionSpec("expopoly", order, names, bounds, default, component_logs, spec.weights, random_start, embed)
+
+
 FAMILY_BUILDERS: dict[str, Callable[[int], FunctionSpec]] = {
     "exponential": exponential,
     "bernstein": bernstein,
     "laurent": laurent,
     "powerlaw": powerlaw,
     "dijet": dijet,
+    "expopoly": expopoly,
 }
 FAMILY_ORDERS: dict[str, tuple[int, ...]] = {
     "exponential": (1, 3, 5, 7),
@@ -381,6 +418,7 @@ FAMILY_ORDERS: dict[str, tuple[int, ...]] = {
     "laurent": (1, 2, 3, 4, 5),
     "powerlaw": (1, 3, 5, 7),
     "dijet": (1, 2, 3, 4),
+    "expopoly": (1, 2, 3),
 }
 NEEDS_POSITIVE_RANGE = {"laurent", "powerlaw", "dijet"}
 
@@ -399,12 +437,37 @@ def family_orders(family: str, max_order: int | None = None) -> tuple[int, ...]:
     return tuple(o for o in orders if max_order is None or o <= max_order)
 
 
-def get_function(family: str, order: int) -> FunctionSpec:
-    """The function of ``family`` at ``order``."""
+def get_function(family: str, order: int, sqrt_s: float | None = None) -> FunctionSpec:
+    """The function of ``family`` at ``order``; ``sqrt_s`` [GeV] sets the dijet variable z = x/√s
+    (default :data:`DIJET_SQRT_S_GEV`; other families do not depend on it)."""
     fam = canonical_family(family)
     if order not in FAMILY_ORDERS[fam] and not (fam == "bernstein" and order == 0):
         raise AnalysisError(f"{fam}: order {order} not available (orders {FAMILY_ORDERS[fam]})")
+    if fam == "dijet" and sqrt_s is not None:
+        if not (np.isfinite(sqrt_s) and sqrt_s > 0):
+            raise AnalysisError(f"dijet: √s must be a positive number of GeV (got {sqrt_s})")
+        return dijet(order, float(sqrt_s))
     return FAMILY_BUILDERS[fam](order)
+
+
+# the diphoton search's function names (search.yml background/function) in the one catalogue, in the order of
+# complexity in which the search tries them on simulation
+SEARCH_FUNCTIONS: dict[str, tuple[str, int]] = {
+    "expo": ("exponential", 1),
+    "powerlaw": ("powerlaw", 1),
+    "dijet2": ("dijet", 2),
+    "expo2": ("expopoly", 2),
+    "dijet3": ("dijet", 3),
+}
+SEARCH_ORDER = tuple(SEARCH_FUNCTIONS)
+
+
+def search_function(name: str, sqrt_s: float | None = None) -> FunctionSpec:
+    """The search's function ``name`` (``expo``, ``powerlaw``, ``dijet2``, ``expo2``, ``dijet3``) at √s [GeV]."""
+    if name not in SEARCH_FUNCTIONS:
+        raise AnalysisError(f"unknown search background function {name!r}; choose from {', '.join(SEARCH_ORDER)}")
+    family, order = SEARCH_FUNCTIONS[name]
+    return get_function(family, order, sqrt_s)
 
 
 def product(first: FunctionSpec, second: FunctionSpec) -> FunctionSpec:

@@ -1,57 +1,39 @@
 """Binned Poisson S+B likelihood with a parametric falling background, profile-likelihood scans and measurement.
 
 Model per bin i: ν_i = μ·s_i(m_X) + b_i(θ), with μ the signal cross-section in pb and s_i the expected
-signal counts per pb. The background is N·∫_bin f / ∫_range f for a smooth family f; bins outside
-``mask`` (e.g. the blinded window) do not enter the likelihood.
+signal counts per pb. The background is N·∫_bin f / ∫_range f for a function f of the one background
+catalogue (:mod:`analysis.resonance.families`); bins outside ``mask`` (e.g. the blinded window) do not enter
+the likelihood.  Every fit goes through :func:`analysis.stats.fit.fit` (quality guard, retries).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from iminuit import Minuit
 from scipy import stats
 
 from analysis.errors import AnalysisError
+from analysis.resonance.bkgfit import _quiet_minuit as quiet_minuit
+from analysis.resonance.families import SEARCH_ORDER, FunctionSpec, make_grid, search_function
 from analysis.stats.asymptotics import asimov_z, z_from_p  # noqa: F401  (re-exported: one formula catalogue)
+from analysis.stats.fit import FitQuality, QualityTally
+from analysis.stats.fit import FitResult as CoreFitResult
+from analysis.stats.fit import fit as core_fit
 from analysis.stats.gof import poisson_deviance
+from analysis.stats.parametric import FunctionLikelihood
 
-SQRT_S_GEV = 14000.0
-
-
-@dataclass(frozen=True)
-class Family:
-    """One background function: log f(m; p) with starting values."""
-
-    name: str
-    start: tuple[float, ...]
-    logf: Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-    @property
-    def npar(self) -> int:
-        """Number of shape parameters (the normalisation is extra)."""
-        return len(self.start)
+log = logging.getLogger(__name__)
+FAMILY_ORDER = SEARCH_ORDER  # the search's functions, simplest first (defined in the one catalogue, families.py)
 
 
-def _x(m: np.ndarray) -> np.ndarray:
-    return m / SQRT_S_GEV
-
-
-FAMILIES: dict[str, Family] = {
-    "powerlaw": Family("powerlaw", (4.0,), lambda m, p: -p[0] * np.log(_x(m))),
-    "expo": Family("expo", (-8.0,), lambda m, p: p[0] * _x(m) * 10.0),
-    "dijet2": Family("dijet2", (5.0, 4.0), lambda m, p: p[0] * np.log1p(-_x(m)) - p[1] * np.log(_x(m))),
-    "expo2": Family("expo2", (-10.0, 1.0), lambda m, p: 10 * p[0] * _x(m) + 100 * p[1] * _x(m) ** 2),
-    "dijet3": Family(
-        "dijet3", (5.0, 4.0, 0.0),
-        lambda m, p: p[0] * np.log1p(-_x(m)) - (p[1] + p[2] * np.log(_x(m))) * np.log(_x(m)),
-    ),
-}
-# order of complexity for the choice on simulation
-FAMILY_ORDER = ("expo", "powerlaw", "dijet2", "expo2", "dijet3")
+def search_family(name: str, sqrt_s_gev: float | None = None) -> FunctionSpec:
+    """The search's background function ``name`` from the catalogue; the dijet variable z = m/√s uses the data's
+    √s in GeV (the search passes its config's ``sqrt_s_tev``)."""
+    return search_function(name, sqrt_s_gev)
 
 
 class Profiler(Protocol):
@@ -65,71 +47,114 @@ class Profiler(Protocol):
 
 
 @dataclass
-class FitResult:
-    """Best-fit values of one likelihood fit."""
+class ParametricFit:
+    """A typed view of the core's fit result over (μ, ln N, θ) of :class:`ParametricModel`."""
 
-    mu: float
-    mu_err: float
-    theta: np.ndarray
-    nll: float
-    valid: bool
+    core: CoreFitResult
+
+    @property
+    def mu(self) -> float:
+        """Signal strength (pb); the fixed value for fixed-μ fits."""
+        return float(self.core.bestfit[0])
+
+    @property
+    def mu_err(self) -> float:
+        """HESSE uncertainty of μ (0 for fixed-μ fits)."""
+        return float(self.core.uncertainty[0])
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Background parameters (ln N, shape…)."""
+        return self.core.bestfit[1:]
+
+    @property
+    def twice_nll(self) -> float:
+        """−2 ln L at the minimum (up to a data-only constant)."""
+        return float(self.core.twice_nll)
+
+    @property
+    def valid(self) -> bool:
+        """Minuit reported a valid minimum."""
+        return self.core.quality.valid
+
+    @property
+    def quality(self) -> FitQuality:
+        """The core's fit-quality record."""
+        return self.core.quality
 
 
 @dataclass
 class ParametricModel:
-    """Binned Poisson likelihood with one background family over ``edges``; ``mask`` selects the bins used."""
+    """Binned Poisson likelihood with one background function over ``edges``; ``mask`` selects the bins used.
+
+    Background per bin: N·(bin integral of f)/(integral over the whole range), θ = (ln N, shape parameters of
+    the catalogue function ``family``).  Every fit is :func:`analysis.stats.fit.fit` on a
+    :class:`~analysis.stats.parametric.FunctionLikelihood` over (μ, ln N, shape), μ fixed unless fitted."""
 
     edges: np.ndarray
-    family: Family
+    family: FunctionSpec
     mask: np.ndarray | None = None
     theta0: np.ndarray | None = None
-    _nodes: np.ndarray = field(init=False, repr=False)
+    name: str | None = None
+    tally: QualityTally = field(default_factory=QualityTally, repr=False)
     _cache: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.edges = np.asarray(self.edges, dtype=float)
         nb = len(self.edges) - 1
         self.mask = np.ones(nb, bool) if self.mask is None else np.asarray(self.mask, bool)
-        # Simpson nodes (5 per bin) for the bin integrals of f
-        lo, hi = self.edges[:-1], self.edges[1:]
-        frac = np.linspace(0.0, 1.0, 5)
-        self._nodes = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
-        self._simpson = np.array([1, 4, 2, 4, 1], float) / 12.0 * (hi - lo)[:, None]
+        self._grid = make_grid(self.edges)  # fractions normalised over the whole range (the mask is the likelihood's)
+        self.name = self.name or self.family.name
 
     @property
-    def name(self) -> str:
-        """Name of the background family."""
-        return self.family.name
+    def npar(self) -> int:
+        """Number of shape parameters (the normalisation is extra)."""
+        return self.family.n_params
 
     def shape(self, p: np.ndarray) -> np.ndarray:
         """Bin fractions of the background (sum to 1 over all bins of the range)."""
-        logf = self.family.logf(self._nodes, p)
-        logf = logf - np.max(logf)
-        integ = np.sum(np.exp(logf) * self._simpson, axis=1)
-        return integ / np.sum(integ)
+        return self.family.bin_fractions(np.asarray(p, dtype=float), self._grid)
 
     def background(self, theta: np.ndarray) -> np.ndarray:
         """Expected background per bin; theta = (ln N, shape...)."""
         return np.exp(theta[0]) * self.shape(np.asarray(theta[1:]))
 
     def _nll(self, counts: np.ndarray, signal: np.ndarray | None, mu: float, theta: np.ndarray) -> float:
+        """Σ (ν − n ln ν) over the used bins (−ln L up to a constant)."""
         nu = self.background(theta)
         if signal is not None:
             nu = nu + mu * signal
         m = self.mask
         nu_m, n_m = nu[m], counts[m]
+        if not np.all(np.isfinite(nu_m)):
+            return float("nan")
         bad = nu_m <= 1e-12
         if np.any(bad):  # keep the minimiser away from unphysical negative expectations
             return float(1e12 * (1.0 + np.sum(1e-12 - nu_m[bad])))
         return float(np.sum(nu_m - n_m * np.log(nu_m)))
 
     def start(self, counts: np.ndarray) -> np.ndarray:
-        """Starting parameters: stored theta0 or family defaults with the observed normalisation."""
+        """Starting parameters: stored theta0 or the function's defaults with the observed normalisation."""
         if self.theta0 is not None:
             return np.array(self.theta0, float)
-        p = np.array(self.family.start, float)
+        p = np.array(self.family.default, float)
         frac = self.shape(p)[self.mask].sum()
         return np.concatenate([[np.log(max(counts[self.mask].sum(), 1.0) / max(frac, 1e-12))], p])
+
+    def likelihood(self, counts: np.ndarray, signal: np.ndarray | None = None,
+                   mu_bounds: tuple[float, float] = (-np.inf, np.inf)) -> FunctionLikelihood:
+        """−2 ln L(μ, ln N, θ) of ``counts`` as a core likelihood (μ is the POI; without signal it has no effect)."""
+        counts = np.asarray(counts, float)
+        sig = None if signal is None else np.asarray(signal, float)
+        spec = self.family
+
+        def twice_nll(x: np.ndarray, _data: object = None) -> float:
+            return 2.0 * self._nll(counts, sig, x[0], x[1:])
+
+        lo, hi = float(mu_bounds[0]), float(mu_bounds[1])
+        init = np.concatenate([[float(np.clip(0.0, lo, hi))], self.start(counts)])
+        return FunctionLikelihood(twice_nll, ("mu", "log_norm") + spec.param_names, init,
+                                  bounds=((lo, hi), (-np.inf, np.inf)) + spec.bounds, poi="mu")
 
     def fit(
         self,
@@ -138,32 +163,23 @@ class ParametricModel:
         mu: float | None = 0.0,
         mu_bounds: tuple[float, float] = (-np.inf, np.inf),
         theta_start: np.ndarray | None = None,
-    ) -> FitResult:
-        """Minimise the NLL; ``mu=None`` floats the signal strength (pb), else it is fixed."""
-        counts = np.asarray(counts, float)
-        th0 = self.start(counts) if theta_start is None else np.asarray(theta_start, float)
+        minos: bool = False,
+    ) -> ParametricFit:
+        """Minimise −2 ln L with :func:`analysis.stats.fit.fit`; ``mu=None`` floats the signal strength (pb, HESSE
+        error, MINOS interval when ``minos``), else it is fixed.  The result's quality is tallied in ``self.tally``."""
         float_mu = mu is None and signal is not None
-        npar = len(th0)
-
-        def f(x: np.ndarray) -> float:
-            if float_mu:
-                return self._nll(counts, signal, x[0], x[1:])
-            return self._nll(counts, signal, 0.0 if mu is None else mu, x)
-
-        x0 = np.concatenate([[0.0], th0]) if float_mu else th0
-        m = Minuit(f, x0)
-        m.errordef = Minuit.LIKELIHOOD
-        m.strategy = 1
-        if float_mu:
-            m.limits[0] = mu_bounds
-        m.migrad(ncall=4000)
-        if not m.valid:
-            m.migrad(ncall=8000)
-        vals = np.array(m.values)
-        mu_hat, mu_err = (float(vals[0]), float(m.errors[0])) if float_mu else (float(mu or 0.0), 0.0)
-        theta = vals[1:] if float_mu else vals
-        assert len(theta) == npar
-        return FitResult(mu_hat, mu_err, theta, float(m.fval), bool(m.valid))
+        fixed_mu = 0.0 if mu is None else float(mu)
+        if not float_mu:
+            mu_bounds = (min(fixed_mu, -1.0), max(fixed_mu, 1.0)) if not np.isfinite(mu_bounds).all() else mu_bounds
+        lh = self.likelihood(counts, signal, mu_bounds)
+        th0 = self.start(np.asarray(counts, float)) if theta_start is None else np.asarray(theta_start, float)
+        th0 = np.concatenate([th0[:1], self.family._clip(th0[1:])])
+        x0 = np.concatenate([[float(np.clip(0.0, *mu_bounds)) if float_mu else fixed_mu], th0])
+        with quiet_minuit():
+            r = core_fit(lh, init=x0, fix=None if float_mu else {0: fixed_mu}, hesse=float_mu,
+                         minos=("mu",) if float_mu and minos else ())
+        self.tally.record(r, f"{self.name} {'free' if float_mu else f'fixed mu={fixed_mu:.4g}'}")
+        return ParametricFit(r)
 
     # --- Profiler protocol -------------------------------------------------------------------------
     def bonly_theta(self, counts: np.ndarray) -> np.ndarray:
@@ -177,13 +193,13 @@ class ParametricModel:
     def profile_nll(self, counts: np.ndarray, signal: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """−2lnL minimised over the background parameters at each fixed μ (same convention as the envelope)."""
         start = self.bonly_theta(counts)
-        return np.array([2.0 * self.fit(counts, signal, float(x), theta_start=start).nll for x in np.atleast_1d(mu)])
+        return np.array([self.fit(counts, signal, float(x), theta_start=start).twice_nll for x in np.atleast_1d(mu)])
 
     def fit_mu(self, counts: np.ndarray, signal: np.ndarray, mu_bounds: tuple[float, float]) -> tuple[float, float, str]:
         """Best-fit μ and its HESSE error with the background profiled."""
         start = self.bonly_theta(counts)
         r = self.fit(counts, signal, None, mu_bounds=mu_bounds, theta_start=start)
-        return r.mu, r.mu_err, self.family.name
+        return r.mu, r.mu_err, self.name
 
 
 def goodness_of_fit(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, npar: int) -> tuple[float, int, float]:
@@ -194,14 +210,16 @@ def goodness_of_fit(counts: np.ndarray, expected: np.ndarray, mask: np.ndarray, 
 
 
 def choose_family(edges: np.ndarray, counts: np.ndarray, mask: np.ndarray | None = None,
-                  candidates: tuple[str, ...] = FAMILY_ORDER, pvalue: float = 0.05) -> tuple[str, list[dict]]:
+                  candidates: tuple[str, ...] = FAMILY_ORDER, pvalue: float = 0.05,
+                  sqrt_s_gev: float | None = None) -> tuple[str, list[dict]]:
     """Simplest family whose fit to (unweighted) simulation has goodness-of-fit p ≥ ``pvalue`` (else best p)."""
     report = []
     for name in candidates:
-        model = ParametricModel(edges, FAMILIES[name], mask)
+        model = ParametricModel(edges, search_family(name, sqrt_s_gev), mask, name=name)
         r = model.fit(counts)
-        dev, ndof, p = goodness_of_fit(np.asarray(counts, float), model.background(r.theta), model.mask, FAMILIES[name].npar)
-        report.append({"family": name, "deviance": dev, "ndof": ndof, "pvalue": p, "valid": r.valid})
+        dev, ndof, p = goodness_of_fit(np.asarray(counts, float), model.background(r.theta), model.mask, model.npar)
+        report.append({"family": name, "deviance": dev, "ndof": ndof, "pvalue": p, "valid": r.valid,
+                       "fit_quality": r.quality.to_dict()})
     ok = [r for r in report if r["pvalue"] >= pvalue and r["valid"]]
     chosen = ok[0]["family"] if ok else max(report, key=lambda r: r["pvalue"])["family"]
     return chosen, report

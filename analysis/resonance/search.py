@@ -180,7 +180,8 @@ def _make_profiler(cfg: SearchConfig, edges: np.ndarray, counts: np.ndarray, fam
                    theta0: np.ndarray) -> tuple[lk.Profiler, dict]:
     """Parametric model (default) or the discrete-profiling envelope of analysis.resonance.envelope."""
     if cfg.model == "parametric":
-        return lk.ParametricModel(edges, lk.FAMILIES[family], None, theta0=theta0), {"model": "parametric", "function": family}
+        spec = lk.search_family(family, cfg.sqrt_s_tev * 1000.0)
+        return lk.ParametricModel(edges, spec, None, theta0=theta0, name=family), {"model": "parametric", "function": family}
     try:
         from analysis.resonance.envelope import build_envelope
     except ImportError as err:
@@ -239,8 +240,10 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     bkg_hist = process_events(bkg_events, DiphotonProcessor(edges, weight=1.0, selection=selection, keep_arrays=False))["hist"]
     bkg_counts_sim = bkg_hist.values()
     lk.require_positive(bkg_counts_sim, str(cfg.bkg_file))
-    family, fam_report = lk.choose_family(edges, bkg_counts_sim) if cfg.function is None else (cfg.function, [])
-    sim_model = lk.ParametricModel(edges, lk.FAMILIES[family])
+    sqrt_s_gev = cfg.sqrt_s_tev * 1000.0  # the dijet functions' z = m/√s uses the data's √s (config sqrt_s_tev)
+    family, fam_report = (lk.choose_family(edges, bkg_counts_sim, sqrt_s_gev=sqrt_s_gev) if cfg.function is None
+                          else (cfg.function, []))
+    sim_model = lk.ParametricModel(edges, lk.search_family(family, sqrt_s_gev), name=family)
     spurious = []
     for m in cfg.signal_samples:
         tmpl = smodel.template(m, edges) / w_bkg  # signal in simulated-event units: μ stays in pb
@@ -257,11 +260,13 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
     centers = 0.5 * (edges[1:] + edges[:-1])
     side = np.ones(len(centers), bool) if blind is None else ~((centers > blind[0]) & (centers < blind[1]))
     lk.require_positive(counts[side], str(cfg.data_file))
-    bfit_model = lk.ParametricModel(edges, lk.FAMILIES[family], side)
+    bfit_model = lk.ParametricModel(edges, lk.search_family(family, sqrt_s_gev), side, name=family)
     bfit = bfit_model.fit(counts)
     b_exp = bfit_model.background(bfit.theta)
-    dev, ndof, pgof = lk.goodness_of_fit(counts, b_exp, side, lk.FAMILIES[family].npar)
+    dev, ndof, pgof = lk.goodness_of_fit(counts, b_exp, side, bfit_model.npar)
     details["background_fit"] = {"function": family, "theta": bfit.theta.tolist(), "valid": bfit.valid,
+                                 "theta_names": ["log_norm", *bfit_model.family.param_names],
+                                 "fit_quality": bfit.quality.to_dict(),
                                  "sideband_only": blind is not None, "deviance": dev, "ndof": ndof, "pvalue": pgof,
                                  "blind_window_gev": None if blind is None else list(blind),
                                  "data_events_selected_fit_bins": float(counts[side].sum())}
@@ -329,6 +334,7 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                                                      for t, sa, bd in zip(templates, sig_a, bounds)])
         limits["observed_pb"] = [o["limit"] for o in obs]
 
+    details["fit_quality"] = _fit_quality(bfit, sim_model, profiler)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (out / "details.json").write_text(json.dumps(details, indent=2, default=_json_default))
     if make_plots:
@@ -340,6 +346,28 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                        scan=scan, limits=limits, results=results, meas=meas, profiler=profiler, bounds=bounds)
     write_search_report(out, wall_time_s=time.perf_counter() - t0)
     return results
+
+
+def _fit_quality(bfit: lk.ParametricFit, sim_model: lk.ParametricModel, profiler: lk.Profiler) -> dict[str, Any]:
+    """The ``fit_quality`` block of details.json (every fit went through the statistics core's guard); one
+    warning line per group of fits that failed it."""
+    block: dict[str, Any] = {"background_fit": bfit.quality.to_dict(),
+                             "spurious_signal_fits": sim_model.tally.to_dict()}
+    tally = getattr(profiler, "tally", None)
+    if tally is not None:
+        block["signal_plus_background_fits"] = tally.to_dict()
+    if not bfit.quality.ok:
+        log.warning("background fit to data: fit quality not ok: %s", "; ".join(bfit.quality.warnings)
+                    or f"covariance {bfit.quality.covariance}")
+    for key in ("spurious_signal_fits", "signal_plus_background_fits"):
+        rec = block.get(key)
+        if rec and rec["n_not_ok"]:
+            first = rec["examples"][0]
+            log.warning("%s: %d of %d fits failed the fit-quality guard (first: %s: %s)", key.replace("_", " "),
+                        rec["n_not_ok"], rec["n_fits"], first["fit"], "; ".join(first["warnings"]) or first["covariance"])
+    block["ok"] = bool(bfit.quality.ok and all(block[k]["ok"] for k in block if isinstance(block[k], dict)
+                                               and "n_not_ok" in block[k]))
+    return block
 
 
 def _json_default(obj: Any) -> Any:

@@ -6,13 +6,18 @@ analytic, so binned templates are exact bin integrals.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
-from iminuit import Minuit
 from scipy.special import erf
 
 from analysis.errors import AnalysisError
+from analysis.resonance.bkgfit import _quiet_minuit as quiet_minuit
+from analysis.stats.fit import fit
+from analysis.stats.parametric import FunctionLikelihood
+
+log = logging.getLogger(__name__)
 
 PARAMS = ("mean", "sigma", "alpha_l", "n_l", "alpha_r", "n_r")
 _SQ2 = np.sqrt(2.0)
@@ -73,7 +78,9 @@ def dscb_cdf(m: np.ndarray, mean: float, sigma: float, al: float, nl: float, ar:
 
 
 def fit_dscb(masses: np.ndarray, nominal: float, window: float = 0.35) -> dict[str, float]:
-    """Unbinned ML fit of a DSCB to (unweighted) signal m_γγ values within ±window·nominal."""
+    """Unbinned ML fit of a DSCB to (unweighted) signal m_γγ values within ±window·nominal, through the statistics
+    core (:func:`analysis.stats.fit.fit`: quality guard and retries; a failed guard is a warning and is recorded
+    in the returned ``fit_quality``)."""
     lo, hi = nominal * (1 - window), nominal * (1 + window)
     x = np.asarray(masses, float)
     x = x[(x > lo) & (x < hi)]
@@ -82,23 +89,21 @@ def fit_dscb(masses: np.ndarray, nominal: float, window: float = 0.35) -> dict[s
     med = float(np.median(x))
     sig0 = float(0.5 * (np.percentile(x, 84) - np.percentile(x, 16)))
 
-    def nll(mean: float, sigma: float, al: float, nl: float, ar: float, nr: float) -> float:
+    def twice_nll(p: np.ndarray, _data: object = None) -> float:
+        mean, sigma, al, nl, ar, nr = p
         norm = sigma * _total_t(al, nl, ar, nr) * (dscb_cdf(hi, mean, sigma, al, nl, ar, nr) - dscb_cdf(lo, mean, sigma, al, nl, ar, nr))
-        return float(-np.sum(dscb_logpdf_unnorm(x, mean, sigma, al, nl, ar, nr)) + len(x) * np.log(norm))
+        return float(2.0 * (-np.sum(dscb_logpdf_unnorm(x, mean, sigma, al, nl, ar, nr)) + len(x) * np.log(norm)))
 
-    m = Minuit(nll, mean=med, sigma=sig0, al=1.5, nl=5.0, ar=1.5, nr=5.0)
-    m.errordef = Minuit.LIKELIHOOD
-    m.limits["sigma"] = (0.2 * sig0, 5 * sig0)
-    m.limits["mean"] = (med - 3 * sig0, med + 3 * sig0)
-    for a in ("al", "ar"):
-        m.limits[a] = (0.3, 6.0)
-    for n in ("nl", "nr"):
-        m.limits[n] = (1.05, 100.0)
-    m.migrad(ncall=10000)
-    m.hesse()
-    vals = dict(zip(PARAMS, map(float, m.values)))
-    errs = {f"{k}_err": float(e) for k, e in zip(PARAMS, m.errors)}
-    return {**vals, **errs, "n_fit": int(len(x)), "valid": bool(m.valid)}
+    lh = FunctionLikelihood(twice_nll, PARAMS, [med, sig0, 1.5, 5.0, 1.5, 5.0],
+                            bounds=[(med - 3 * sig0, med + 3 * sig0), (0.2 * sig0, 5 * sig0), (0.3, 6.0), (1.05, 100.0),
+                                    (0.3, 6.0), (1.05, 100.0)])
+    with quiet_minuit():
+        r = fit(lh)
+    if not r.quality.ok:
+        log.warning("signal %g GeV: DSCB fit quality: %s", nominal, "; ".join(r.quality.warnings) or r.quality.covariance)
+    vals = dict(zip(PARAMS, map(float, r.bestfit)))
+    errs = {f"{k}_err": float(e) for k, e in zip(PARAMS, r.uncertainty)}
+    return {**vals, **errs, "n_fit": int(len(x)), "valid": bool(r.quality.valid), "fit_quality": r.quality.to_dict()}
 
 
 @dataclass

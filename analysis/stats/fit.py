@@ -125,6 +125,27 @@ class FitResult:
                                         {k: tuple(v) for k, v in self.minos.items()})
 
 
+@dataclass
+class QualityTally:
+    """Fit-quality record of the many fits behind a scan: how many, how many failed the guard, and examples."""
+
+    n_fits: int = 0
+    n_not_ok: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+    def record(self, result: FitResult, context: str) -> None:
+        """Count one core fit result; keep the first few that are not ok (with ``context``)."""
+        self.n_fits += 1
+        if not result.quality.ok:
+            self.n_not_ok += 1
+            if len(self.examples) < 5:
+                self.examples.append({"fit": context, **result.quality.to_dict()})
+
+    def to_dict(self) -> dict:
+        """JSON-ready ``fit_quality`` summary."""
+        return {"n_fits": self.n_fits, "n_not_ok": self.n_not_ok, "ok": self.n_not_ok == 0, "examples": list(self.examples)}
+
+
 def _covariance_status(m: Minuit) -> str:
     fmin = m.fmin
     if fmin is None or m.covariance is None:

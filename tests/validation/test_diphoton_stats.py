@@ -15,13 +15,16 @@ from analysis.resonance import limits as lim
 from analysis.resonance.signal_model import SignalModel
 
 EDGES = np.arange(300.0, 1510.0, 10.0)
-TRUE_THETA = np.array([np.log(2000.0), 4.6])
+# (ln N, p) of the catalogue's power law (m/m_lo)^p: the same truth m^-4.6 as before the background tables were
+# merged (the search's old table wrote it as x^-p with p = +4.6, x = m/√s)
+TRUE_THETA = np.array([np.log(2000.0), -4.6])
+POWERLAW = lk.search_family("powerlaw")
 GRID = np.arange(500.0, 1001.0, 20.0)
 
 
 def truth_model() -> tuple[lk.ParametricModel, np.ndarray, SignalModel]:
     """True background expectation and a Gaussian-core signal model (8.5 selected events per pb)."""
-    model = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"])
+    model = lk.ParametricModel(EDGES, POWERLAW)
     b = model.background(TRUE_THETA)
     masses = np.array([500.0, 750.0, 1000.0])
     params = {"mean": masses, "sigma": np.full(3, 30.0), "alpha_l": np.full(3, 5.0), "n_l": np.full(3, 10.0),
@@ -47,7 +50,7 @@ def test_background_only_universes_look_elsewhere() -> None:
     zmax, ups = [], []
     for _ in range(40):
         counts = rng.poisson(b).astype(float)
-        prof = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"], theta0=TRUE_THETA)
+        prof = lk.ParametricModel(EDGES, POWERLAW, theta0=TRUE_THETA)
         scan = lk.q0_scan(prof, counts, templates, bounds)
         zmax.append(scan["z_local"].max())
         ups.append(lk.upcrossings(scan["z_local"], 1.0))
@@ -72,7 +75,7 @@ def test_weak_signal_limit_coverage() -> None:
     m_true = 760.0
     t = signal.template(m_true, EDGES)
     bounds = tuple(lk.mu_bounds_for(b, t[None, :], np.ones(len(b), bool))[0])
-    prof0 = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"], theta0=TRUE_THETA)
+    prof0 = lk.ParametricModel(EDGES, POWERLAW, theta0=TRUE_THETA)
     sa = lim.sigma_asimov(prof0, b, t)
     exp = lim.expected_limits(sa)
     mu_true = 0.6 * exp[0]
@@ -80,7 +83,7 @@ def test_weak_signal_limit_coverage() -> None:
     covered = []
     for _ in range(80):
         counts = rng.poisson(b + mu_true * t).astype(float)
-        prof = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"], theta0=TRUE_THETA)
+        prof = lk.ParametricModel(EDGES, POWERLAW, theta0=TRUE_THETA)
         covered.append(lim.observed_limit(prof, counts, t, sa, bounds)["limit"] >= mu_true)
     assert np.mean(covered) >= 0.95
 
@@ -93,10 +96,10 @@ def test_expected_limit_bands_ordered_and_match_formula() -> None:
     # σ_A from the Asimov spectrum equals the profiled Fisher-information error on μ (Poisson, all bins),
     # checked where s ≪ b per bin so that the likelihood is quadratic up to the limit
     model, _, signal = truth_model()
-    theta = np.array([np.log(50000.0), 4.6])
+    theta = np.array([np.log(50000.0), -4.6])
     b = model.background(theta)
     t = signal.template(750.0, EDGES)
-    prof = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"], theta0=theta)
+    prof = lk.ParametricModel(EDGES, POWERLAW, theta0=theta)
     derivs = [t]
     for k in range(len(theta)):
         h = np.zeros_like(theta)
@@ -113,10 +116,10 @@ def test_expected_limit_bands_ordered_and_match_formula() -> None:
 def test_asymptotic_cls_agrees_with_toys() -> None:
     """Toy CLs at the expected limit (high-statistics point) agrees with the asymptotic 0.05."""
     model, _, signal = truth_model()
-    theta = np.array([np.log(20000.0), 4.6])
+    theta = np.array([np.log(20000.0), -4.6])
     b = model.background(theta)
     t = signal.template(600.0, EDGES)
-    prof = lk.ParametricModel(EDGES, lk.FAMILIES["powerlaw"], theta0=theta)
+    prof = lk.ParametricModel(EDGES, POWERLAW, theta0=theta)
     sa = lim.sigma_asimov(prof, b, t)
     mu = lim.expected_limits(sa)[0]
     bounds = tuple(lk.mu_bounds_for(b, t[None, :], np.ones(len(b), bool))[0])
