@@ -58,7 +58,7 @@ def test_minimum_on_a_bound_is_not_a_stall():
 
 def test_bad_definitions_are_stats_errors():
     """Mismatched names/start/bounds and inverted bounds are one-line StatsErrors naming the problem."""
-    f = lambda p, d: 0.0  # noqa: E731
+    f = lambda p, d: 0.0
     with pytest.raises(StatsError, match="init has shape"):
         FunctionLikelihood(f, ["a", "b"], [0.0])
     with pytest.raises(StatsError, match="lower bound"):
