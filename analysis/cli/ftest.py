@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             best = cat["best"]
             print(f"category {cat['category']}: envelope {', '.join(cat['envelope'])}; best {best['name']} "
                   f"({best['n_params']} parameters)")
+            if cat.get("fit_quality_warning"):
+                print(f"ana ftest: warning: category {cat['category']}: {cat['fit_quality_warning']}", file=sys.stderr)
         else:
             print(f"ana ftest: category {cat['category']} failed: {cat['error']}", file=sys.stderr)
     print(f"wrote {result.out_dir / 'summary.json'}; report: {result.out_dir / 'report.html'}")

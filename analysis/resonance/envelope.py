@@ -9,6 +9,7 @@ nuisance parameter: the profile likelihood of μ is the minimum over functions o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -18,8 +19,10 @@ from scipy.optimize import brentq
 from analysis.errors import AnalysisError
 from analysis.resonance.bkgfit import BinnedData, FitError, FitResult, SBFit, binned_data, fit_sb
 from analysis.resonance.families import DEFAULT_FAMILIES, NEEDS_POSITIVE_RANGE, BinGrid, canonical_family, make_grid
-from analysis.resonance.ftest import FamilyFTest, best_of, ftest_family
+from analysis.resonance.ftest import FamilyFTest, best_of, ftest_family, quality_problem
 from analysis.stats.fit import QualityTally
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,28 @@ class Envelope:
         return float(brentq(g, min(inner, outer), max(inner, outer), xtol=1e-3 * abs(step) + 1e-6))
 
     # ------------------------------------------------------------------------------------------ outputs
+    def fit_quality(self) -> dict[str, Any]:
+        """The ``fit_quality`` block: every background fit of the f-tests (passed the core's guard or why not) and
+        the tally of the S+B fits made so far."""
+        fits = [rec.fit for res in self.ftests.values() for rec in res.orders.values()]
+        not_ok = {f.name: why for f in fits if (why := quality_problem(f)) is not None}
+        return {"ok": not not_ok and self.tally.n_not_ok == 0, "n_background_fits": len(fits),
+                "n_background_fits_not_ok": len(not_ok), "background_fits_not_ok": not_ok,
+                "signal_plus_background_fits": self.tally.to_dict()}
+
+    def quality_summary(self) -> str | None:
+        """One line naming the fits that failed the quality guard (None when all passed)."""
+        q = self.fit_quality()
+        parts = []
+        if q["n_background_fits_not_ok"]:
+            names = ", ".join(f"{k} ({v})" for k, v in q["background_fits_not_ok"].items())
+            parts.append(f"{q['n_background_fits_not_ok']} of {q['n_background_fits']} background fits failed the "
+                         f"fit-quality guard: {names}")
+        sb = q["signal_plus_background_fits"]
+        if sb["n_not_ok"]:
+            parts.append(f"{sb['n_not_ok']} of {sb['n_fits']} signal+background fits failed it")
+        return "; ".join(parts) or None
+
     def expected(self, fn: FitResult, grid: BinGrid | None = None) -> np.ndarray:
         """Background-only expected counts per bin of ``fn`` (normalised on the fit bins of the fitted data)."""
         return fn.expected(self.data.grid if grid is None and self.data is not None else (grid or self.full_grid))
@@ -267,6 +292,7 @@ class Envelope:
             "best": {"family": self.best.family, "order": self.best.order, "n_params": self.best.n_params,
                      "name": self.best.name, "nll": self.best.nll},
             "gof_fallback": self.gof_fallback,
+            "fit_quality": self.fit_quality(),
         }
 
 
@@ -274,11 +300,12 @@ def build_envelope(edges: np.ndarray, counts: np.ndarray, *, families: Sequence[
                    blind: tuple[float, float] | None = None, pvalue_threshold: float = 0.05,
                    correction: float = 1.0, seed: int = 0, envelope_threshold: float = 0.1,
                    gof_threshold: float = 0.01, max_order: int | None = None, n_toys: int = 1000,
-                   n_random_starts: int = 3, min_events: float = 10.0) -> Envelope:
+                   n_random_starts: int = 3, min_events: float = 10.0, warn: bool = True) -> Envelope:
     """Run the f-test of every family on the histogram and collect the envelope (see module docstring).
 
     If no order of any family passes the goodness-of-fit cut, the truncation orders of all families are used
-    instead (as flashggFinalFit keeps its truncation order regardless) and ``gof_fallback`` is set."""
+    instead (as flashggFinalFit keeps its truncation order regardless) and ``gof_fallback`` is set.  Fits that fail
+    the statistics core's quality guard are listed in ``fit_quality()`` and, with ``warn``, in one warning line."""
     data = binned_data(edges, counts, blind)
     total = float(data.fit_counts.sum())
     if total < min_events:
@@ -308,8 +335,12 @@ def build_envelope(edges: np.ndarray, counts: np.ndarray, *, families: Sequence[
     if not functions:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise FitError("no background function converged" + (f" ({reasons})" if reasons else ""))
-    return Envelope(np.asarray(edges, dtype=float), functions, best_of(functions, correction), correction,
-                    data.blind, ftests, skipped, fallback, data)
+    env = Envelope(np.asarray(edges, dtype=float), functions, best_of(functions, correction), correction,
+                   data.blind, ftests, skipped, fallback, data)
+    summary = env.quality_summary()
+    if warn and summary:
+        log.warning("envelope: %s", summary)
+    return env
 
 
 __all__ = ["Envelope", "FitError", "MuFit", "build_envelope"]

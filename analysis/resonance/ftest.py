@@ -30,12 +30,18 @@ from analysis.resonance.families import (
 log = logging.getLogger(__name__)
 
 
-def warn_fit_quality(fit: FitResult, where: str) -> None:
-    """One warning line for a background fit that failed the core's quality guard (never silent)."""
+def quality_problem(fit: FitResult) -> str | None:
+    """Why a background fit failed the core's quality guard (None when it passed)."""
     q = fit.quality
-    if not q.ok:
-        problems = "; ".join(q.warnings) or f"covariance {q.covariance}"
-        log.warning("%s: %s fit quality: %s (attempts: %s)", where, fit.name, problems, ", ".join(q.attempts))
+    return None if q.ok else ("; ".join(q.warnings) or f"covariance {q.covariance}")
+
+
+def warn_fit_quality(fit: FitResult, where: str) -> None:
+    """Log a background fit that failed the core's quality guard (INFO; :func:`build_envelope` and the f-test
+    workflow summarise them in one warning line and in the ``fit_quality`` blocks of their JSON)."""
+    problem = quality_problem(fit)
+    if problem is not None:
+        log.info("%s: %s fit quality: %s (attempts: %s)", where, fit.name, problem, ", ".join(fit.quality.attempts))
 
 
 @dataclass

@@ -395,7 +395,7 @@ def _run_category(task: CategoryTask, out: Path) -> dict[str, Any]:
     env = build_envelope(edges, counts, families=cfg.families, blind=cfg.blind, pvalue_threshold=cfg.pvalue_threshold,
                          correction=cfg.correction, seed=seed, envelope_threshold=cfg.envelope_threshold,
                          gof_threshold=cfg.gof_threshold, max_order=cfg.max_order, n_toys=cfg.n_toys,
-                         min_events=cfg.min_events)
+                         min_events=cfg.min_events, warn=False)  # the caller prints one line per category
     out.mkdir(parents=True, exist_ok=True)
     result_2d = None
     if cfg.ftest_2d:
@@ -415,7 +415,8 @@ def _run_category(task: CategoryTask, out: Path) -> dict[str, Any]:
     plots = [str(p) for p in plot_multipdf(env, counts, cat.name, cfg, out)]
     plots += [str(p) for p in plot_splusb(env, counts, signal, cat.name, cfg, out)]
     return {"category": cat.name, "status": "ok", "best": doc["best"], "n_functions": len(env.functions),
-            "envelope": [f.name for f in env.functions], "directory": str(out), "plots": plots}
+            "envelope": [f.name for f in env.functions], "directory": str(out), "plots": plots,
+            "fit_quality_ok": doc["fit_quality"]["ok"], "fit_quality_warning": env.quality_summary()}
 
 
 def _json_default(obj: Any) -> Any:
@@ -469,6 +470,7 @@ def envelope_document(name: str, cfg: FTestConfig, env: Envelope, edges: np.ndar
         "functions": summary["functions"],
         "best": summary["best"],
         "gof_fallback": summary["gof_fallback"],
+        "fit_quality": summary["fit_quality"],
         "prefit_normalisation": env.prefit_normalisation(),
         "signal_model": {k: v for k, v in signal.items() if k != "counts"},
         "ftest_2d": None if result_2d is None else result_2d.to_dict(),
