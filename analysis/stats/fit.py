@@ -172,7 +172,8 @@ def _at_bounds(values: np.ndarray, bounds: Sequence[tuple[float, float]], free: 
 
 def _stalled(lh: FittableLikelihood, x0: np.ndarray, values: np.ndarray, free: np.ndarray, errors: np.ndarray,
              data: np.ndarray | None) -> bool:
-    """−2 ln L fell by < 10⁻³ from the start although one uncertainty step along the slope would lower it by > 0.1."""
+    """−2 ln L fell by < 10⁻³ from the start although a step (≤ one uncertainty, inside the bounds) down the slope
+    lowers it by > 0.1."""
     if not free.any():
         return False
     decrease = lh.twice_nll(x0, data) - lh.twice_nll(values, data)
@@ -189,15 +190,27 @@ def _stalled(lh: FittableLikelihood, x0: np.ndarray, values: np.ndarray, free: n
             up[i] += h
             down[i] -= h
             g[i] = (lh.twice_nll(up, data) - lh.twice_nll(down, data)) / (2 * h)
-    # a start on a bound whose slope points out of the range is a constrained minimum, not a stall (KKT):
-    # keep only the components along which a step inside the range would lower −2 ln L
+    # the step along the slope stays inside the range: a start on (or next to) a bound whose slope points out
+    # of the range is a constrained minimum, not a stall (KKT)
+    step = scale.copy()
     for i in np.flatnonzero(free):
         lo, hi = lh.bounds[i]
-        width = hi - lo if np.isfinite(hi - lo) else max(abs(x0[i]), 1.0)
-        if (np.isfinite(lo) and x0[i] - lo <= 1e-6 * width and g[i] > 0) or \
-                (np.isfinite(hi) and hi - x0[i] <= 1e-6 * width and g[i] < 0):
-            g[i] = 0.0
-    return bool(np.max(np.abs(g[free] * scale[free])) > 0.1)
+        room = x0[i] - lo if g[i] > 0 else hi - x0[i]
+        step[i] = min(step[i], max(room, 0.0))
+    gain = np.where(free, np.abs(g * step), 0.0)
+    if not gain.max() > 0.1:
+        return False
+    # the linear estimate says a step would help; confirm it on the likelihood itself (on a flat, degenerate
+    # minimum the HESSE "uncertainties" are meaningless and the linear estimate alone gives false alarms)
+    f0 = lh.twice_nll(x0, data)
+    direction = -np.sign(g) * step * gain / gain.max()
+    lo_b = np.array([b[0] for b in lh.bounds])
+    hi_b = np.array([b[1] for b in lh.bounds])
+    for t in (1.0, 0.3, 0.1, 0.03):
+        trial = np.clip(x0 + t * direction, lo_b, hi_b)
+        if f0 - lh.twice_nll(trial, data) > 0.1:
+            return True
+    return False
 
 
 class _Attempt:
