@@ -130,3 +130,26 @@ def test_catalogue_dijet_uses_data_sqrt_s():
     np.testing.assert_allclose(spec.bin_fractions(p, grid), truth, rtol=1e-6)
     other = lk.search_family("dijet2", 13000.0).bin_fractions(p, grid)
     assert 5e-4 < np.max(np.abs(other / truth - 1)) < 2e-3
+
+
+def test_degenerate_fit_is_flagged_and_warned(caplog):
+    """An exponential spectrum: pow3 (two power laws) can only reproduce pow1 with both slopes equal, where the
+    mixture fraction is undetermined (singular Hessian).  Its deviance equals pow1's, and the fit-quality guard
+    says so — in the f-test record, the envelope's fit_quality block and one warning line."""
+    rng = np.random.default_rng(5)
+    x = 100 + rng.exponential(30.0, 20000)
+    counts = np.histogram(x[x < 180], EDGES)[0].astype(float)
+    from analysis.resonance.envelope import build_envelope
+
+    with caplog.at_level("WARNING"):
+        env = build_envelope(EDGES, counts, blind=BLIND, seed=0, n_toys=200)
+    pow1, pow3 = env.ftests["powerlaw"].orders[1].fit, env.ftests["powerlaw"].orders[3].fit
+    assert pow3.params[1] == pytest.approx(pow1.params[0], abs=0.01)
+    assert pow3.params[2] == pytest.approx(pow1.params[0], abs=0.01)
+    assert pow3.nll == pytest.approx(pow1.nll, abs=1e-4)
+    assert pow1.quality.ok and not pow3.quality.ok
+    assert env.ftests["powerlaw"].orders[3].to_dict()["fit_quality"]["covariance"] == "forced positive-definite"
+    block = env.to_dict()["fit_quality"]
+    assert block["ok"] is False and list(block["background_fits_not_ok"]) == ["pow3"]
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "pow3" in lines[0] and "fit-quality guard" in lines[0]

@@ -46,6 +46,10 @@ def test_strong_signal_recovered(shared_dir: Path, tmp_path: Path) -> None:
     i_far = int(np.argmin(np.abs(np.array(lim["mass_gev"]) - 1000)))
     assert lim["observed_pb"][i_far] < truth["signal_cross_section_pb"]
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(res))
+    # every fit ran through the statistics core's guard; the record is in details.json
+    quality = json.loads((tmp_path / "out" / "details.json").read_text())["fit_quality"]
+    assert quality["ok"] and quality["background_fit"]["valid_minimum"]
+    assert quality["signal_plus_background_fits"]["n_fits"] > 100 and quality["spurious_signal_fits"]["n_fits"] == 4
 
 
 def _corrupt_window(src: Path, dst: Path, window: tuple[float, float]) -> int:
