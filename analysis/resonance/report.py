@@ -141,6 +141,19 @@ def write_search_report(out_dir: str | Path, wall_time_s: float | None = None) -
                          "goodness of fit": Quantity(f"deviance/ndf = {bf.get('deviance', float('nan')):.1f}/{bf.get('ndof')}, "
                                                      f"p = {bf.get('pvalue', float('nan')):.3g}", "", "Poisson deviance"),
                          "selected data events in the fit bins": Quantity(bf.get("data_events_selected_fit_bins"), "events")})
+    fq = det.get("fit_quality") or {}
+    if fq:
+        groups = {k: v for k, v in fq.items() if isinstance(v, dict) and "n_fits" in v}
+        counted = ", ".join(f"{k.replace('_', ' ')}: {v['n_fits'] - v['n_not_ok']}/{v['n_fits']} ok" for k, v in groups.items())
+        bfq = fq.get("background_fit") or {}
+        text = f"background fit to data {'ok' if bfq.get('ok') else 'NOT ok'}; {counted}"
+        if fq.get("ok"):
+            rep.numbers({"fit quality": Quantity(text, "", "valid minimum, EDM, covariance, not stalled (statistics core)")})
+        else:
+            problems = [f"{e['fit']}: {'; '.join(e.get('warnings') or [e.get('covariance', '')])}"
+                        for v in groups.values() for e in v.get("examples", [])]
+            rep.warning(f"fit quality: {text}" + (f" (e.g. {problems[0]})" if problems else "")
+                        + ("" if bfq.get("ok", True) else f"; background fit: {'; '.join(bfq.get('warnings') or [])}"))
     # limits
     limits = res.get("limits") or {}
     if limits.get("mass_gev"):
@@ -217,8 +230,8 @@ def write_ftest_report(out_dir: str | Path, wall_time_s: float | None = None) ->
     for c in cats:
         if c.get("status") == "ok":
             b = c.get("best") or {}
-            rows.append([c["category"], "ok", f"{b.get('name', b.get('family', '?'))}", b.get("n_params", "–"),
-                         ", ".join(c.get("envelope", []))])
+            rows.append([c["category"], "ok" if c.get("fit_quality_ok", True) else "ok (fit-quality warning)",
+                         f"{b.get('name', b.get('family', '?'))}", b.get("n_params", "–"), ", ".join(c.get("envelope", []))])
         else:
             rows.append([c.get("category"), "FAILED", "–", "–", c.get("error", "")])
     rep.table(["category", "status", "best function", "parameters", "envelope / error"], rows)
@@ -232,6 +245,8 @@ def write_ftest_report(out_dir: str | Path, wall_time_s: float | None = None) ->
             rep.warning(f"failed: {c.get('error', '?')}")
             continue
         env = read_json(d / "envelope.json") if (d / "envelope.json").is_file() else {}
+        if c.get("fit_quality_warning"):
+            rep.warning(f"fit quality: {c['fit_quality_warning']}")
         if env:
             sig = env.get("signal_model") or {}
             rep.numbers({
