@@ -8,7 +8,11 @@ from iminuit.cost import ExtendedBinnedNLL
 
 from analysis.stats.errors import StatsError
 from analysis.stats.fit import fit
-from analysis.stats.parametric import CostLikelihood, FittableLikelihood, FunctionLikelihood
+from analysis.stats.parametric import (
+    CostLikelihood,
+    FittableLikelihood,
+    FunctionLikelihood,
+)
 
 
 def test_function_likelihood_gaussian_mean_exact():

@@ -6,6 +6,8 @@ Truth for each check is an independent computation: iminuit's ``ExtendedBinnedNL
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from iminuit import Minuit
@@ -153,3 +155,19 @@ def test_degenerate_fit_is_flagged_and_warned(caplog):
     assert block["ok"] is False and list(block["background_fits_not_ok"]) == ["pow3"]
     lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(lines) == 1 and "pow3" in lines[0] and "fit-quality guard" in lines[0]
+
+
+def test_search_expo2_is_exponential_of_a_quadratic():
+    """The search's expo2 (catalogue expopoly2) integrates exp(a1 t + a2 t²) per bin (scipy quad, independent) and
+    contains expo (exponential order 1) exactly at a2 = 0."""
+    from scipy import integrate
+
+    grid = F.make_grid(EDGES)
+    a1, a2 = -3.1, 0.8
+    dens = lambda x: np.exp(a1 * (x - LO) / (HI - LO) + a2 * ((x - LO) / (HI - LO)) ** 2)
+    truth = np.array([integrate.quad(dens, lo, hi)[0] for lo, hi in itertools.pairwise(EDGES)])
+    expo2 = lk.search_family("expo2")
+    np.testing.assert_allclose(expo2.bin_fractions(np.array([a1, a2]), grid), truth / truth.sum(), rtol=1e-8)
+    expo = lk.search_family("expo")
+    np.testing.assert_allclose(expo2.bin_fractions(expo2.embed(expo, np.array([a1])), grid),
+                               expo.bin_fractions(np.array([a1]), grid), rtol=1e-12)
