@@ -75,7 +75,7 @@ class _Base:
         self.bounds = [(-np.inf, np.inf)] * n if bounds is None else [(float(lo), float(hi)) for lo, hi in bounds]
         if len(self.bounds) != n:
             raise StatsError(f"{n} parameter names but {len(self.bounds)} bounds")
-        for name, (lo, hi), v in zip(self.labels, self.bounds, self.init):
+        for name, (lo, hi) in zip(self.labels, self.bounds, strict=True):
             if not lo < hi:
                 raise StatsError(f"parameter {name}: lower bound {lo:g} not below upper bound {hi:g}")
         self.fixed = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool).copy()
