@@ -45,7 +45,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "derive_reweighting": ("analysis.reweighting.derive", "derive"),
     "apply_reweighting": ("analysis.reweighting.derive", "apply_correction"),
     # machine learning
-    "extract_features": ("analysis.ml.workflow", "extract_features"),
+    "extract_features": ("analysis.ml.features", "extract_features"),
     "train_and_evaluate": ("analysis.ml.workflow", "train_and_evaluate"),
     "score_region": ("analysis.ml.workflow", "score_region"),
     # what a session shows: logging of this project and of the libraries underneath

@@ -104,7 +104,7 @@ def _gaussian_columns(n: int = 3000, seed: int = 2) -> dict[str, np.ndarray]:
 
 def test_ml_reports_train_and_region(tmp_path: Path) -> None:
     from analysis.ml.report import write_ml_report
-    from analysis.ml.workflow import region_plot, train_and_evaluate
+    from analysis.ml import region_plot, train_and_evaluate
     from analysis.plotting import save_figure
 
     out = tmp_path / "ml"
