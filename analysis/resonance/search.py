@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from analysis.console import staged
 from analysis.errors import AnalysisError
@@ -24,139 +24,223 @@ from analysis.resonance import limits as lim
 from analysis.resonance.report import write_search_report
 from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
 from analysis.resonance.signal_model import SignalModel, build_signal_model
-from analysis.config import load_yaml, validate
+from analysis.config import load_yaml
+from analysis.option_model import OptionModel
 from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, process_events
 from fileset.normalisation import mc_normalisation
 from schemas.diphoton import load_events
 
 log = logging.getLogger(__name__)
 PB_PER_FB = 1000.0
-_NUM = {"type": "number"}
-_POS = {"type": "number", "exclusiveMinimum": 0}
-_RANGE = {"type": "array", "items": _POS, "minItems": 2, "maxItems": 2}
-
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["luminosity_fb", "mass_range_gev", "signal", "background", "data"],
-    "properties": {
-        "luminosity_fb": _POS,
-        "sqrt_s_tev": _POS,
-        "mass_range_gev": _RANGE,
-        "signal": {
-            "type": "object", "additionalProperties": False,
-            "required": ["cross_section_pb", "filter_efficiency", "samples"],
-            "properties": {
-                "cross_section_pb": _POS,
-                "filter_efficiency": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                "samples": {"type": "object", "minProperties": 1,
-                            "propertyNames": {"pattern": r"^[0-9]+(\.[0-9]+)?$"},
-                            "additionalProperties": {"type": "string", "minLength": 1}},
-            },
-        },
-        "background": {
-            "type": "object", "additionalProperties": False,
-            "required": ["cross_section_pb", "filter_efficiency", "file"],
-            "properties": {
-                "cross_section_pb": _POS,
-                "filter_efficiency": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                "file": {"type": "string", "minLength": 1},
-                "model": {"enum": ["parametric", "envelope"]},
-                "function": {"enum": list(lk.FAMILY_ORDER)},
-                "families": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            },
-        },
-        "data": {"type": "string", "minLength": 1},
-        "fit_range_gev": _RANGE,
-        "bin_width_gev": _POS,
-        "scan_step_gev": _POS,
-        "blind_margin_sigma": {"type": "number", "minimum": 0},
-        "selection": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "method": {"enum": ["cuts", "classifier", "none"]},
-                "variables": {"type": "array", "items": {"enum": list(FEATURES)}, "minItems": 1, "uniqueItems": True},
-            },
-        },
-        "global_toys": {"type": "integer", "minimum": 0},
-        "limit_validation_toys": {"type": "integer", "minimum": 0},
-        "seed": {"type": "integer", "minimum": 0},
-    },
-}
+PositiveFloat = Annotated[float, Field(gt=0)]
+Efficiency = Annotated[float, Field(gt=0, le=1)]
+Window = tuple[PositiveFloat, PositiveFloat]
 
 
-@dataclass
-class SearchConfig:
-    """Validated configuration with absolute paths."""
+def _existing_file(value: Path, info: ValidationInfo) -> Path:
+    """A path relative to the config file (``context["base"]``), which must exist."""
+    if not str(value) or str(value) == ".":
+        raise ValueError("empty path")
+    base = (info.context or {}).get("base")
+    q = value if value.is_absolute() or base is None else Path(base) / value
+    if base is not None and not q.is_file():
+        raise ValueError(f"file not found: {q}")
+    return q
 
-    source: Path
-    luminosity_fb: float
-    mass_range: tuple[float, float]
-    signal_xsec_pb: float
-    signal_filter_eff: float
-    signal_samples: dict[float, Path]
-    bkg_xsec_pb: float
-    bkg_filter_eff: float
-    bkg_file: Path
-    data_file: Path
-    model: str = "parametric"
+
+class SignalOptions(OptionModel):
+    """``signal:`` — cross-section [pb] before the filter efficiency, filter efficiency in (0, 1], and one
+    simulated sample per mass point (``mass in GeV: file``)."""
+
+    cross_section_pb: PositiveFloat
+    filter_efficiency: Efficiency
+    samples: dict[PositiveFloat, Path] = Field(min_length=1)
+
+    @field_validator("samples")
+    @classmethod
+    def _samples(cls, value: dict[float, Path], info: ValidationInfo) -> dict[float, Path]:
+        """Files relative to the config, existing; sorted by mass."""
+        out = {}
+        for m, f in sorted(value.items()):
+            try:
+                out[m] = _existing_file(f, info)
+            except ValueError as err:
+                raise ValueError(f"{m:g}: {err}") from None
+        return out
+
+
+class BackgroundOptions(OptionModel):
+    """``background:`` — simulated background (cross-section [pb], filter efficiency, file) and the model:
+    ``parametric`` (one function, chosen on simulation unless ``function`` is given) or the discrete-profiling
+    ``envelope`` over ``families``."""
+
+    cross_section_pb: PositiveFloat
+    filter_efficiency: Efficiency
+    file: Path
+    model: Literal["parametric", "envelope"] = "parametric"
     function: str | None = None
-    families: list[str] | None = None
-    fit_range: tuple[float, float] = (0.0, 0.0)
-    bin_width: float = 10.0
-    scan_step: float = 10.0
-    blind_margin_sigma: float = 2.0
-    selection_method: str = "cuts"
-    selection_variables: tuple[str, ...] = REQUIRED_FEATURES
-    global_toys: int = 20
-    limit_validation_toys: int = 200
-    seed: int = 12345
-    sqrt_s_tev: float = 13.0
-    raw: dict = field(default_factory=dict)
+    families: list[str] | None = Field(None, min_length=1)
+
+    check_file = field_validator("file")(_existing_file)
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str | None) -> str | None:
+        """One of the parametric families."""
+        if value is not None and value not in lk.FAMILY_ORDER:
+            raise ValueError(f"unknown function {value!r} (choose from {', '.join(lk.FAMILY_ORDER)})")
+        return value
+
+
+class SelectionOptions(OptionModel):
+    """``selection:`` — ``cuts`` (optimised rectangular cuts, default), ``classifier`` or ``none``, on the
+    photon ``variables`` (default: the processor's required features)."""
+
+    method: Literal["cuts", "classifier", "none"] = "cuts"
+    variables: tuple[str, ...] = Field(REQUIRED_FEATURES, min_length=1)
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Known features, each once."""
+        unknown = [v for v in value if v not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown variable(s) {', '.join(unknown)} (choose from {', '.join(FEATURES)})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"repeated variable in {list(value)}")
+        return value
+
+
+class SearchConfig(OptionModel):
+    """The search YAML, defined once: keys, types, bounds, defaults; paths resolved relative to the config file.
+
+    Keys: ``luminosity_fb`` (> 0), ``sqrt_s_tev`` (13), ``mass_range_gev`` [lo, hi] searched, ``signal``,
+    ``background``, ``data`` (file), ``fit_range_gev`` (default [max(lo − 200, 1), hi + 500]; must contain the
+    mass range with sidebands), ``bin_width_gev`` (10), ``scan_step_gev`` (10), ``blind_margin_sigma`` (2, signal
+    widths added to the blind window), ``selection``, ``global_toys`` (20), ``limit_validation_toys`` (200),
+    ``seed`` (12345). The flat properties below (``mass_range``, ``signal_xsec_pb``, ...) are views of these keys.
+    """
+
+    WHAT = "config"
+
+    luminosity_fb: PositiveFloat
+    sqrt_s_tev: PositiveFloat = 13.0
+    mass_range_gev: Window
+    signal: SignalOptions
+    background: BackgroundOptions
+    data: Path
+    fit_range_gev: Window | None = None
+    bin_width_gev: PositiveFloat = 10.0
+    scan_step_gev: PositiveFloat = 10.0
+    blind_margin_sigma: float = Field(2.0, ge=0)
+    selection: SelectionOptions = SelectionOptions()
+    global_toys: int = Field(20, ge=0)
+    limit_validation_toys: int = Field(200, ge=0)
+    seed: int = Field(12345, ge=0)
+    _source: Path | None = PrivateAttr(None)
+
+    check_data = field_validator("data")(_existing_file)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "SearchConfig":
+        """Mass range ordered, fit range containing it with sidebands."""
+        lo, hi = self.mass_range_gev
+        if not lo < hi:
+            raise ValueError(f"mass_range_gev: lower edge {lo:g} must be below upper edge {hi:g}")
+        f_lo, f_hi = self.fit_range
+        if not (f_lo < lo and f_hi > hi):
+            raise ValueError(f"fit_range_gev {[f_lo, f_hi]} must contain mass_range_gev {[lo, hi]} with sidebands")
+        return self
+
+    # views used by the search (one definition above; these only rename)
+    @property
+    def source(self) -> Path | None:
+        """The config file."""
+        return self._source
 
     @property
     def lumi_pb(self) -> float:
         """Integrated luminosity in pb⁻¹."""
         return self.luminosity_fb * PB_PER_FB
 
+    @property
+    def mass_range(self) -> tuple[float, float]:
+        """Searched mass range [GeV]."""
+        return self.mass_range_gev
+
+    @property
+    def fit_range(self) -> tuple[float, float]:
+        """Fit range [GeV] (default: 200 GeV below, 500 GeV above the searched range, at least 1 GeV)."""
+        lo, hi = self.mass_range_gev
+        return self.fit_range_gev or (max(lo - 200.0, 1.0), hi + 500.0)
+
+    @property
+    def signal_xsec_pb(self) -> float:
+        return self.signal.cross_section_pb
+
+    @property
+    def signal_filter_eff(self) -> float:
+        return self.signal.filter_efficiency
+
+    @property
+    def signal_samples(self) -> dict[float, Path]:
+        return self.signal.samples
+
+    @property
+    def bkg_xsec_pb(self) -> float:
+        return self.background.cross_section_pb
+
+    @property
+    def bkg_filter_eff(self) -> float:
+        return self.background.filter_efficiency
+
+    @property
+    def bkg_file(self) -> Path:
+        return self.background.file
+
+    @property
+    def data_file(self) -> Path:
+        return self.data
+
+    @property
+    def model(self) -> str:
+        return self.background.model
+
+    @property
+    def function(self) -> str | None:
+        return self.background.function
+
+    @property
+    def families(self) -> list[str] | None:
+        return self.background.families
+
+    @property
+    def bin_width(self) -> float:
+        return self.bin_width_gev
+
+    @property
+    def scan_step(self) -> float:
+        return self.scan_step_gev
+
+    @property
+    def selection_method(self) -> str:
+        return self.selection.method
+
+    @property
+    def selection_variables(self) -> tuple[str, ...]:
+        return self.selection.variables
+
 
 def load_config(path: str | Path) -> SearchConfig:
-    """Read and validate the YAML config; resolve file paths relative to it."""
+    """Read and validate the search YAML; resolve file paths relative to it.
+
+    Raises:
+        ConfigError: unreadable YAML, or every invalid/missing key and missing file in one line naming the file.
+    """
     p = Path(path).resolve()
-    doc = load_yaml(p)
-    if isinstance(doc.get("signal"), dict) and isinstance(doc["signal"].get("samples"), dict):
-        doc["signal"]["samples"] = {str(k): v for k, v in doc["signal"]["samples"].items()}
-    validate(doc, CONFIG_SCHEMA, str(p))
-    lo, hi = doc["mass_range_gev"]
-    if not lo < hi:
-        raise AnalysisError(f"{p}: mass_range_gev: lower edge {lo} must be below upper edge {hi}")
-    fit_range = tuple(doc.get("fit_range_gev", (max(lo - 200.0, 1.0), hi + 500.0)))
-    if not (fit_range[0] < lo and fit_range[1] > hi):
-        raise AnalysisError(f"{p}: fit_range_gev {list(fit_range)} must contain mass_range_gev {[lo, hi]} with sidebands")
-
-    def resolve(rel: str, key: str) -> Path:
-        q = Path(rel)
-        q = q if q.is_absolute() else p.parent / q
-        if not q.is_file():
-            raise AnalysisError(f"{p}: {key}: file not found: {q}")
-        return q
-
-    samples = {float(m): resolve(f, f"signal/samples/{m}") for m, f in doc["signal"]["samples"].items()}
-    bkg = doc["background"]
-    sel = doc.get("selection", {})
-    return SearchConfig(
-        source=p, luminosity_fb=float(doc["luminosity_fb"]), mass_range=(float(lo), float(hi)),
-        signal_xsec_pb=float(doc["signal"]["cross_section_pb"]), signal_filter_eff=float(doc["signal"]["filter_efficiency"]),
-        signal_samples=dict(sorted(samples.items())), bkg_xsec_pb=float(bkg["cross_section_pb"]),
-        bkg_filter_eff=float(bkg["filter_efficiency"]), bkg_file=resolve(bkg["file"], "background/file"),
-        data_file=resolve(doc["data"], "data"), model=bkg.get("model", "parametric"), function=bkg.get("function"),
-        families=bkg.get("families"), fit_range=(float(fit_range[0]), float(fit_range[1])),
-        bin_width=float(doc.get("bin_width_gev", 10.0)), scan_step=float(doc.get("scan_step_gev", 10.0)),
-        blind_margin_sigma=float(doc.get("blind_margin_sigma", 2.0)), selection_method=sel.get("method", "cuts"),
-        selection_variables=tuple(sel.get("variables", REQUIRED_FEATURES)), global_toys=int(doc.get("global_toys", 20)),
-        limit_validation_toys=int(doc.get("limit_validation_toys", 200)), seed=int(doc.get("seed", 12345)),
-        sqrt_s_tev=float(doc.get("sqrt_s_tev", 13.0)), raw=doc,
-    )
+    cfg = SearchConfig.make(load_yaml(p), source=p, context={"base": p.parent})
+    cfg._source = p
+    return cfg
 
 
 def _sample(res: dict, weight: float) -> Sample:
