@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from analysis.cli.types import output_dir
 from analysis.console import stage
-from analysis.execution.options import EXECUTORS
+
+if TYPE_CHECKING:
+    from analysis.execution.options import RunOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", type=output_dir, required=True, help="output directory")
     d.add_argument("--config", default=None, help="reweight YAML (defaults: single-lepton 5j3b setup)")
     d.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
-    d.add_argument("--executor", choices=EXECUTORS, default="futures")
-    d.add_argument("--workers", type=int, default=None)
+    _run_flags(d)
     d.add_argument("--no-plots", action="store_true")
     d.set_defaults(func=derive_with_report)
 
@@ -30,12 +32,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--correction", required=True, help="ht_reweighting.json from 'ana reweight derive'")
     a.add_argument("--out", type=output_dir, required=True, help="output directory (histograms.root, metrics.json)")
     a.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
-    a.add_argument("--executor", choices=EXECUTORS, default="futures")
-    a.add_argument("--workers", type=int, default=None)
-    a.add_argument("--chunksize", type=int, default=100_000)
+    _run_flags(a, chunksize=True)
     a.add_argument("--nominal-only", action="store_true",
                    help="apply the nominal-sample correction to alternative ttbar samples too")
     a.set_defaults(func=run_apply)
+
+
+def _run_flags(p: argparse.ArgumentParser, chunksize: bool = False) -> None:
+    """Executor flags; values, bounds and defaults are those of ``RunOptions`` (checked in :func:`_run_options`)."""
+    p.add_argument("--executor", help="iterative, futures (default) or dask")
+    p.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
+    if chunksize:
+        p.add_argument("--chunksize", type=int, help="events per chunk (default 100000)")
+
+
+def _run_options(args: argparse.Namespace) -> "RunOptions":
+    """The run options from the flags, built in one place (invalid: one line naming the option, exit 2)."""
+    from analysis.execution.options import RunOptions
+
+    return RunOptions.make(executor=args.executor, workers=args.workers, chunksize=getattr(args, "chunksize", None))
 
 
 def run_derive(args: argparse.Namespace) -> int:
@@ -43,12 +58,16 @@ def run_derive(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
+    from analysis.reweighting.config import load_config
     from analysis.reweighting.derive import derive
     from analysis.reweighting.smooth import ReweightingWarning
 
+    run = _run_options(args)
+    load_config(args.config)  # the reweight YAML checked before any work (one line naming file and keys)
+
     with warnings.catch_warnings(), stage("Deriving the HT reweighting (processing, fits, closure)"):
         warnings.simplefilter("ignore", ReweightingWarning)  # printed below, once, without a traceback-style prefix
-        summary = derive(args.fileset, args.out, args.config, executor=args.executor, workers=args.workers,
+        summary = derive(args.fileset, args.out, args.config, executor=run.resolved_executor, workers=run.workers,
                          samples_config=args.samples, plots=not args.no_plots)
     for v, doc in summary["variations"].items():
         norm = doc["normalisation"]
@@ -76,9 +95,10 @@ def run_apply(args: argparse.Namespace) -> int:
     """Apply and print where the histograms are."""
     from analysis.reweighting.derive import apply_correction
 
+    run = _run_options(args)
     with stage("Applying the HT reweighting"):
-        result = apply_correction(args.fileset, args.correction, args.out, executor=args.executor, workers=args.workers,
-                                  chunksize=args.chunksize, samples_config=args.samples,
+        result = apply_correction(args.fileset, args.correction, args.out, executor=run.resolved_executor,
+                                  workers=run.workers, chunksize=run.chunksize, samples_config=args.samples,
                                   use_alternative=not args.nominal_only)
     print(f"processed {result.metrics.get('events_processed', sum(result.nevents.values()))} events; "
           f"wrote {result.output_dir}/histograms.root")

@@ -13,150 +13,144 @@ value; ``unity``: 1 with an uncertainty covering the edge value); nominal, up an
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from analysis.errors import AnalysisError
-from analysis.config import load_yaml, validate
+from pydantic import Field, StrictBool, StrictStr, StringConstraints, field_validator, model_validator
+
+from analysis.config import load_yaml
+from analysis.errors import UserError
+from analysis.option_model import OptionModel
 from fileset.expr import parse
 from processors.ht_reweighting import EVENT_VARIABLES, RegionSpec
 
 COMPONENTS = ("ttbb", "ttb", "ttc", "ttlight")
 OTHER_PROCESSES = ("single_top_s_chan", "single_top_t_chan", "single_top_tW", "wjets")
 
-DEFAULTS: dict[str, Any] = {
-    "basePath": None,
-    "weight": "1",
-    "selection": "nLeptons == 1 and nJets >= 5 and nBTags >= 3",
-    "reweightVar": "HT_all",
-    "minBinWidth": 50.0,
-    "minEvents": 200.0,
-    "minMCEntries": 20,
-    "targetRelError": 0.1,
-    "method": "polynomial",
-    "maxOrder": 3,
-    "orderSelection": "aic_average",
-    "ftestAlpha": 0.05,
-    "outOfRange": "hold",
-    "bounds": [0.05, 5.0],
-    "outputFile": "ht_reweighting.json",
-    "reweightSample": ["ttb", "ttbb"],
-    "constSample": ["ttc", "ttlight", *OTHER_PROCESSES],
-    "ttbb_selection": "hfClass == 3",
-    "ttb_selection": "hfClass == 2",
-    "ttc_selection": "hfClass == 1",
-    "ttlight_selection": "hfClass == 0",
-    "ttbar_Reweight": "1",
-    "NormFactor_ttbb": 1.0,
-    "NormFactor_ttb": 1.0,
-    "NormFactor_ttc": 1.0,
-    "NormFactor_ttlight": 1.0,
-    "nJetsBins": [5, 6, 7],
-    "normalisation": "inclusive",
-    "alternativeSamples": ["scaleup", "scaledown", "ME_var", "PS_var"],
-    "mcStatError": True,
-    "kdeBandwidth": None,
-    "closureBinWidth": 50.0,
-    "jetPt": 25.0,
-    "leptonPt": 25.0,
-    "btagCut": 0.5,
-    "htBinWidth": 10.0,
-    "htMax": 4000.0,
-    "dataProcess": "data",
-    "componentProcess": "ttbar",
-}
+Expr = Annotated[StrictStr, StringConstraints(min_length=1)]
+Name = Annotated[StrictStr, StringConstraints(min_length=1)]
+Positive = Annotated[float, Field(gt=0)]
+NormFactor = Positive | Annotated[dict[str, Positive], Field(min_length=1)]
+_LOGIC = {"selection", "ttbb_selection", "ttb_selection", "ttc_selection", "ttlight_selection"}
 
-_EXPR = {"type": "string", "minLength": 1}
-_NORM = {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
-                   {"type": "object", "minProperties": 1,
-                    "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}]}
-_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "basePath": {"type": ["string", "null"]},
-        "weight": _EXPR,
-        "selection": _EXPR,
-        "reweightVar": {"enum": ["HT_all"]},
-        "minBinWidth": {"type": "number", "exclusiveMinimum": 0},
-        "minEvents": {"type": "number", "minimum": 0},
-        "minMCEntries": {"type": "integer", "minimum": 0},
-        "targetRelError": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
-        "method": {"enum": ["polynomial", "exact_integral"]},
-        "maxOrder": {"type": "integer", "minimum": 0, "maximum": 3},
-        "orderSelection": {"enum": ["aic", "aic_average", "ftest"]},
-        "ftestAlpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "outOfRange": {"enum": ["hold", "unity"]},
-        "bounds": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2, "maxItems": 2},
-        "outputFile": {"type": "string", "pattern": r"^[^/\\]+\.json$"},
-        "reweightSample": dict(_NAMES, minItems=1),
-        "constSample": _NAMES,
-        "ttbb_selection": _EXPR,
-        "ttb_selection": _EXPR,
-        "ttc_selection": _EXPR,
-        "ttlight_selection": _EXPR,
-        "ttbar_Reweight": _EXPR,
-        "NormFactor_ttbb": _NORM,
-        "NormFactor_ttb": _NORM,
-        "NormFactor_ttc": _NORM,
-        "NormFactor_ttlight": _NORM,
-        "nJetsBins": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 15}, "minItems": 1},
-        "normalisation": {"enum": ["inclusive", "per_njets"]},
-        "alternativeSamples": _NAMES,
-        "mcStatError": {"type": "boolean"},
-        "kdeBandwidth": {"type": ["number", "null"], "exclusiveMinimum": 0},
-        "closureBinWidth": {"type": "number", "exclusiveMinimum": 0},
-        "jetPt": {"type": "number", "minimum": 0},
-        "leptonPt": {"type": "number", "minimum": 0},
-        "btagCut": {"type": "number"},
-        "htBinWidth": {"type": "number", "exclusiveMinimum": 0},
-        "htMax": {"type": "number", "exclusiveMinimum": 0},
-        "dataProcess": {"type": "string", "minLength": 1},
-        "componentProcess": {"type": "string", "minLength": 1},
-    },
-}
+class ReweightConfig(OptionModel):
+    """``reweight.yml``, defined once: every key, its type, bounds and default (the single-lepton 5j3b setup).
+
+    Expressions (``weight``, ``selection``, ``<component>_selection``, ``ttbar_Reweight``) are checked by the
+    safe expression parser; cross-key rules: ``nJetsBins`` strictly increasing, ``reweightSample`` ⊂ ttbar
+    components and disjoint from ``constSample``, ``bounds`` = [floor < 1 < ceiling], ``htMax`` a multiple of
+    ``htBinWidth`` with at most 2000 fine bins. Units: GeV for pT, HT and widths.
+    """
+
+    WHAT = "config"
+
+    basePath: StrictStr | None = None
+    weight: Expr = "1"
+    selection: Expr = "nLeptons == 1 and nJets >= 5 and nBTags >= 3"
+    reweightVar: Literal["HT_all"] = "HT_all"
+    minBinWidth: Positive = 50.0
+    minEvents: float = Field(200.0, ge=0)
+    minMCEntries: int = Field(20, ge=0)
+    targetRelError: float | None = Field(0.1, gt=0, le=1)
+    method: Literal["polynomial", "exact_integral"] = "polynomial"
+    maxOrder: int = Field(3, ge=0, le=3)
+    orderSelection: Literal["aic", "aic_average", "ftest"] = "aic_average"
+    ftestAlpha: float = Field(0.05, gt=0, lt=1)
+    outOfRange: Literal["hold", "unity"] = "hold"
+    bounds: list[Positive] = Field([0.05, 5.0], min_length=2, max_length=2)
+    outputFile: Annotated[StrictStr, StringConstraints(pattern=r"^[^/\\]+\.json$")] = "ht_reweighting.json"
+    reweightSample: list[Name] = Field(["ttb", "ttbb"], min_length=1)
+    constSample: list[Name] = ["ttc", "ttlight", *OTHER_PROCESSES]
+    ttbb_selection: Expr = "hfClass == 3"
+    ttb_selection: Expr = "hfClass == 2"
+    ttc_selection: Expr = "hfClass == 1"
+    ttlight_selection: Expr = "hfClass == 0"
+    ttbar_Reweight: Expr = "1"
+    NormFactor_ttbb: NormFactor = 1.0
+    NormFactor_ttb: NormFactor = 1.0
+    NormFactor_ttc: NormFactor = 1.0
+    NormFactor_ttlight: NormFactor = 1.0
+    nJetsBins: list[Annotated[int, Field(ge=0, le=15)]] = Field([5, 6, 7], min_length=1)
+    normalisation: Literal["inclusive", "per_njets"] = "inclusive"
+    alternativeSamples: list[Name] = ["scaleup", "scaledown", "ME_var", "PS_var"]
+    mcStatError: StrictBool = True
+    kdeBandwidth: Positive | None = None
+    closureBinWidth: Positive = 50.0
+    jetPt: float = Field(25.0, ge=0)
+    leptonPt: float = Field(25.0, ge=0)
+    btagCut: float = 0.5
+    htBinWidth: Positive = 10.0
+    htMax: Positive = 4000.0
+    dataProcess: Name = "data"
+    componentProcess: Name = "ttbar"
+
+    @field_validator("reweightSample", "constSample", "alternativeSamples")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        """Each name once."""
+        if len(set(value)) != len(value):
+            raise ValueError(f"repeated name in {value}")
+        return value
+
+    @field_validator("weight", "selection", "ttbb_selection", "ttb_selection", "ttc_selection", "ttlight_selection",
+                     "ttbar_Reweight")
+    @classmethod
+    def _expression(cls, value: str, info: Any) -> str:
+        """A safe expression of the event variables (``and``/``or``/``not`` only in selections)."""
+        try:
+            parse(value, EVENT_VARIABLES, allow_logic=info.field_name in _LOGIC, what="expression")
+        except UserError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> "ReweightConfig":
+        """Cross-key rules."""
+        bins = self.nJetsBins
+        problems = []
+        if any(b >= a for a, b in zip(bins[1:], bins[:-1])):
+            problems.append(f"nJetsBins: must be strictly increasing, got {bins}")
+        overlap = set(self.reweightSample) & set(self.constSample)
+        if overlap:
+            problems.append(f"reweightSample and constSample share {sorted(overlap)}")
+        lo, hi = self.bounds
+        if not lo < 1.0 < hi:
+            problems.append(f"bounds: need floor < 1 < ceiling, got [{lo:g}, {hi:g}]")
+        bad = [c for c in self.reweightSample if c not in COMPONENTS]
+        if bad:
+            problems.append(f"reweightSample: {bad} are not ttbar components ({', '.join(COMPONENTS)})")
+        n_fine = self.htMax / self.htBinWidth
+        if n_fine > 2000 or abs(n_fine - round(n_fine)) > 1e-9:
+            problems.append("htMax must be a multiple of htBinWidth with at most 2000 fine bins")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+DEFAULTS: dict[str, Any] = ReweightConfig().model_dump()
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, updated from a YAML file and then ``overrides``; validated as a whole."""
+    """The reweighting options: defaults, updated from a YAML file and then ``overrides``, validated as a whole
+    by :class:`ReweightConfig`.
+
+    Args:
+        path: ``reweight.yml`` (None: defaults only).
+        overrides: key → value, applied after the file.
+
+    Returns:
+        Every option by its key (a plain dict, as the derivation reads it).
+
+    Raises:
+        ConfigError: unreadable file, or every unknown key / invalid value in one line naming the file and keys.
+    """
     doc: dict[str, Any] = {}
     source = "reweight config"
     if path is not None:
         doc = load_yaml(path)
         source = str(path)
-    if overrides:
-        doc = {**doc, **overrides}
-    validate(doc, SCHEMA, source)
-    cfg = copy.deepcopy(DEFAULTS)
-    cfg.update(doc)
-    _check_semantics(cfg, source)
-    return cfg
-
-
-def _check_semantics(cfg: dict[str, Any], source: str) -> None:
-    """Cross-key checks the JSON schema cannot express."""
-    bins = cfg["nJetsBins"]
-    if any(b >= a for a, b in zip(bins[1:], bins[:-1])):
-        raise AnalysisError(f"{source}: nJetsBins: must be strictly increasing, got {bins}")
-    overlap = set(cfg["reweightSample"]) & set(cfg["constSample"])
-    if overlap:
-        raise AnalysisError(f"{source}: reweightSample and constSample share {sorted(overlap)}")
-    lo, hi = cfg["bounds"]
-    if not lo < 1.0 < hi:
-        raise AnalysisError(f"{source}: bounds: need floor < 1 < ceiling, got [{lo:g}, {hi:g}]")
-    bad = [s for s in cfg["reweightSample"] if s not in COMPONENTS]
-    if bad:
-        raise AnalysisError(f"{source}: reweightSample: {bad} are not ttbar components ({', '.join(COMPONENTS)})")
-    if cfg["htMax"] / cfg["htBinWidth"] > 2000 or abs(cfg["htMax"] / cfg["htBinWidth"] - round(cfg["htMax"] / cfg["htBinWidth"])) > 1e-9:
-        raise AnalysisError(f"{source}: htMax must be a multiple of htBinWidth with at most 2000 fine bins")
-    parse(cfg["selection"], EVENT_VARIABLES, allow_logic=True, what=f"{source}: selection")
-    parse(cfg["weight"], EVENT_VARIABLES, what=f"{source}: weight")
-    parse(cfg["ttbar_Reweight"], EVENT_VARIABLES, what=f"{source}: ttbar_Reweight")
-    for comp in COMPONENTS:
-        parse(cfg[f"{comp}_selection"], EVENT_VARIABLES, allow_logic=True, what=f"{source}: {comp}_selection")
+    return ReweightConfig.make({**doc, **(overrides or {})}, source=source).model_dump()
 
 
 def norm_factor(cfg: dict[str, Any], component: str, variation: str) -> float:
