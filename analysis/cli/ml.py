@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.runflags import add_run_flags, run_options
 from analysis.cli.types import count_or_all, fraction, non_negative_int, open_fraction, output_dir
 from analysis.console import stage
-from analysis.execution.options import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,9 +40,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     """Input and processing options shared by the processing steps."""
     p.add_argument("--input", required=True, help="AGC ntuples.json (nominal samples are used)")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
-    p.add_argument("--executor", choices=EXECUTORS, default="futures")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--chunksize", type=int, default=100_000)
+    add_run_flags(p)
     p.add_argument("--max-files", type=count_or_all, default=-1, help="files per sample (-1: all)")
 
 
@@ -50,8 +48,9 @@ def run_features(args: argparse.Namespace) -> int:
     """Extract the feature table."""
     from analysis.ml import extract_features
 
-    table = extract_features(args.input, args.out, executor=args.executor, workers=args.workers,
-                             chunksize=args.chunksize, max_files=args.max_files)
+    run = run_options(args)
+    table = extract_features(args.input, args.out, executor=run.resolved_executor, workers=run.workers,
+                             chunksize=run.chunksize, max_files=args.max_files)
     print(f"{len(table)} events in 4j2b: {table.metrics['events_in_region_per_process']}")
     print(f"wrote {table.path}")
     return 0
@@ -75,8 +74,9 @@ def run_region(args: argparse.Namespace) -> int:
     """Apply the model and fill the score-defined region."""
     from analysis.ml import score_region
 
-    table = score_region(args.input, args.model, args.cut, args.out, executor=args.executor, workers=args.workers,
-                         chunksize=args.chunksize, max_files=args.max_files)
+    run = run_options(args)
+    table = score_region(args.input, args.model, args.cut, args.out, executor=run.resolved_executor,
+                         workers=run.workers, chunksize=run.chunksize, max_files=args.max_files)
     for proc, y in table.metrics["score_region"]["yields"].items():
         print(f"{proc:20s} efficiency {y['efficiency']:.3f}  expected {y['expected_selected']:.1f} of {y['expected_4j2b']:.1f}")
     print(f"wrote {args.out}/score_region.json, score_region.png/pdf and report.html")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from analysis.cli.types import output_dir
+from analysis.cli.runflags import add_run_flags, run_options
 from analysis.console import stage
-
-if TYPE_CHECKING:
-    from analysis.execution.options import RunOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", type=output_dir, required=True, help="output directory")
     d.add_argument("--config", default=None, help="reweight YAML (defaults: single-lepton 5j3b setup)")
     d.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
-    _run_flags(d)
+    add_run_flags(d, chunksize=False)
     d.add_argument("--no-plots", action="store_true")
     d.set_defaults(func=derive_with_report)
 
@@ -32,25 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--correction", required=True, help="ht_reweighting.json from 'ana reweight derive'")
     a.add_argument("--out", type=output_dir, required=True, help="output directory (histograms.root, metrics.json)")
     a.add_argument("--samples", default=None, help="samples YAML (cross-sections, luminosity)")
-    _run_flags(a, chunksize=True)
+    add_run_flags(a)
     a.add_argument("--nominal-only", action="store_true",
                    help="apply the nominal-sample correction to alternative ttbar samples too")
     a.set_defaults(func=run_apply)
-
-
-def _run_flags(p: argparse.ArgumentParser, chunksize: bool = False) -> None:
-    """Executor flags; values, bounds and defaults are those of ``RunOptions`` (checked in :func:`_run_options`)."""
-    p.add_argument("--executor", help="iterative, futures (default) or dask")
-    p.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
-    if chunksize:
-        p.add_argument("--chunksize", type=int, help="events per chunk (default 100000)")
-
-
-def _run_options(args: argparse.Namespace) -> "RunOptions":
-    """The run options from the flags, built in one place (invalid: one line naming the option, exit 2)."""
-    from analysis.execution.options import RunOptions
-
-    return RunOptions.make(executor=args.executor, workers=args.workers, chunksize=getattr(args, "chunksize", None))
 
 
 def run_derive(args: argparse.Namespace) -> int:
@@ -62,7 +44,7 @@ def run_derive(args: argparse.Namespace) -> int:
     from analysis.reweighting.derive import derive
     from analysis.reweighting.smooth import ReweightingWarning
 
-    run = _run_options(args)
+    run = run_options(args)
     load_config(args.config)  # the reweight YAML checked before any work (one line naming file and keys)
 
     with warnings.catch_warnings(), stage("Deriving the HT reweighting (processing, fits, closure)"):
@@ -95,7 +77,7 @@ def run_apply(args: argparse.Namespace) -> int:
     """Apply and print where the histograms are."""
     from analysis.reweighting.derive import apply_correction
 
-    run = _run_options(args)
+    run = run_options(args)
     with stage("Applying the HT reweighting"):
         result = apply_correction(args.fileset, args.correction, args.out, executor=run.resolved_executor,
                                   workers=run.workers, chunksize=run.chunksize, samples_config=args.samples,

@@ -154,6 +154,9 @@ CLI_CASES = [
      "chunksize: must be a positive integer, got -1"),
     (["reweight", "apply", "--fileset", "{f}", "--correction", "{f}", "--out", "{o}", "--workers", "two"],
      "--workers: invalid int value: 'two'"),
+    (["ml", "features", "--input", "{f}", "--out", "{o}", "--workers", "0"], "workers: must be a positive integer, got 0"),
+    (["ml", "region", "--input", "{f}", "--out", "{o}", "--model", "{f}", "--cut", "0.5", "--executor", "threads"],
+     "executor: unknown 'threads'"),
 ]
 
 
