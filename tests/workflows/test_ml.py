@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -153,6 +154,20 @@ def test_gbdt_beats_seed_baselines_on_agc(trained):
     assert {"auc", "auc_uncertainty", "accuracy", "signal_efficiency_at_cut"} <= set(doc["classifiers"]["gbdt"])
     for stem in ("roc", "scores"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").stat().st_size > 0
+
+
+def test_results_frozen_json_ready_and_written_only_on_request(trained, table, tmp_path, monkeypatch):
+    """Steps return frozen results whose to_dict() is what metrics.json holds; without out_dir nothing is written."""
+    result, out = trained
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc.pop("model").endswith("model.joblib") and doc == result.to_dict()
+    assert table.to_dict()["events"] == len(table) and json.dumps(table.to_dict(), default=str)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.default.auc = 1.0
+    monkeypatch.chdir(tmp_path)
+    again = ml.train_and_evaluate(table.columns, classifiers=("tree",), seed=3)
+    assert list(tmp_path.iterdir()) == []
+    assert again.evaluations["tree"].auc == result.evaluations["tree"].auc  # same split and seed: same numbers
 
 
 def test_metrics_against_independent_formulas(trained):
