@@ -22,14 +22,24 @@ from fileset.generate.agc import generate_agc
 DEFAULT_CONFIG = Path(str(resources.files("analysis.agc").joinpath("cabinetry_config.yml")))
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class DemoResult:
-    """Paths and objects produced by the demo."""
+    """Paths and objects produced by the demo.
+
+    Attributes:
+        out_dir: the output directory; run: the processing result (histograms, metrics); fit: the fit outcome
+            (cabinetry/pyhf objects and the ``fit_results.json`` summary); report: path of ``report.html``.
+    """
 
     out_dir: Path
     run: RunResult
     fit: FitOutcome
     report: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view: paths, the processing metrics and the fit summary (as in ``fit/fit_results.json``)."""
+        return {"out_dir": str(self.out_dir), "report": str(self.report), "metrics": self.run.metrics,
+                "fit": self.fit.summary}
 
 
 def default_config() -> Path:
