@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config, run every category, print one line per category; 1 if any failed (unless keep-going)."""
-    from analysis.resonance.ftest_workflow import FTestConfig, make_config, run_ftest
+    from analysis.resonance.ftest_config import FTestConfig, make_config
+    from analysis.resonance.ftest_workflow import run_ftest
 
     # the flags carry the option names of FTestConfig (the one definition); unset flags are None
     options = {name: getattr(args, name) for name in FTestConfig.model_fields if hasattr(args, name)}

@@ -6,7 +6,7 @@ import pytest
 
 from analysis.errors import AnalysisError, ConfigError
 from analysis.execution.options import EXECUTORS, RunOptions
-from analysis.resonance.ftest_workflow import FTestConfig, make_config
+from analysis.resonance.ftest_config import FTestConfig, make_config
 
 
 def test_run_options_every_problem_in_one_line():

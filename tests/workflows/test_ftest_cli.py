@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.resonance.ftest_workflow import make_config, run_ftest
+from analysis.resonance.ftest_config import make_config
+from analysis.resonance.ftest_workflow import run_ftest
 
 ENVELOPE_KEYS = {"category", "families", "best"}
 ORDER_KEYS = {"nll", "n_params", "gof_pvalue", "ftest_pvalue", "parameters"}

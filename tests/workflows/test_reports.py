@@ -37,7 +37,8 @@ def _wall_time(html: str) -> float:
 
 
 def test_ftest_report(tmp_path: Path) -> None:
-    from analysis.resonance.ftest_workflow import make_config, run_ftest
+    from analysis.resonance.ftest_config import make_config
+    from analysis.resonance.ftest_workflow import run_ftest
 
     rng = np.random.default_rng(4)
     x = 100.0 + rng.exponential(20.0, size=12000)
