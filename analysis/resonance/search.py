@@ -1,7 +1,7 @@
 """The automated X→γγ search: config → selection → signal model → background fit → significance → limits.
 
-``run_search(config, out_dir, unblind=False)`` writes ``results.json`` (the issue's exact keys),
-``details.json`` (everything else: fits, checks, expected significances, toy validation) and the plots.
+``run_search(config, out_dir, unblind=False)`` writes ``results.json`` (the issue's exact keys plus a compact
+``fit_quality`` summary; returned as a :class:`SearchResult`), ``details.json`` (everything else: fits, checks, expected significances, toy validation) and the plots.
 While blinded, data with m_γγ inside the blind window (search range widened by ``blind_margin_sigma`` signal
 widths, snapped outward to bin edges) are dropped by the processor before any histogram is filled.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from analysis.console import staged
 from analysis.errors import AnalysisError
@@ -23,224 +24,54 @@ from analysis.resonance import likelihood as lk
 from analysis.resonance import limits as lim
 from analysis.resonance.report import write_search_report
 from analysis.resonance.selection import CutSelection, Sample, optimise_cuts, train_classifier
+from analysis.resonance.search_config import SearchConfig, load_config
 from analysis.resonance.signal_model import SignalModel, build_signal_model
-from analysis.config import load_yaml
-from analysis.option_model import OptionModel
-from processors.diphoton import FEATURES, REQUIRED_FEATURES, DiphotonProcessor, process_events
+from processors.diphoton import DiphotonProcessor, process_events
 from fileset.normalisation import mc_normalisation
 from schemas.diphoton import load_events
 
 log = logging.getLogger(__name__)
-PB_PER_FB = 1000.0
-PositiveFloat = Annotated[float, Field(gt=0)]
-Efficiency = Annotated[float, Field(gt=0, le=1)]
-Window = tuple[PositiveFloat, PositiveFloat]
 
 
-def _existing_file(value: Path, info: ValidationInfo) -> Path:
-    """A path relative to the config file (``context["base"]``), which must exist."""
-    if not str(value) or str(value) == ".":
-        raise ValueError("empty path")
-    base = (info.context or {}).get("base")
-    q = value if value.is_absolute() or base is None else Path(base) / value
-    if base is not None and not q.is_file():
-        raise ValueError(f"file not found: {q}")
-    return q
+@dataclass(frozen=True, eq=False)
+class SearchResult(Mapping[str, Any]):
+    """The search's answer (the keys of results.json). Also a read-only mapping (``res["limits"]``), as before.
 
-
-class SignalOptions(OptionModel):
-    """``signal:`` — cross-section [pb] before the filter efficiency, filter efficiency in (0, 1], and one
-    simulated sample per mass point (``mass in GeV: file``)."""
-
-    cross_section_pb: PositiveFloat
-    filter_efficiency: Efficiency
-    samples: dict[PositiveFloat, Path] = Field(min_length=1)
-
-    @field_validator("samples")
-    @classmethod
-    def _samples(cls, value: dict[float, Path], info: ValidationInfo) -> dict[float, Path]:
-        """Files relative to the config, existing; sorted by mass."""
-        out = {}
-        for m, f in sorted(value.items()):
-            try:
-                out[m] = _existing_file(f, info)
-            except ValueError as err:
-                raise ValueError(f"{m:g}: {err}") from None
-        return out
-
-
-class BackgroundOptions(OptionModel):
-    """``background:`` — simulated background (cross-section [pb], filter efficiency, file) and the model:
-    ``parametric`` (one function, chosen on simulation unless ``function`` is given) or the discrete-profiling
-    ``envelope`` over ``families``."""
-
-    cross_section_pb: PositiveFloat
-    filter_efficiency: Efficiency
-    file: Path
-    model: Literal["parametric", "envelope"] = "parametric"
-    function: str | None = None
-    families: list[str] | None = Field(None, min_length=1)
-
-    check_file = field_validator("file")(_existing_file)
-
-    @field_validator("function")
-    @classmethod
-    def _function(cls, value: str | None) -> str | None:
-        """One of the parametric families."""
-        if value is not None and value not in lk.FAMILY_ORDER:
-            raise ValueError(f"unknown function {value!r} (choose from {', '.join(lk.FAMILY_ORDER)})")
-        return value
-
-
-class SelectionOptions(OptionModel):
-    """``selection:`` — ``cuts`` (optimised rectangular cuts, default), ``classifier`` or ``none``, on the
-    photon ``variables`` (default: the processor's required features)."""
-
-    method: Literal["cuts", "classifier", "none"] = "cuts"
-    variables: tuple[str, ...] = Field(REQUIRED_FEATURES, min_length=1)
-
-    @field_validator("variables")
-    @classmethod
-    def _variables(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """Known features, each once."""
-        unknown = [v for v in value if v not in FEATURES]
-        if unknown:
-            raise ValueError(f"unknown variable(s) {', '.join(unknown)} (choose from {', '.join(FEATURES)})")
-        if len(set(value)) != len(value):
-            raise ValueError(f"repeated variable in {list(value)}")
-        return value
-
-
-class SearchConfig(OptionModel):
-    """The search YAML, defined once: keys, types, bounds, defaults; paths resolved relative to the config file.
-
-    Keys: ``luminosity_fb`` (> 0), ``sqrt_s_tev`` (13), ``mass_range_gev`` [lo, hi] searched, ``signal``,
-    ``background``, ``data`` (file), ``fit_range_gev`` (default [max(lo − 200, 1), hi + 500]; must contain the
-    mass range with sidebands), ``bin_width_gev`` (10), ``scan_step_gev`` (10), ``blind_margin_sigma`` (2, signal
-    widths added to the blind window), ``selection``, ``global_toys`` (20), ``limit_validation_toys`` (200),
-    ``seed`` (12345). The flat properties below (``mass_range``, ``signal_xsec_pb``, ...) are views of these keys.
+    Attributes:
+        blinded: data inside the blind window were not read; selection: the selection report (method, cuts or
+            classifier, gain, ±2σ windows).
+        best_mass_gev, local_significance, global_significance: the most significant mass [GeV] and its local and
+            look-elsewhere-corrected significance [σ] (None while blinded); evidence, discovery: local Z ≥ 3, ≥ 5.
+        measurement: mass [GeV] and cross-section [pb] with uncertainties when evidence, else None.
+        limits: CLs 95 % upper limits on σ×B [pb] per mass (``observed_pb`` None while blinded).
+        fit_quality: ``{"ok": bool, "warnings": [...]}`` over every fit (the full record is in details.json).
     """
 
-    WHAT = "config"
+    blinded: bool
+    selection: dict[str, Any]
+    best_mass_gev: float | None
+    local_significance: float | None
+    global_significance: float | None
+    evidence: bool
+    discovery: bool
+    measurement: dict[str, float] | None
+    limits: dict[str, Any]
+    fit_quality: dict[str, Any]
 
-    luminosity_fb: PositiveFloat
-    sqrt_s_tev: PositiveFloat = 13.0
-    mass_range_gev: Window
-    signal: SignalOptions
-    background: BackgroundOptions
-    data: Path
-    fit_range_gev: Window | None = None
-    bin_width_gev: PositiveFloat = 10.0
-    scan_step_gev: PositiveFloat = 10.0
-    blind_margin_sigma: float = Field(2.0, ge=0)
-    selection: SelectionOptions = SelectionOptions()
-    global_toys: int = Field(20, ge=0)
-    limit_validation_toys: int = Field(200, ge=0)
-    seed: int = Field(12345, ge=0)
-    _source: Path | None = PrivateAttr(None)
+    def to_dict(self) -> dict[str, Any]:
+        """The results.json document (same keys, same order)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    check_data = field_validator("data")(_existing_file)
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
 
-    @model_validator(mode="after")
-    def _ranges(self) -> "SearchConfig":
-        """Mass range ordered, fit range containing it with sidebands."""
-        lo, hi = self.mass_range_gev
-        if not lo < hi:
-            raise ValueError(f"mass_range_gev: lower edge {lo:g} must be below upper edge {hi:g}")
-        f_lo, f_hi = self.fit_range
-        if not (f_lo < lo and f_hi > hi):
-            raise ValueError(f"fit_range_gev {[f_lo, f_hi]} must contain mass_range_gev {[lo, hi]} with sidebands")
-        return self
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
 
-    # views used by the search (one definition above; these only rename)
-    @property
-    def source(self) -> Path | None:
-        """The config file."""
-        return self._source
-
-    @property
-    def lumi_pb(self) -> float:
-        """Integrated luminosity in pb⁻¹."""
-        return self.luminosity_fb * PB_PER_FB
-
-    @property
-    def mass_range(self) -> tuple[float, float]:
-        """Searched mass range [GeV]."""
-        return self.mass_range_gev
-
-    @property
-    def fit_range(self) -> tuple[float, float]:
-        """Fit range [GeV] (default: 200 GeV below, 500 GeV above the searched range, at least 1 GeV)."""
-        lo, hi = self.mass_range_gev
-        return self.fit_range_gev or (max(lo - 200.0, 1.0), hi + 500.0)
-
-    @property
-    def signal_xsec_pb(self) -> float:
-        return self.signal.cross_section_pb
-
-    @property
-    def signal_filter_eff(self) -> float:
-        return self.signal.filter_efficiency
-
-    @property
-    def signal_samples(self) -> dict[float, Path]:
-        return self.signal.samples
-
-    @property
-    def bkg_xsec_pb(self) -> float:
-        return self.background.cross_section_pb
-
-    @property
-    def bkg_filter_eff(self) -> float:
-        return self.background.filter_efficiency
-
-    @property
-    def bkg_file(self) -> Path:
-        return self.background.file
-
-    @property
-    def data_file(self) -> Path:
-        return self.data
-
-    @property
-    def model(self) -> str:
-        return self.background.model
-
-    @property
-    def function(self) -> str | None:
-        return self.background.function
-
-    @property
-    def families(self) -> list[str] | None:
-        return self.background.families
-
-    @property
-    def bin_width(self) -> float:
-        return self.bin_width_gev
-
-    @property
-    def scan_step(self) -> float:
-        return self.scan_step_gev
-
-    @property
-    def selection_method(self) -> str:
-        return self.selection.method
-
-    @property
-    def selection_variables(self) -> tuple[str, ...]:
-        return self.selection.variables
-
-
-def load_config(path: str | Path) -> SearchConfig:
-    """Read and validate the search YAML; resolve file paths relative to it.
-
-    Raises:
-        ConfigError: unreadable YAML, or every invalid/missing key and missing file in one line naming the file.
-    """
-    p = Path(path).resolve()
-    cfg = SearchConfig.make(load_yaml(p), source=p, context={"base": p.parent})
-    cfg._source = p
-    return cfg
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
 
 
 def _sample(res: dict, weight: float) -> Sample:
@@ -274,10 +105,25 @@ def _make_profiler(cfg: SearchConfig, edges: np.ndarray, counts: np.ndarray, fam
     return env, {"model": "envelope", **env.to_dict()}
 
 
-def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = False, make_plots: bool = True) -> dict:
-    """Run the whole search; write results.json, details.json, plots and report.html into ``out_dir``; return the results."""
+def run_search(config: str | Path | SearchConfig, out_dir: str | Path, unblind: bool = False,
+               make_plots: bool = True) -> SearchResult:
+    """Run the whole search; write results.json, details.json, plots and report.html into ``out_dir``.
+
+    Args:
+        config: the search YAML (paths relative to it) or a validated :class:`SearchConfig`.
+        out_dir: output directory (created).
+        unblind: read data inside the blind window (default: blind).
+        make_plots: draw the plots.
+
+    Returns:
+        The :class:`SearchResult`; ``to_dict()`` is the content of results.json.
+
+    Raises:
+        ConfigError: invalid config (one line naming the file and key); AnalysisError: inputs unusable for the
+            search (too few bins, no sideband, missing selection variables, empty sidebands).
+    """
     t0 = time.perf_counter()
-    cfg = load_config(config_path)
+    cfg = config if isinstance(config, SearchConfig) else load_config(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     edges = np.arange(cfg.fit_range[0], cfg.fit_range[1] + 0.5 * cfg.bin_width, cfg.bin_width)
@@ -418,7 +264,8 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                                                      for t, sa, bd in zip(templates, sig_a, bounds)])
         limits["observed_pb"] = [o["limit"] for o in obs]
 
-    details["fit_quality"] = _fit_quality(bfit, sim_model, profiler)
+    details["fit_quality"], fit_warnings = _fit_quality(bfit, sim_model, profiler)
+    results["fit_quality"] = {"ok": details["fit_quality"]["ok"], "warnings": fit_warnings}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (out / "details.json").write_text(json.dumps(details, indent=2, default=_json_default))
     if make_plots:
@@ -429,29 +276,32 @@ def run_search(config_path: str | Path, out_dir: str | Path, unblind: bool = Fal
                        sig_fits=sig_fits, sig_sel=sig_sel, grid=grid, templates=templates, expected_z=exp_z,
                        scan=scan, limits=limits, results=results, meas=meas, profiler=profiler, bounds=bounds)
     write_search_report(out, wall_time_s=time.perf_counter() - t0)
-    return results
+    return SearchResult(**results)
 
 
-def _fit_quality(bfit: lk.ParametricFit, sim_model: lk.ParametricModel, profiler: lk.Profiler) -> dict[str, Any]:
-    """The ``fit_quality`` block of details.json (every fit went through the statistics core's guard); one
-    warning line per group of fits that failed it."""
+def _fit_quality(bfit: lk.ParametricFit, sim_model: lk.ParametricModel, profiler: lk.Profiler) -> tuple[dict[str, Any], list[str]]:
+    """The ``fit_quality`` block of details.json (every fit went through the statistics core's guard) and one
+    warning line per group of fits that failed it (logged, and listed in results.json's compact summary)."""
     block: dict[str, Any] = {"background_fit": bfit.quality.to_dict(),
                              "spurious_signal_fits": sim_model.tally.to_dict()}
     tally = getattr(profiler, "tally", None)
     if tally is not None:
         block["signal_plus_background_fits"] = tally.to_dict()
+    warnings: list[str] = []
     if not bfit.quality.ok:
-        log.warning("background fit to data: fit quality not ok: %s", "; ".join(bfit.quality.warnings)
-                    or f"covariance {bfit.quality.covariance}")
+        warnings.append("background fit to data: fit quality not ok: " + ("; ".join(bfit.quality.warnings)
+                                                                          or f"covariance {bfit.quality.covariance}"))
     for key in ("spurious_signal_fits", "signal_plus_background_fits"):
         rec = block.get(key)
         if rec and rec["n_not_ok"]:
             first = rec["examples"][0]
-            log.warning("%s: %d of %d fits failed the fit-quality guard (first: %s: %s)", key.replace("_", " "),
-                        rec["n_not_ok"], rec["n_fits"], first["fit"], "; ".join(first["warnings"]) or first["covariance"])
+            warnings.append(f"{key.replace('_', ' ')}: {rec['n_not_ok']} of {rec['n_fits']} fits failed the fit-quality "
+                            f"guard (first: {first['fit']}: {'; '.join(first['warnings']) or first['covariance']})")
+    for line in warnings:
+        log.warning("%s", line)
     block["ok"] = bool(bfit.quality.ok and all(block[k]["ok"] for k in block if isinstance(block[k], dict)
                                                and "n_not_ok" in block[k]))
-    return block
+    return block, warnings
 
 
 def _json_default(obj: Any) -> Any:

@@ -15,7 +15,7 @@ from analysis.resonance.search import run_search
 from fileset.generate.diphoton import generate_diphoton
 
 KEYS = {"blinded", "selection", "best_mass_gev", "local_significance", "global_significance", "evidence",
-        "discovery", "measurement", "limits"}
+        "discovery", "measurement", "limits", "fit_quality"}
 LIMIT_KEYS = {"mass_gev", "observed_pb", "expected_pb", "expected_1sigma_pb", "expected_2sigma_pb"}
 FAST = "global_toys: 5\nlimit_validation_toys: 0\nscan_step_gev: 20\n"
 
@@ -45,10 +45,11 @@ def test_strong_signal_recovered(shared_dir: Path, tmp_path: Path) -> None:
     lim = res["limits"]
     i_far = int(np.argmin(np.abs(np.array(lim["mass_gev"]) - 1000)))
     assert lim["observed_pb"][i_far] < truth["signal_cross_section_pb"]
-    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(res))
-    # every fit ran through the statistics core's guard; the record is in details.json
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(res.to_dict()))
+    # every fit ran through the statistics core's guard; the record is in details.json, its summary in results.json
     quality = json.loads((tmp_path / "out" / "details.json").read_text())["fit_quality"]
     assert quality["ok"] and quality["background_fit"]["valid_minimum"]
+    assert res["fit_quality"] == {"ok": quality["ok"], "warnings": []}
     assert quality["signal_plus_background_fits"]["n_fits"] > 100 and quality["spurious_signal_fits"]["n_fits"] == 4
 
 
@@ -83,7 +84,7 @@ def test_blinding_window_data_never_used(shared_dir: Path, tmp_path: Path) -> No
     assert n_added > 300
     res_b = run_search(tmp_path / "b" / "fast.yml", tmp_path / "b" / "out", unblind=False, make_plots=False)
     details_b = json.loads((tmp_path / "b" / "out" / "details.json").read_text())
-    assert json.dumps(res_b, sort_keys=True) == json.dumps(res_a, sort_keys=True)
+    assert json.dumps(res_b.to_dict(), sort_keys=True) == json.dumps(res_a.to_dict(), sort_keys=True)
     details_a.pop("config"), details_b.pop("config")
     assert json.dumps(details_b, sort_keys=True) == json.dumps(details_a, sort_keys=True)
     # unblinded, the corrupted window is seen (sanity check that the corruption matters)

@@ -56,7 +56,8 @@ def test_ftest_report(tmp_path: Path) -> None:
 
 
 def test_search_report_blinded(shared_dir: Path, tmp_path: Path) -> None:
-    from analysis.resonance.search import load_config, run_search
+    from analysis.resonance.search import run_search
+    from analysis.resonance.search_config import load_config
     from fileset.generate.diphoton import generate_diphoton
 
     gen = generate_diphoton(tmp_path, signal_dir=shared_dir / "data" / "xboson", seed=3)
