@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from analysis.cli.runflags import add_run_flags, run_options
-from analysis.cli.types import count_or_all, fraction, non_negative_int, open_fraction, output_dir
+from analysis.cli.types import count_or_all, fraction, output_dir
 from analysis.console import stage
 
 
@@ -22,11 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = steps.add_parser("train", help="train kNN, decision tree and GBDT; ROC/AUC on a held-out set; save model")
     p.add_argument("--features", required=True, help="features.parquet from `ana ml features`")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR")
-    p.add_argument("--classifiers", nargs="+", default=["gbdt", "knn", "tree"], choices=("gbdt", "knn", "tree"),
-                   help="first one trained is saved when gbdt is absent")
-    p.add_argument("--test-fraction", type=open_fraction, default=0.25)
-    p.add_argument("--score-cut", type=fraction, default=0.5, help="cut for the quoted efficiencies")
-    p.add_argument("--seed", type=non_negative_int, default=1)
+    # options, types and defaults: analysis.ml.options.TrainOptions (validated there, once)
+    p.add_argument("--classifiers", nargs="+", metavar="NAME",
+                   help="any of gbdt, knn, tree (default: all three); first one trained is saved when gbdt is absent")
+    p.add_argument("--test-fraction", metavar="F", help="held-out share in (0, 1) (default 0.25)")
+    p.add_argument("--score-cut", metavar="CUT", help="cut in [0, 1) for the quoted efficiencies (default 0.5)")
+    p.add_argument("--seed", metavar="N", help="split and training seed (default 1)")
     p.set_defaults(func=run_train)
 
     p = steps.add_parser("region", help="select 4j2b events with classifier score > cut and histogram m_bjj")
@@ -57,12 +58,13 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train and evaluate; print the AUCs."""
+    """Build the options, train and evaluate; print the AUCs."""
     from analysis.ml import train_and_evaluate
+    from analysis.ml.options import TrainOptions
 
+    options = TrainOptions.from_args(args)  # one place; invalid values: one line naming the flag, exit 2
     with stage("Training and evaluating the classifiers"):
-        result = train_and_evaluate(args.features, args.out, classifiers=args.classifiers,
-                                    test_fraction=args.test_fraction, seed=args.seed, score_cut=args.score_cut)
+        result = train_and_evaluate(args.features, args.out, options=options)
     for name, ev in result.evaluations.items():
         print(f"{name:5s} AUC = {ev.auc:.3f} ± {ev.auc_uncertainty:.3f}  accuracy = {ev.accuracy:.3f}  "
               f"eff(sig) = {ev.signal_efficiency:.3f}  eff(bkg) = {ev.background_efficiency:.3f} at score > {ev.score_cut:g}")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from analysis.ml.features import FeatureTable, read_features
 from analysis.ml.plots import region_plot, roc_plot, score_plot
 from analysis.ml.model import save_model
+from analysis.ml.options import TrainOptions
 from analysis.ml.region import apply_model
 from analysis.ml.report import write_ml_report
-from analysis.ml.train import CLASSIFIERS, TrainingResult, train_classifiers
+from analysis.ml.train import TrainingResult, train_classifiers
 from analysis.plotting import save_figure
 from processors.ml_features import FEATURES
 
@@ -28,26 +29,34 @@ __all__ = ["score_region", "train_and_evaluate"]
 
 
 def train_and_evaluate(features: str | Path | dict[str, np.ndarray], out_dir: str | Path | None = None, *,
-                       feature_names: Sequence[str] = FEATURES, classifiers: Sequence[str] = CLASSIFIERS,
-                       test_fraction: float = 0.25, seed: int = 1, score_cut: float = 0.5) -> TrainingResult:
+                       options: TrainOptions | Mapping[str, Any] | None = None,
+                       feature_names: Sequence[str] = FEATURES, classifiers: Sequence[str] | None = None,
+                       test_fraction: float | None = None, seed: int | None = None,
+                       score_cut: float | None = None) -> TrainingResult:
     """Train and evaluate every classifier on a feature table; with ``out_dir`` write the outputs.
 
     Args:
         features: ``features.parquet`` from :func:`analysis.ml.extract_features`, or its columns.
         out_dir: when given: ``metrics.json``, ``roc``/``scores`` plots (png, pdf), ``model.joblib`` (the
             default classifier) and ``report.html``; None writes nothing.
-        feature_names, classifiers, test_fraction, seed, score_cut: see :func:`analysis.ml.train_classifiers`.
+        options: a :class:`analysis.ml.options.TrainOptions` (or mapping); the keyword arguments below override
+            it; None = not given (the model's default).
+        feature_names: feature columns to train on, in order.
+        classifiers, test_fraction, seed, score_cut: see :class:`analysis.ml.options.TrainOptions`.
 
     Returns:
         The :class:`TrainingResult`.
 
     Raises:
-        AnalysisError / ProcessorError: unreadable table or invalid training options (see the steps).
+        AnalysisError / ProcessorError: invalid training options (one line naming each, before any work),
+            unreadable table (see the steps).
     """
     t0 = time.perf_counter()
+    base = options.model_dump() if isinstance(options, TrainOptions) else dict(options or {})
+    opts = TrainOptions.make(base, classifiers=classifiers, test_fraction=test_fraction, seed=seed, score_cut=score_cut)
     columns = read_features(features) if isinstance(features, (str, Path)) else features
-    result = train_classifiers(columns, feature_names, classifiers=classifiers, test_fraction=test_fraction,
-                               seed=seed, score_cut=score_cut)
+    result = train_classifiers(columns, feature_names, classifiers=opts.classifiers, test_fraction=opts.test_fraction,
+                               seed=opts.seed, score_cut=opts.score_cut)
     if out_dir is None:
         return result
     out = Path(out_dir)

@@ -83,8 +83,37 @@ def test_demo_options_defaults_unchanged_and_frozen():
     assert DemoOptions.make(seed=None, workers=2).workers == 2  # None = not given
 
 
+def test_train_options_defaults_unchanged_and_frozen():
+    from analysis.ml.options import TrainOptions
+    from analysis.ml.train import CLASSIFIERS
+
+    opts = TrainOptions()
+    assert opts.to_dict() == {"classifiers": ["gbdt", "knn", "tree"], "test_fraction": 0.25, "score_cut": 0.5, "seed": 1}
+    assert opts.classifiers == CLASSIFIERS
+    with pytest.raises(ValidationError):
+        opts.seed = 3
+    assert TrainOptions.make({"seed": 4}, seed=None, classifiers=["tree"]).to_dict() == {
+        "classifiers": ["tree"], "test_fraction": 0.25, "score_cut": 0.5, "seed": 4}  # None = not given
+    with pytest.raises(AnalysisError) as exc:
+        TrainOptions.make(test_fraction=0.0, score_cut=1.0, classifiers=[])
+    msg = str(exc.value)
+    assert msg.startswith("invalid training options: ") and "\n" not in msg
+    for needle in ("test_fraction: Input should be greater than 0", "score_cut: Input should be less than 1",
+                   "classifiers: Tuple should have at least 1 item"):
+        assert needle in msg, (needle, msg)
+
+
+def test_train_and_evaluate_checks_options_before_reading(tmp_path):
+    """The Python API validates through the same model, before the feature table is read."""
+    from analysis.ml import train_and_evaluate
+
+    with pytest.raises(AnalysisError, match="invalid training options: seed: Input should be greater than or equal to 0"):
+        train_and_evaluate(tmp_path / "missing.parquet", tmp_path / "out", seed=-1)
+    assert not (tmp_path / "out").exists()
+
+
 def test_search_config_one_definition(tmp_path):
-    from analysis.resonance.search import SearchConfig, load_config
+    from analysis.resonance.search_config import SearchConfig, load_config
 
     import yaml
 
@@ -155,6 +184,15 @@ CLI_CASES = [
     (["reweight", "apply", "--fileset", "{f}", "--correction", "{f}", "--out", "{o}", "--workers", "two"],
      "--workers: invalid int value: 'two'"),
     (["ml", "features", "--input", "{f}", "--out", "{o}", "--workers", "0"], "workers: must be a positive integer, got 0"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--test-fraction", "1"], "--test-fraction: Input should be less than 1"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--score-cut", "-0.1"],
+     "--score-cut: Input should be greater than or equal to 0"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--seed", "1.5"], "--seed: Input should be a valid integer"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--classifiers", "svm", "gbdt"],
+     "--classifiers: unknown classifier(s) svm (choose from gbdt, knn, tree)"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--classifiers", "gbdt", "gbdt"], "--classifiers: repeated classifier"),
+    (["ml", "train", "--features", "{f}", "--out", "{o}", "--test-fraction", "nan", "--seed", "-1"],
+     "--test-fraction: Input should be a finite number (got 'nan'); --seed: Input should be greater than or equal to 0"),
     (["ml", "region", "--input", "{f}", "--out", "{o}", "--model", "{f}", "--cut", "0.5", "--executor", "threads"],
      "executor: unknown 'threads'"),
 ]
