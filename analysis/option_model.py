@@ -1,8 +1,9 @@
 """The base of every option set: a frozen pydantic model, validated once at the boundary with one-line errors.
 
 An option set (``ana demo``'s :class:`analysis.agc.demo.DemoOptions`, ``ana search``'s
-:class:`analysis.resonance.search_config.SearchConfig`, ``ana reweight``'s :class:`analysis.reweighting.config.ReweightConfig`)
-is defined once, as a subclass of :class:`OptionModel`: field names, types, bounds and defaults. The Python API
+:class:`analysis.resonance.search_config.SearchConfig`, ``ana reweight``'s
+:class:`analysis.reweighting.config.ReweightConfig`, ``ana ml train``'s :class:`analysis.ml.options.TrainOptions`) is
+defined once, as a subclass of :class:`OptionModel`: field names, types, bounds and defaults. The Python API
 builds it with :meth:`OptionModel.make` (None = not given → the model's default), the CLI with
 :meth:`OptionModel.from_args` (flags named like the fields, with dashes; no type or default in argparse), a YAML
 file with :meth:`OptionModel.make` and ``source=`` its path. Every problem is reported together in one line

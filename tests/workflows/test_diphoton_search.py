@@ -12,6 +12,7 @@ import pytest
 
 from analysis.errors import UserError
 from analysis.resonance.search import run_search
+from analysis.resonance.search_config import load_config
 from fileset.generate.diphoton import generate_diphoton
 
 KEYS = {"blinded", "selection", "best_mass_gev", "local_significance", "global_significance", "evidence",
@@ -95,7 +96,8 @@ def test_blinding_window_data_never_used(shared_dir: Path, tmp_path: Path) -> No
 def test_background_only_universe_no_claim(shared_dir: Path, tmp_path: Path) -> None:
     """Full pipeline on a background-only universe (data tilted w.r.t. simulation): no discovery; limits sane."""
     cfg, _ = _universe(tmp_path, shared_dir, seed=8)
-    res = run_search(cfg, tmp_path / "out", unblind=True, make_plots=False)
+    res = run_search(load_config(cfg), tmp_path / "out", unblind=True, make_plots=False)  # a SearchConfig works too
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(res.to_dict()))
     assert not res["discovery"] and res["local_significance"] < 4
     lim = res["limits"]
     obs, exp = np.array(lim["observed_pb"]), np.array(lim["expected_pb"])

@@ -117,6 +117,13 @@ def test_cli_root_tree_pseudodata_is_seeded(tmp_path):
     assert docs[0]["events_in_fit_bins"] == docs[1]["events_in_fit_bins"] != docs[2]["events_in_fit_bins"]
     assert docs[0]["events_in_fit_bins"] == pytest.approx(3000, abs=4 * np.sqrt(3000))
     assert docs[0]["pseudodata"] is True and (tmp_path / "s5a" / "0" / "splusb.png").is_file()
+    # the compute step alone (no output directory: nothing written) gives the same envelope.json document
+    from analysis.resonance.ftest_category import fit_category
+    from analysis.resonance.ftest_inputs import read_categories
+
+    (cat,) = read_categories(cfg)
+    fit = fit_category(cat, cfg, cfg.range)
+    assert json.loads(json.dumps(fit.to_dict(), default=lambda o: o.tolist())) == docs[2]
 
 
 def test_config_yaml_and_2d_ftest(tmp_path):
