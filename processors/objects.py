@@ -84,8 +84,84 @@ class ObjectView:
         return ObjectView(rows.shape[0], offsets, pt, eta, phi, energy, btag, ok, self.n_lepton[rows], self.event_ids[rows])
 
 
+class BranchCollection:
+    """A collection (``jet``, ``Electron``, …) of :class:`BranchEvents`: ``coll["pt"]`` / ``coll.pt`` is the branch
+    ``<prefix>_pt`` (AGC ntuples: ``energy`` is the ``_e`` branch, as ``schemas.agc.AGCSchema`` names it)."""
+
+    def __init__(self, columns: dict, prefix: str, renames: dict[str, str]) -> None:
+        self._columns, self._prefix, self._renames = columns, prefix, renames
+        stored = [k[len(prefix):] for k in columns if k.startswith(prefix)]
+        back = {v: k for k, v in renames.items()}
+        self.fields = [back.get(f, f) for f in stored]
+
+    def __getitem__(self, field: str):
+        return self._columns[self._prefix + self._renames.get(field, field)]
+
+    def __getattr__(self, field: str):
+        if field.startswith("_"):
+            raise AttributeError(field)
+        try:
+            return self[field]
+        except KeyError:
+            raise AttributeError(f"collection {self._prefix[:-1]!r} has no field {field!r}") from None
+
+
+class BranchEvents:
+    """The events of one chunk as plain branch arrays: what the object views read of NanoEvents, without coffea.
+
+    ``events.metadata`` (the chunk's metadata), ``len(events)``, ``events.fields`` (event-level branches and
+    collection names), ``events.event`` (a branch), ``events.jet`` / ``events["Jet"]`` (a
+    :class:`BranchCollection` of the ``jet_*`` / ``Jet_*`` branches). Only the branches given are available.
+    """
+
+    def __init__(self, columns: dict, metadata: dict) -> None:
+        self.metadata = metadata
+        self._columns = columns
+        self._renames = {"energy": "e"} if metadata.get("format", "ntuple") == "ntuple" else {}
+        names = list(columns)
+        self._collections = sorted({k.split("_", 1)[0] for k in names if "_" in k})
+        self.fields = [k for k in names if "_" not in k] + self._collections
+        counters = [k for k in names if "_" not in k]
+        first = columns[counters[0]] if counters else next(iter(columns.values()), ())
+        self._n = len(first)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str):
+        if name in self._collections:
+            return BranchCollection(self._columns, name + "_", self._renames)
+        return self._columns[name]
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no branch or collection {name!r} was read") from None
+
+
+def _list_buffers(array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, content) numpy buffers of a plain singly-jagged numeric awkward array (e.g. as uproot reads a
+    branch), without copying; None for anything else (records, virtual or option layouts)."""
+    layout = getattr(array, "layout", None)
+    if type(layout).__name__ != "ListOffsetArray" or type(layout.content).__name__ != "NumpyArray":
+        return None
+    offsets, content = layout.offsets.data, layout.content.data
+    if type(offsets) is not np.ndarray or type(content) is not np.ndarray or content.ndim != 1:
+        return None
+    return offsets, content
+
+
 def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """(offsets starting at 0, contiguous flat content) of a singly-jagged numeric column (``dtype`` None: as stored)."""
+    buffers = _list_buffers(array)
+    if buffers is not None:  # a plain list array: read its buffers (same values as the general route below)
+        raw, content = buffers
+        offsets = raw.astype(np.int64) - int(raw[0])
+        flat_ = content[int(raw[0]):int(raw[-1])]
+        return offsets, np.ascontiguousarray(flat_, dtype=dtype if dtype is not None else flat_.dtype)
     counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -95,6 +171,11 @@ def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndar
 
 def flat(array: ak.Array, dtype=np.float64) -> np.ndarray:
     """Contiguous flat content of a jagged column (``dtype`` None: as stored, no copy when contiguous)."""
+    buffers = _list_buffers(array)
+    if buffers is not None:
+        raw, content = buffers
+        flat_ = content[int(raw[0]):int(raw[-1])]
+        return np.ascontiguousarray(flat_, dtype=dtype if dtype is not None else flat_.dtype)
     return np.ascontiguousarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=dtype)
 
 
