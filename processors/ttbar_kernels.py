@@ -121,15 +121,13 @@ def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np
 
     Float columns come back as float64 (inputs may be float32: the conversion is exact), ``ok`` as bool.
     """
-    n = offsets.shape[0] - 1
-    counts = np.diff(offsets)
-    keep = np.zeros(n, bool)
-    keep[rows] = True
-    jets = np.repeat(keep, counts)
+    counts = np.diff(offsets)[rows]
     new_offsets = np.zeros(rows.shape[0] + 1, np.int64)
-    np.cumsum(counts[rows], out=new_offsets[1:])
+    np.cumsum(counts, out=new_offsets[1:])
+    # positions of the kept jets: one gather index for all columns (cheaper than a per-jet mask per column)
+    index = np.arange(new_offsets[-1], dtype=np.int64) + np.repeat(offsets[:-1][rows] - new_offsets[:-1], counts)
 
     def f64(a: np.ndarray) -> np.ndarray:
-        return a[jets].astype(np.float64, copy=False)
+        return a.take(index).astype(np.float64, copy=False)
 
-    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok[jets].astype(bool, copy=False)
+    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok.take(index).astype(bool, copy=False)
