@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import awkward as ak
@@ -17,7 +18,7 @@ import numpy as np
 
 from processors.errors import ProcessorError
 from processors.systematics import event_identity, run_lumi_event_identity
-from processors.ttbar_kernels import gather_events
+from processors.ttbar_kernels import gather_events, jet_events
 
 INF = math.inf
 
@@ -76,6 +77,11 @@ class ObjectView:
     def counts(self) -> np.ndarray:
         """Jets per event."""
         return np.diff(self.offsets)
+
+    @cached_property
+    def jet_event(self) -> np.ndarray:
+        """int64 per jet: the index of its event (computed once per view)."""
+        return jet_events(self.offsets)
 
     def subset(self, rows: np.ndarray) -> "ObjectView":
         """The view restricted to the events at ``rows`` (sorted indices), jets kept in order."""

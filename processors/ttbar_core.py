@@ -145,18 +145,19 @@ class TtbarCore:
         counted = {}
         for pt_var, factor in factors.items():
             lead_pt = np.zeros((sub.n, 4))
-            njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt)
+            njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt,
+                                      sub.jet_event)
             selected = (njet >= 4) & (nb >= 1)
             counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
         p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]))
         return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
-                                         c.btag, v[5]),)
+                                         c.btag, v[5], sub.jet_event),)
                 for pt_var, v in counted.items()}
 
     @staticmethod
     def _momenta(view: ObjectView, events_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(px, py, pz, E) per jet, evaluated (numpy) only for jets of events in ``events_mask``."""
-        jets = np.repeat(events_mask, view.counts)
+        jets = events_mask[view.jet_event]
         px, py, pz = (np.zeros(view.pt.shape[0]) for _ in range(3))
         pt, phi = view.pt[jets], view.phi[jets]
         px[jets] = pt * np.cos(phi)
