@@ -27,7 +27,7 @@ from processors.systematics import (
     jet_resolution_factors,
 )
 from processors.ttbar_kernels import count_jets, trijet_mass
-from processors.objects import FORMAT_CUTS, BranchEvents, Cuts, ObjectView, object_view, view_branches
+from processors.objects import FORMAT_CUTS, BranchEvents, Cuts, ObjectView, count_per_event, object_view, view_branches
 from schemas.reading import use_inflate
 
 __all__ = ["Cuts", "FORMAT_CUTS", "TtbarCore", "check_finite", "make_hist", "normalise"]
@@ -96,9 +96,11 @@ class TtbarCore:
     def process_view(self, events: ak.Array, view: ObjectView, c: Cuts) -> dict:
         """Jet-pT variations, selection, regions, observables, weights and exact sums for one chunk.
 
-        Only events with exactly one selected lepton can pass, so all jet work runs on that subset;
-        counting/HT and the trijet search are compiled kernels, and every (region, variation) sum is
-        one ``bincount`` of quantised weights (exact, so identical to a ``hist`` fill).
+        Only events with exactly one selected lepton and at least four jets that pass the jet cuts under
+        some jet-pT variation can pass, so all jet work runs on that subset (every per-event quantity is
+        computed from the event's own jets, so the subset changes no value); counting/HT and the trijet search
+        are vectorised kernels, and every (region, variation) sum is one ``bincount`` of quantised weights
+        (exact, so identical to a ``hist`` fill).
         """
         meta = events.metadata
         dataset, process, variation = meta["dataset"], meta["process"], meta["variation"]
@@ -107,14 +109,17 @@ class TtbarCore:
         n = view.n
         one_lepton = view.n_lepton == 1
         rows = np.flatnonzero(one_lepton)
+        n_one_lepton = int(rows.shape[0])
         sub = view.subset(rows)
+        factors = jet_factors(sub, c, dataset, variation == "nominal" and not is_data)
+        sub, rows, factors = _candidates(sub, rows, factors, c)
 
-        counted = self.variation_observables(sub, c, jet_factors(sub, c, dataset, variation == "nominal" and not is_data))
+        counted = self.variation_observables(sub, c, factors)
 
         njet0, nb0 = counted["nominal"][0], counted["nominal"][1]
         n4 = int((njet0 >= 4).sum())
         out = {"nevents": {dataset: n}, "norms": {}, "cutflow": {dataset: {
-            "all": n, "1 lepton": int(rows.shape[0]), ">= 4 jets": n4,
+            "all": n, "1 lepton": n_one_lepton, ">= 4 jets": n4,
             ">= 1 b-tag": int(((njet0 >= 4) & (nb0 >= 1)).sum()), "4j1b": int(counted["nominal"][4].sum()),
             "4j2b": int(counted["nominal"][5].sum())}}}
 
@@ -194,7 +199,8 @@ class TtbarCore:
 
         Hook for subclasses (e.g. a data-driven reweighting): the default is 1 with no variations.
         ``njet``/``ht`` (length ``len(events)``) are the selected-jet multiplicity and HT under the current
-        jet variation; they are 0 for events without exactly one selected lepton, which never pass.
+        jet variation; they are 0 for events that cannot pass (without exactly one selected lepton, or with
+        fewer than four jets that pass the jet cuts under any variation).
         """
         return np.ones(len(events)), {}
 
@@ -224,6 +230,21 @@ def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) 
         factors["pt_scale_up"] = np.full(view.pt.shape[0], c.jes_scale)
         factors["pt_res_up"] = jet_resolution_factors(view.event_ids, view.counts, dataset_salt(dataset), c.jer_width)
     return factors
+
+
+def _candidates(sub: ObjectView, rows: np.ndarray, factors: dict[str, np.ndarray],
+                c: Cuts) -> tuple[ObjectView, np.ndarray, dict[str, np.ndarray]]:
+    """The events of ``sub`` (at ``rows`` of the chunk) that can reach ≥ 4 selected jets under some jet-pT variation:
+    ≥ 4 jets with the quality mask and max-over-variations(factor)·pT > the jet threshold (rounding is monotonic,
+    so factor·pT > threshold for any variation implies it for the largest factor). Returns the restricted view,
+    their rows and the per-jet factors of their jets (same values)."""
+    fmax = next(iter(factors.values())) if len(factors) == 1 else np.maximum.reduce(list(factors.values()))
+    possible = count_per_event(sub.jet_ok & (sub.pt * fmax > c.jet_pt), sub.offsets) >= 4
+    if possible.all():
+        return sub, rows, factors
+    keep = np.flatnonzero(possible)
+    jets = possible[sub.jet_event]
+    return sub.subset(keep), rows[keep], {k: v[jets] for k, v in factors.items()}
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
