@@ -154,15 +154,22 @@ class TtbarCore:
                                       sub.jet_event)
             selected = (njet >= 4) & (nb >= 1)
             counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
-        p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]))
+        # four-momenta only of jets that the trijet search can select (events in 4j2b under some variation,
+        # jets passing the cuts under the largest factor): the others are never read
+        candidate_jets = sub.jet_ok & (sub.pt * _largest(factors) > c.jet_pt)
+        p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]), candidate_jets)
         return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
                                          c.btag, v[5], sub.jet_event),)
                 for pt_var, v in counted.items()}
 
     @staticmethod
-    def _momenta(view: ObjectView, events_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(px, py, pz, E) per jet, evaluated (numpy) only for jets of events in ``events_mask``."""
+    def _momenta(view: ObjectView, events_mask: np.ndarray,
+                 jet_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(px, py, pz, E) per jet, evaluated (numpy) only for jets of events in ``events_mask`` (and in ``jet_mask``
+        if given); 0 elsewhere."""
         jets = events_mask[view.jet_event]
+        if jet_mask is not None:
+            jets &= jet_mask
         px, py, pz = (np.zeros(view.pt.shape[0]) for _ in range(3))
         pt, phi = view.pt[jets], view.phi[jets]
         px[jets] = pt * np.cos(phi)
@@ -232,14 +239,18 @@ def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) 
     return factors
 
 
+def _largest(factors: dict[str, np.ndarray]) -> np.ndarray:
+    """Per jet, the largest pT factor over the variations."""
+    return next(iter(factors.values())) if len(factors) == 1 else np.maximum.reduce(list(factors.values()))
+
+
 def _candidates(sub: ObjectView, rows: np.ndarray, factors: dict[str, np.ndarray],
                 c: Cuts) -> tuple[ObjectView, np.ndarray, dict[str, np.ndarray]]:
     """The events of ``sub`` (at ``rows`` of the chunk) that can reach ≥ 4 selected jets under some jet-pT variation:
     ≥ 4 jets with the quality mask and max-over-variations(factor)·pT > the jet threshold (rounding is monotonic,
     so factor·pT > threshold for any variation implies it for the largest factor). Returns the restricted view,
     their rows and the per-jet factors of their jets (same values)."""
-    fmax = next(iter(factors.values())) if len(factors) == 1 else np.maximum.reduce(list(factors.values()))
-    possible = count_per_event(sub.jet_ok & (sub.pt * fmax > c.jet_pt), sub.offsets) >= 4
+    possible = count_per_event(sub.jet_ok & (sub.pt * _largest(factors) > c.jet_pt), sub.offsets) >= 4
     if possible.all():
         return sub, rows, factors
     keep = np.flatnonzero(possible)
