@@ -90,6 +90,15 @@ class ObjectView:
         return ObjectView(rows.shape[0], offsets, pt, eta, phi, energy, btag, ok, self.n_lepton[rows], self.event_ids[rows])
 
 
+class MissingBranch(ProcessorError, KeyError, AttributeError):
+    """A branch (or collection) the processor reads is not in the chunk's columns: not in the file, or not declared
+    in the processor's ``columns()``. A user error (one line naming it); also a KeyError/AttributeError, so that
+    ``hasattr`` and ``in``-style probes behave as on any mapping or object."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class BranchCollection:
     """A collection (``jet``, ``Electron``, …) of :class:`BranchEvents`: ``coll["pt"]`` / ``coll.pt`` is the branch
     ``<prefix>_pt`` (AGC ntuples: ``energy`` is the ``_e`` branch, as ``schemas.agc.AGCSchema`` names it)."""
@@ -101,15 +110,16 @@ class BranchCollection:
         self.fields = [back.get(f, f) for f in stored]
 
     def __getitem__(self, field: str):
-        return self._columns[self._prefix + self._renames.get(field, field)]
+        key = self._prefix + self._renames.get(field, field)
+        try:
+            return self._columns[key]
+        except KeyError:
+            raise MissingBranch(f"input has no branch {key!r} (or the processor's columns() does not declare it)") from None
 
     def __getattr__(self, field: str):
         if field.startswith("_"):
             raise AttributeError(field)
-        try:
-            return self[field]
-        except KeyError:
-            raise AttributeError(f"collection {self._prefix[:-1]!r} has no field {field!r}") from None
+        return self[field]
 
 
 class BranchEvents:
@@ -137,15 +147,16 @@ class BranchEvents:
     def __getitem__(self, name: str):
         if name in self._collections:
             return BranchCollection(self._columns, name + "_", self._renames)
-        return self._columns[name]
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise MissingBranch(f"input has no branch or collection {name!r} (or the processor's columns() does not "
+                                "declare it)") from None
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no branch or collection {name!r} was read") from None
+        return self[name]
 
 
 def _list_buffers(array) -> tuple[np.ndarray, np.ndarray] | None:

@@ -15,6 +15,7 @@ from analysis.execution.fastpath import Chunk, chunk_metadata, eligible, merge, 
 from analysis.execution.preflight import FileCheck
 from processors.objects import BranchEvents, flat, jagged_parts
 from processors.ttbar_core import TtbarCore
+from fileset.errors import UserError
 
 CHECKS = [FileCheck("ttbar__nominal", "/data/a.root", "events", entries=250, uuid=b"\x01" * 16,
                     basket_boundaries=[0, 100, 200, 250])]
@@ -111,6 +112,9 @@ def test_branch_events_view() -> None:
     assert ev["event"] is columns["event"]
     with pytest.raises(AttributeError):
         ev.muon  # noqa: B018 - not read
+    assert not hasattr(ev, "muon") and not hasattr(ev.jet, "phi")
+    with pytest.raises(UserError, match="no branch 'jet_phi'"):
+        ev.jet["phi"]
     nano = BranchEvents({"nJet": np.array([1]), "Jet_mass": ak.Array([[5.0]])}, {"format": "nanoaod"})
     assert nano.Jet["mass"] is not None and nano.Jet.fields == ["mass"]
 
@@ -124,3 +128,22 @@ def test_buffer_route_equals_awkward_route() -> None:
         assert np.array_equal(np.diff(off), counts) and off[0] == 0
         assert np.array_equal(content, ak.to_numpy(ak.flatten(arr)).astype(np.float64))
         assert np.array_equal(flat(arr, None), ak.to_numpy(ak.flatten(arr)))
+
+
+def test_missing_branch_is_one_line_naming_it(tmp_path) -> None:
+    """A file without a branch the processor needs: the fast-path run fails with one line naming the file and branch."""
+    import json
+
+    from analysis.agc.run import run_ttbar
+    from analysis.errors import AnalysisError
+
+    from fileset.generate.agc import generate_arrays, write_file
+
+    cols = generate_arrays("ttbar", "nominal", 300, 3)
+    del cols["jet"]["phi"]  # the file has no jet_phi
+    write_file(tmp_path / "f.root", cols)
+    doc = {"ttbar": {"nominal": {"files": [{"path": "f.root", "nevts": 300}], "nevts_total": 300}}}
+    (tmp_path / "n.json").write_text(json.dumps(doc))
+    with pytest.raises(AnalysisError, match=r"f\.root: .*no branch 'jet_phi'") as err:
+        run_ttbar(tmp_path / "n.json", executor="iterative", progress=False)
+    assert "\n" not in str(err.value)
