@@ -91,7 +91,8 @@ def plan_chunks(fileset: dict[str, dict[str, Any]], checks: list, size: int) -> 
         usermeta = dict(spec.get("metadata") or {})
         for path in spec["files"]:
             c = by_file[(dataset, path)]
-            ranges = basket_aligned_ranges(c.basket_boundaries, c.entries, size)
+            # an empty file is one empty chunk, as coffea plans it (its dataset still reports 0 events and zero histograms)
+            ranges = basket_aligned_ranges(c.basket_boundaries, c.entries, size) if c.entries else [(0, 0)]
             out.extend(Chunk(dataset, path, spec["treename"], a, b, c.uuid or b"", usermeta) for a, b in ranges)
     return out
 
