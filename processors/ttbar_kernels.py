@@ -108,15 +108,15 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
         evs = np.flatnonzero(want & (k_per_event == k))
         idx = start[evs][:, None] + np.arange(k)  # (m, k) positions in the selected-jet arrays
         a, b, c = _triples(int(k))
-        ia, ib, ic = idx[:, a], idx[:, b], idx[:, c]
-        valid = tag[ia] | tag[ib] | tag[ic]
-        sx = (x[ia] + x[ib]) + x[ic]
-        sy = (y[ia] + y[ib]) + y[ic]
+        xs, ys, tags = x[idx], y[idx], tag[idx]  # (m, k): the events' jets, then combined by column
+        valid = tags[:, a] | tags[:, b] | tags[:, c]
+        sx = (xs[:, a] + xs[:, b]) + xs[:, c]
+        sy = (ys[:, a] + ys[:, b]) + ys[:, c]
         pt2 = sx * sx + sy * sy
         best = np.argmax(np.where(valid, pt2, -1.0), axis=1)  # first maximum; pt2 >= 0 > -1
         has = valid.any(axis=1)
         rows = np.arange(evs.shape[0])
-        ja, jb, jc = ia[rows, best], ib[rows, best], ic[rows, best]
+        ja, jb, jc = idx[rows, a[best]], idx[rows, b[best]], idx[rows, c[best]]
         bx, by = sx[rows, best], sy[rows, best]
         bz = (z[ja] + z[jb]) + z[jc]
         be = (en[ja] + en[jb]) + en[jc]
