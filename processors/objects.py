@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import awkward as ak
@@ -17,7 +18,7 @@ import numpy as np
 
 from processors.errors import ProcessorError
 from processors.systematics import event_identity, run_lumi_event_identity
-from processors.ttbar_kernels import gather_events
+from processors.ttbar_kernels import gather_events, jet_events
 
 INF = math.inf
 
@@ -77,6 +78,11 @@ class ObjectView:
         """Jets per event."""
         return np.diff(self.offsets)
 
+    @cached_property
+    def jet_event(self) -> np.ndarray:
+        """int64 per jet: the index of its event (computed once per view)."""
+        return jet_events(self.offsets)
+
     def subset(self, rows: np.ndarray) -> "ObjectView":
         """The view restricted to the events at ``rows`` (sorted indices), jets kept in order."""
         offsets, pt, eta, phi, energy, btag, ok = gather_events(self.offsets, rows.astype(np.int64), self.pt, self.eta,
@@ -84,8 +90,95 @@ class ObjectView:
         return ObjectView(rows.shape[0], offsets, pt, eta, phi, energy, btag, ok, self.n_lepton[rows], self.event_ids[rows])
 
 
+class MissingBranch(ProcessorError, KeyError, AttributeError):
+    """A branch (or collection) the processor reads is not in the chunk's columns: not in the file, or not declared
+    in the processor's ``columns()``. A user error (one line naming it); also a KeyError/AttributeError, so that
+    ``hasattr`` and ``in``-style probes behave as on any mapping or object."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class BranchCollection:
+    """A collection (``jet``, ``Electron``, …) of :class:`BranchEvents`: ``coll["pt"]`` / ``coll.pt`` is the branch
+    ``<prefix>_pt`` (AGC ntuples: ``energy`` is the ``_e`` branch, as ``schemas.agc.AGCSchema`` names it)."""
+
+    def __init__(self, columns: dict, prefix: str, renames: dict[str, str]) -> None:
+        self._columns, self._prefix, self._renames = columns, prefix, renames
+        stored = [k[len(prefix):] for k in columns if k.startswith(prefix)]
+        back = {v: k for k, v in renames.items()}
+        self.fields = [back.get(f, f) for f in stored]
+
+    def __getitem__(self, field: str):
+        key = self._prefix + self._renames.get(field, field)
+        try:
+            return self._columns[key]
+        except KeyError:
+            raise MissingBranch(f"input has no branch {key!r} (or the processor's columns() does not declare it)") from None
+
+    def __getattr__(self, field: str):
+        if field.startswith("_"):
+            raise AttributeError(field)
+        return self[field]
+
+
+class BranchEvents:
+    """The events of one chunk as plain branch arrays: what the object views read of NanoEvents, without coffea.
+
+    ``events.metadata`` (the chunk's metadata), ``len(events)``, ``events.fields`` (event-level branches and
+    collection names), ``events.event`` (a branch), ``events.jet`` / ``events["Jet"]`` (a
+    :class:`BranchCollection` of the ``jet_*`` / ``Jet_*`` branches). Only the branches given are available.
+    """
+
+    def __init__(self, columns: dict, metadata: dict) -> None:
+        self.metadata = metadata
+        self._columns = columns
+        self._renames = {"energy": "e"} if metadata.get("format", "ntuple") == "ntuple" else {}
+        names = list(columns)
+        self._collections = sorted({k.split("_", 1)[0] for k in names if "_" in k})
+        self.fields = [k for k in names if "_" not in k] + self._collections
+        counters = [k for k in names if "_" not in k]
+        first = columns[counters[0]] if counters else next(iter(columns.values()), ())
+        self._n = len(first)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str):
+        if name in self._collections:
+            return BranchCollection(self._columns, name + "_", self._renames)
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise MissingBranch(f"input has no branch or collection {name!r} (or the processor's columns() does not "
+                                "declare it)") from None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+
+def _list_buffers(array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, content) numpy buffers of a plain singly-jagged numeric awkward array (e.g. as uproot reads a
+    branch), without copying; None for anything else (records, virtual or option layouts)."""
+    layout = getattr(array, "layout", None)
+    if type(layout).__name__ != "ListOffsetArray" or type(layout.content).__name__ != "NumpyArray":
+        return None
+    offsets, content = layout.offsets.data, layout.content.data
+    if type(offsets) is not np.ndarray or type(content) is not np.ndarray or content.ndim != 1:
+        return None
+    return offsets, content
+
+
 def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """(offsets starting at 0, contiguous flat content) of a singly-jagged numeric column (``dtype`` None: as stored)."""
+    buffers = _list_buffers(array)
+    if buffers is not None:  # a plain list array: read its buffers (same values as the general route below)
+        raw, content = buffers
+        offsets = raw.astype(np.int64) - int(raw[0])
+        flat_ = content[int(raw[0]):int(raw[-1])]
+        return offsets, np.ascontiguousarray(flat_, dtype=dtype if dtype is not None else flat_.dtype)
     counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -95,6 +188,11 @@ def jagged_parts(array: ak.Array, dtype=np.float64) -> tuple[np.ndarray, np.ndar
 
 def flat(array: ak.Array, dtype=np.float64) -> np.ndarray:
     """Contiguous flat content of a jagged column (``dtype`` None: as stored, no copy when contiguous)."""
+    buffers = _list_buffers(array)
+    if buffers is not None:
+        raw, content = buffers
+        flat_ = content[int(raw[0]):int(raw[-1])]
+        return np.ascontiguousarray(flat_, dtype=dtype if dtype is not None else flat_.dtype)
     return np.ascontiguousarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=dtype)
 
 

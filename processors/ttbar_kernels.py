@@ -4,8 +4,8 @@ A jet is selected under a jet-pT variation if it passes the variation-independen
 ``ok`` and factor·pT > pt_min; the whole four-vector is scaled by ``factor``. The kernels do the
 same additions and multiplications in the same order as the per-event loop (and the awkward
 formulation of ``benchmarks/baseline_processor.py``), so results are bit-identical to it: per-event
-sums run over the jet position (column by column of a zero-padded matrix; adding +0.0 leaves a sum
-unchanged), never through numpy's pairwise summation. Plain numpy on purpose: no JIT start-up
+sums run over the jets in order (``np.add.at``, which adds element by element in index order), never
+through numpy's pairwise summation. Plain numpy on purpose: no JIT start-up
 (loading compiled numba kernels cost ~0.5 s CPU in every process and worker).
 """
 
@@ -16,43 +16,53 @@ from functools import lru_cache
 import numpy as np
 
 
-def _padded(offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(event of each masked jet, rank of it among the masked jets of its event, masked count per event)."""
-    n = offsets.shape[0] - 1
+def jet_events(offsets: np.ndarray) -> np.ndarray:
+    """int64 per jet: the index of its event (offsets: int64 (n + 1,))."""
+    return np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
+
+
+def _masked_counts(offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative count of the mask with a leading 0, masked count per event)."""
     csum = np.zeros(mask.shape[0] + 1, np.int64)
     np.cumsum(mask, out=csum[1:])
-    count = csum[offsets[1:]] - csum[offsets[:-1]]
+    return csum, csum[offsets[1:]] - csum[offsets[:-1]]
+
+
+def _padded(offsets: np.ndarray, mask: np.ndarray, jet_event: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event of each masked jet, rank of it among the masked jets of its event, masked count per event).
+
+    ``jet_event``: :func:`jet_events` of ``offsets`` if already known (saves recomputing it)."""
+    n = offsets.shape[0] - 1
+    csum, count = _masked_counts(offsets, mask)
     where = np.flatnonzero(mask)
-    event = np.repeat(np.arange(n, dtype=np.int64), count)
+    event = jet_event[where] if jet_event is not None else np.repeat(np.arange(n, dtype=np.int64), count)
     rank = csum[where] - csum[offsets[:-1]][event]
     return event, rank, count
 
 
 def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.ndarray, factor: np.ndarray,
-               pt_min: float, btag_min: float, lead_pt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               pt_min: float, btag_min: float, lead_pt: np.ndarray,
+               jet_event: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
 
     Args:
         offsets: int64 (n + 1,) jet offsets; pt, btag, ok, factor: per jet (float, float, bool, float64).
         pt_min, btag_min: selection thresholds (GeV, score).
         lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
+        jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
     Returns:
         (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
     p = pt * factor  # float64 (factor is float64)
     sel = ok & (p > pt_min)
-    event, rank, njet = _padded(offsets, sel)
+    event, rank, njet = _padded(offsets, sel, jet_event)
     tagged = sel & (btag > btag_min)
     ctag = np.zeros(tagged.shape[0] + 1, np.int64)
     np.cumsum(tagged, out=ctag[1:])
     nb = ctag[offsets[1:]] - ctag[offsets[:-1]]
-    width = int(njet.max()) if n else 0
-    grid = np.zeros((width, n))
-    grid[rank, event] = p[sel]
     ht = np.zeros(n)
-    for row in grid:  # sequential over the jet position: ((0 + p0) + p1) + ...
-        ht += row
+    np.add.at(ht, event, p[sel])  # unbuffered, in jet order: ((0 + p0) + p1) + ... per event
     first = rank < 4
     lead_pt[event[first], rank[first]] = pt[sel][first]
     return njet, nb, ht
@@ -68,7 +78,7 @@ def _triples(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
                 btag: np.ndarray, ok: np.ndarray, factor: np.ndarray, pt_min: float, btag_min: float,
-                want: np.ndarray) -> np.ndarray:
+                want: np.ndarray, jet_event: np.ndarray | None = None) -> np.ndarray:
     """m_bjj per event where ``want``: mass of the highest-pT trijet of selected jets with ≥ 1 b-tag.
 
     Trijet sums are ((j_a + j_b) + j_c) of factor-scaled components; ties in trijet pT keep the first
@@ -78,15 +88,16 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     Args:
         offsets: int64 (n + 1,); pt, px, py, pz, e, btag, factor: float per jet; ok: bool per jet.
         want: bool (n,), events whose mass is wanted.
+        jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
     Returns:
         float64 (n,) m_bjj in GeV.
     """
     n = offsets.shape[0] - 1
     mbjj = np.full(n, np.nan)
     counts = np.diff(offsets)
-    in_wanted = np.repeat(want, counts)
+    in_wanted = want[jet_event] if jet_event is not None else np.repeat(want, counts)
     sel = in_wanted & ok & (pt * factor > pt_min)
-    _, _, k_per_event = _padded(offsets, sel)
+    _, k_per_event = _masked_counts(offsets, sel)
     jets = np.flatnonzero(sel)
     f = factor[jets]
     x, y, z, en = px[jets] * f, py[jets] * f, pz[jets] * f, e[jets] * f
@@ -97,15 +108,15 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
         evs = np.flatnonzero(want & (k_per_event == k))
         idx = start[evs][:, None] + np.arange(k)  # (m, k) positions in the selected-jet arrays
         a, b, c = _triples(int(k))
-        ia, ib, ic = idx[:, a], idx[:, b], idx[:, c]
-        valid = tag[ia] | tag[ib] | tag[ic]
-        sx = (x[ia] + x[ib]) + x[ic]
-        sy = (y[ia] + y[ib]) + y[ic]
+        xs, ys, tags = x[idx], y[idx], tag[idx]  # (m, k): the events' jets, then combined by column
+        valid = tags[:, a] | tags[:, b] | tags[:, c]
+        sx = (xs[:, a] + xs[:, b]) + xs[:, c]
+        sy = (ys[:, a] + ys[:, b]) + ys[:, c]
         pt2 = sx * sx + sy * sy
         best = np.argmax(np.where(valid, pt2, -1.0), axis=1)  # first maximum; pt2 >= 0 > -1
         has = valid.any(axis=1)
         rows = np.arange(evs.shape[0])
-        ja, jb, jc = ia[rows, best], ib[rows, best], ic[rows, best]
+        ja, jb, jc = idx[rows, a[best]], idx[rows, b[best]], idx[rows, c[best]]
         bx, by = sx[rows, best], sy[rows, best]
         bz = (z[ja] + z[jb]) + z[jc]
         be = (en[ja] + en[jb]) + en[jc]
@@ -121,15 +132,13 @@ def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np
 
     Float columns come back as float64 (inputs may be float32: the conversion is exact), ``ok`` as bool.
     """
-    n = offsets.shape[0] - 1
-    counts = np.diff(offsets)
-    keep = np.zeros(n, bool)
-    keep[rows] = True
-    jets = np.repeat(keep, counts)
+    counts = np.diff(offsets)[rows]
     new_offsets = np.zeros(rows.shape[0] + 1, np.int64)
-    np.cumsum(counts[rows], out=new_offsets[1:])
+    np.cumsum(counts, out=new_offsets[1:])
+    # positions of the kept jets: one gather index for all columns (cheaper than a per-jet mask per column)
+    index = np.arange(new_offsets[-1], dtype=np.int64) + np.repeat(offsets[:-1][rows] - new_offsets[:-1], counts)
 
     def f64(a: np.ndarray) -> np.ndarray:
-        return a[jets].astype(np.float64, copy=False)
+        return a.take(index).astype(np.float64, copy=False)
 
-    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok[jets].astype(bool, copy=False)
+    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok.take(index).astype(bool, copy=False)

@@ -13,12 +13,12 @@ import hist
 from analysis.errors import AnalysisError, UserError
 from analysis.execution.options import RunOptions
 from analysis.execution.preflight import FileCheck
-from analysis.execution.runner import execute, schema_for, verify_event_counts
+from analysis.execution.runner import execute, verify_event_counts
 from analysis.histio import save_histograms
 from fileset.build import build_fileset, is_remote, load_ntuples_json
 from fileset.normalisation import mc_normalisation
 from processors.accumulators import Constant
-from processors.ttbar import TtbarAnalysis
+from processors.ttbar_core import TtbarCore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _correct_norms(output: dict, fileset: dict[str, dict[str, Any]], lost: dict[
 
 def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None,
               options: RunOptions | dict[str, Any] | None = None, *, max_files: int = -1,
-              samples_config: str | Path | None = None, processor_instance: TtbarAnalysis | None = None,
+              samples_config: str | Path | None = None, processor_instance: TtbarCore | None = None,
               input_format: str | None = None, **run_options: Any) -> RunResult:
     """AGC ttbar step: fileset json → TtbarAnalysis → histograms (written to ``out_dir`` if given).
 
@@ -101,9 +101,10 @@ def run_ttbar(fileset_json: str | Path, out_dir: str | Path | None = None,
         problems.append(str(err))
     if problems:
         raise AnalysisError("; ".join(problems))
-    proc = processor_instance if processor_instance is not None else TtbarAnalysis()
-    ex = execute(fileset, proc, opts, schema=schema_for(fileset),
-                 expected=expected, adjust_fileset=_renormalise_without(expected))
+    # the physics without coffea's ProcessorABC base: a local iterative run then never imports coffea
+    # (processors.ttbar.TtbarAnalysis is the same class as a coffea processor; both give the same bits)
+    proc = processor_instance if processor_instance is not None else TtbarCore()
+    ex = execute(fileset, proc, opts, expected=expected, adjust_fileset=_renormalise_without(expected))
     lost = ex.accounting.lost_per_dataset()
     nevents = dict(ex.output.get("nevents", {}))
     verify_event_counts(nevents, fileset, lost)  # processed + reported lost = total, per dataset

@@ -8,15 +8,12 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uproot
-from coffea import processor
-from coffea.processor.executor import WorkItem
 
 from analysis.errors import AnalysisError, UserError
-from analysis.execution.chunkread import work_function
 from analysis.execution.preflight import _first_line
 
 log = logging.getLogger(__name__)
@@ -69,6 +66,11 @@ class RetryPolicy:
     backoff_s: float = 0.2
 
 
+def _is_chunk(item: Any) -> bool:
+    """True for a chunk of a file (coffea's ``WorkItem`` or the fast path's ``Chunk``)."""
+    return all(hasattr(item, name) for name in ("dataset", "filename", "entrystart", "entrystop"))
+
+
 class _RetryingCall:
     """Replaces ``Runner.automatic_retries``: retry any failure, then skip-and-record or raise a clear error."""
 
@@ -92,7 +94,7 @@ class _RetryingCall:
                                 _describe(item), _chunk_reason(err))
                     time.sleep(self.policy.backoff_s * 2**attempt)
         assert last is not None
-        if isinstance(item, WorkItem) and is_read_error(last):
+        if _is_chunk(item) and is_read_error(last):
             reason = _chunk_reason(last)
             if self.policy.skip_bad:
                 key = f"{item.dataset}|{item.filename}|{item.entrystart}-{item.entrystop}"
@@ -107,23 +109,9 @@ class _RetryingCall:
 
 def _describe(item: Any) -> str:
     """Human-readable chunk/file name for log messages."""
-    if isinstance(item, WorkItem):
+    if _is_chunk(item):
         return f"{item.filename} entries {item.entrystart}-{item.entrystop}"
     return str(item)
-
-
-@dataclass
-class _ReliableRunner(processor.Runner):
-    """coffea Runner whose per-chunk retry wrapper is :class:`_RetryingCall` (same for every executor)."""
-
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @property
-    def automatic_retries(self):  # overrides coffea's staticmethod; the closure is pickled to workers
-        return _RetryingCall(self.policy)
-
-    # per chunk: coffea's work, with each file's tree kept open across its chunks (analysis.execution.chunkread)
-    _work_function = staticmethod(work_function)
 
 
 def _explain(err: Exception) -> AnalysisError | None:
@@ -141,7 +129,8 @@ def _explain(err: Exception) -> AnalysisError | None:
         return AnalysisError(f"{text}: a worker died while processing this chunk more often than "
                              "--retries allows (out of memory? try a smaller --chunksize)")
     m = re.search(r"filename='([^']*)'", text)
-    if m and ("Failed to open file" in text or "Failed creating nanoevents" in text or "Failed processing file" in text):
+    if m and any(phrase in text for phrase in ("Failed to open file", "Failed creating nanoevents", "Failed reading columns",
+                                               "Failed processing file")):
         root = chain[-1]
         if isinstance(root, (OSError, ValueError, KeyError, EOFError)) or "uproot" in type(root).__module__:
             return AnalysisError(f"{m.group(1)}: cannot read file ({type(root).__name__}: {_first_line(root)})")

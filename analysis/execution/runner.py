@@ -1,6 +1,8 @@
 """Run a processor over a fileset on a coffea executor (iterative, futures, Dask), reliably and with metrics.
 
-Reliability layer on top of ``coffea.processor.Runner``:
+Reliability layer on top of ``coffea.processor.Runner`` (:mod:`analysis.execution.coffea_path`) or, for local
+iterative runs of processors that offer ``process_columns``, of a direct uproot reader that does not import
+coffea (:mod:`analysis.execution.fastpath`); the two give the same bits:
 
 * pre-flight: every file is opened once (on the Dask workers when running on Dask) and checked for
   existence, ROOT structure, the tree, its entry count and truncation (all basket bytes inside the file);
@@ -20,75 +22,21 @@ Reliability layer on top of ``coffea.processor.Runner``:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-import traceback
-from contextlib import ExitStack, contextmanager
-from types import SimpleNamespace
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from coffea import processor
-from coffea.processor.executor import FileMeta, WorkItem
-
-from analysis.console import progress_enabled
 from analysis.errors import AnalysisError, UserError
-from analysis.execution.executors import FuturesExecutor, IterativeExecutor
-from analysis.execution.chunkread import close_open_trees
-from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
 from analysis.execution.preflight import Accounting, FileCheck, _drop_bad_files, preflight
-from analysis.execution.retries import RetryPolicy, _explain, _ReliableRunner
+from analysis.execution.retries import RetryPolicy, _explain
 from fileset.build import is_remote
-from schemas.agc import AGCSchema
-from schemas.reading import basket_aligned_ranges
 
 log = logging.getLogger(__name__)
-
-
-def _make_executor(name: str, workers: int, client, progress: bool):
-    """The coffea executor (retries are done by :class:`_RetryingCall`, hence 0 here); local ones are
-    :mod:`analysis.execution.executors` (their bars honour ``status`` and finish)."""
-    progress = progress and progress_enabled()  # --no-progress / progress_setting(False) win
-    if name == "iterative":
-        return IterativeExecutor(status=progress, retries=0, desc="Processing chunks")
-    if name == "futures":
-        return FuturesExecutor(workers=workers, status=progress, retries=0, desc="Processing chunks")
-    return processor.DaskExecutor(client=client, status=progress, retries=0)
-
-
-class _Chunked(processor.ProcessorABC):
-    """Runs the wrapped processor per chunk and defers ``postprocess`` (done after the loss accounting)."""
-
-    def __init__(self, inner: processor.ProcessorABC) -> None:
-        self.inner = inner
-
-    def process(self, events):
-        """Delegate to the wrapped processor."""
-        return self.inner.process(events)
-
-    def postprocess(self, accumulator):
-        """Identity: the caller post-processes once losses are known."""
-        return accumulator
-
-
-@contextmanager
-def _coffea_tracebacks_to_debug_log() -> Iterator[None]:
-    """coffea's futures executor prints every failure's traceback to stderr before re-raising it; during a run
-    those go to the debug log instead (``ana -v``), so that a user error stays one line. Scoped to the run."""
-    import coffea.processor.executor as coffea_executor
-
-    quiet = SimpleNamespace(**{name: getattr(traceback, name) for name in dir(traceback) if not name.startswith("__")})
-    quiet.print_exc = lambda *a, **k: log.debug("coffea executor failure", exc_info=True)
-    saved = coffea_executor.traceback
-    coffea_executor.traceback = quiet
-    try:
-        yield
-    finally:
-        coffea_executor.traceback = saved
 
 
 @dataclass
@@ -101,7 +49,13 @@ class _Execution:
     fileset: dict[str, dict[str, Any]]
 
 
-def declared_branches(processor_instance: processor.ProcessorABC, fileset: dict[str, dict[str, Any]]) -> list[str] | None:
+def input_format_of(fileset: dict[str, dict[str, Any]]) -> str | None:
+    """The fileset's one input format (``metadata["format"]``, default ``ntuple``), None if it mixes formats."""
+    formats = {(spec.get("metadata") or {}).get("format", "ntuple") for spec in fileset.values()}
+    return formats.pop() if len(formats) == 1 else None
+
+
+def declared_branches(processor_instance: Any, fileset: dict[str, dict[str, Any]]) -> list[str] | None:
     """The branches the processor declares for the fileset's input format (``columns(format)``), else None (unknown)."""
     columns = getattr(processor_instance, "columns", None)
     formats = {(spec.get("metadata") or {}).get("format", "ntuple") for spec in fileset.values()}
@@ -127,31 +81,11 @@ def reader_options(fileset: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return options
 
 
-def basket_aligned(chunks: list[WorkItem], checks: list[FileCheck], limit: int) -> list[WorkItem]:
-    """Re-cut each file's chunks on the basket boundaries found by the pre-flight (``schemas.reading``):
-    no basket is inflated by two chunks. Files without boundaries or entries keep coffea's chunks."""
-    bounds = {(c.dataset, c.path): (c.entries, c.basket_boundaries) for c in checks}
-    out: list[WorkItem] = []
-    done: set[tuple[str, str]] = set()
-    for item in chunks:
-        key = (item.dataset, item.filename)
-        entries, boundaries = bounds.get(key, (None, None))
-        if not entries or boundaries is None:
-            out.append(item)
-            continue
-        if key in done:
-            continue
-        done.add(key)
-        out.extend(dataclasses.replace(item, entrystart=a, entrystop=b)
-                   for a, b in basket_aligned_ranges(boundaries, entries, limit))
-    return out
-
-
-def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC,
-            options: RunOptions | dict[str, Any] | None = None, *, schema=AGCSchema,
+def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
+            options: RunOptions | dict[str, Any] | None = None, *, schema=None,
             expected: dict[str, dict[str, Any]] | None = None,
             adjust_fileset: Callable[[dict, list[FileCheck]], dict] | None = None,
-            user_modules: tuple[str, ...] = (), fingerprint_of: processor.ProcessorABC | None = None,
+            user_modules: tuple[str, ...] = (), fingerprint_of: Any = None,
             **option_kwargs: Any) -> _Execution:
     """Pre-flight, run all chunks with retries/skips/checkpoints; return the output *before* ``postprocess``.
 
@@ -161,7 +95,12 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
     may rewrite the fileset once bad files are removed (e.g. the normalisation's event count).
     ``user_modules`` are module names shipped to Dask workers besides the project code (user processors).
     ``fingerprint_of``: the processor whose code and settings key the checkpoints (default: ``processor_instance``;
-    given when that is a wrapper).
+    given when that is a wrapper). ``schema``: the NanoEvents schema (None: the fileset format's default,
+    :func:`schema_for`).
+
+    Local iterative runs of processors that offer ``process_columns`` take the fast path
+    (:mod:`analysis.execution.fastpath`, no coffea import); everything else runs on coffea's Runner
+    (:mod:`analysis.execution.coffea_path`). Both give the same bits.
     """
     opts = RunOptions.make(options, **option_kwargs)
     executor, workers, scheduler, cluster = opts.executor, opts.workers, opts.scheduler, opts.cluster
@@ -215,32 +154,36 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
         if warning:
             log.warning(warning)
             metrics["warnings"].append(warning)
-        # 3. coffea metadata cache from the pre-flight, chunks, checkpoints
-        cache = {}
-        for c in good:
-            if c.dataset in run_fileset:
-                meta = dict(run_fileset[c.dataset].get("metadata") or {})
-                meta.update({"numentries": c.entries, "uuid": c.uuid})
-                cache[FileMeta(c.dataset, c.path, c.treename)] = meta
+        # 3. chunks (basket-aligned) and checkpoints, on the fast path or coffea's
         ckpt = None
         if checkpoint is not None:
+            from analysis.execution.checkpoints import ChunkCheckpointer, processor_fingerprint
+
             ckdir = str(checkpoint) if "://" in str(checkpoint) else str(Path(checkpoint).resolve())
-            ckpt = ChunkCheckpointer(ckdir, processor_fingerprint(fingerprint_of or processor_instance, schema))
-        exe = _make_executor(exe_name, n_workers, client, progress)
-        runner = _ReliableRunner(executor=exe, schema=schema, chunksize=size, savemetrics=True,
-                                 metadata_cache=cache, checkpointer=ckpt, policy=policy)
-        chunks = basket_aligned(list(runner.preprocess(run_fileset, treename=None)), good, size)
+            # keyed by the schema's code too (the same key on both paths; checkpointing imports coffea anyway)
+            ckpt = ChunkCheckpointer(ckdir, processor_fingerprint(fingerprint_of or processor_instance,
+                                                                  schema or schema_for(run_fileset)))
         wanted = declared_branches(processor_instance, run_fileset)
-        if wanted:  # read the declared branches in one pass per chunk (others stay lazy)
-            chunks = [dataclasses.replace(ch, preload=tuple(wanted)) for ch in chunks]
-        reused = [ch for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
-        from_ckpt = len(reused)
-        events_from_ckpt = sum(ch.entrystop - ch.entrystart for ch in reused)
+        from analysis.execution import fastpath
+
+        fast = bool(wanted) and fastpath.eligible(processor_instance, input_format_of(run_fileset), schema, exe_name,
+                                                  [c for c in good if c.dataset in run_fileset])
+        metrics["fast_path"] = fast
         t_run = time.perf_counter()
         try:
-            with _coffea_tracebacks_to_debug_log():
-                wrapped = runner.run(chunks, _Chunked(processor_instance), treename=None,
-                                     uproot_options=reader_options(run_fileset))
+            if fast:
+                chunks = fastpath.plan_chunks(run_fileset, good, size)
+                reused = [(ch.entrystart, ch.entrystop) for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
+                wrapped = fastpath.run_chunks(chunks, processor_instance, wanted, reader_options(run_fileset), policy,
+                                              ckpt, progress)
+                n_chunks = len(chunks)
+            else:
+                from analysis.execution import coffea_path
+
+                wrapped, n_chunks, reused = coffea_path.run_chunks(
+                    run_fileset, good, processor_instance, exe_name=exe_name, n_workers=n_workers, client=client,
+                    progress=progress, schema=schema or schema_for(run_fileset), size=size, checkpointer=ckpt,
+                    policy=policy, wanted=wanted, uproot_options=reader_options(run_fileset))
         except UserError:
             raise
         except Exception as err:
@@ -248,13 +191,8 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
             if user is None:
                 raise
             raise user from None
-        finally:
-            close_open_trees()  # the trees this process kept open across chunks (pool workers close with them)
-            if client is not None:  # Dask workers outlive the run
-                try:
-                    client.run(close_open_trees)
-                except Exception:  # a worker gone already holds nothing
-                    log.debug("closing the Dask workers' open trees failed", exc_info=True)
+        from_ckpt = len(reused)
+        events_from_ckpt = sum(b - a for a, b in reused)
         t_end = time.perf_counter()
     for rec in sorted((wrapped.get("lost") or {}).values(), key=lambda r: (r["path"], r["entry_start"])):
         accounting.lost_chunks.append(rec)
@@ -264,10 +202,10 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
     metrics.update({
         "workers": n_workers,
         "chunksize": size,
-        "chunks": len(chunks),
+        "chunks": n_chunks,
         "chunks_from_checkpoint": from_ckpt,
         "events_in_files": sum(c.entries or 0 for c in checks),
-        "events_in_chunks": sum(ch.entrystop - ch.entrystart for ch in chunks),
+        "events_in_chunks": sum(c.entries or 0 for c in good if c.dataset in run_fileset),
         "events_from_checkpoint": events_from_ckpt,  # not processed in this run (throughput excludes them)
         "checkpoint_dir": ckpt.checkpoint_dir if ckpt is not None else None,
         "memory_per_worker_bytes": mem,
@@ -281,16 +219,16 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: processor.Pr
     return _Execution(wrapped.get("out") or {}, metrics, accounting, run_fileset)
 
 
-def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: processor.ProcessorABC,
-                  options: RunOptions | dict[str, Any] | None = None, *, schema=AGCSchema,
+def run_processor(fileset: dict[str, dict[str, Any]], processor_instance: Any,
+                  options: RunOptions | dict[str, Any] | None = None, *, schema=None,
                   user_modules: tuple[str, ...] = (), **option_kwargs: Any) -> tuple[dict, dict]:
     """Run any coffea processor over a coffea fileset with the whole reliability layer.
 
     Args:
         fileset: coffea fileset ``{dataset: {"files": [paths], "treename": str, "metadata": {...}}}``.
-        processor_instance: any ``coffea.processor.ProcessorABC``.
+        processor_instance: any ``coffea.processor.ProcessorABC`` (or a processor offering ``process_columns``).
         options: :class:`RunOptions` (or a mapping of its fields); keywords of the same names override it.
-        schema: NanoEvents schema class.
+        schema: NanoEvents schema class (None: the fileset format's default, :func:`schema_for`).
         user_modules: module names (not part of this project) to ship to Dask workers.
     Returns:
         (post-processed output, metrics dict).
@@ -313,7 +251,10 @@ def schema_for(fileset: dict[str, dict[str, Any]]):
         from schemas.nanoaod import AGCNanoAODSchema
 
         return AGCNanoAODSchema
+    from schemas.agc import AGCSchema
+
     return AGCSchema
+
 
 
 def verify_event_counts(nevents: dict[str, int], fileset: dict[str, dict[str, Any]],

@@ -40,8 +40,12 @@ def test_bit_identical_across_executors_and_chunk_sizes(sample, tmp_path):
     other_chunks = run_ttbar(sample, executor="iterative", chunksize=777, progress=False)
     futures = run_ttbar(sample, executor="futures", workers=2, chunksize=1300, progress=False)
     dask = run_ttbar(sample, tmp_path / "dask", executor="dask", workers=2, chunksize=2000, progress=False)
+    # local iterative runs take the fast path (uproot + process_columns), pools and Dask coffea's Runner + NanoEvents
+    assert ref.metrics["fast_path"] and other_chunks.metrics["fast_path"]
+    assert not futures.metrics["fast_path"] and not dask.metrics["fast_path"]
     for other in (other_chunks, futures, dask):
         _same(ref.hist, other.hist)
+        assert other.cutflow == ref.cutflow
     # the written files are identical in content too
     a, b = read_histograms(tmp_path / "it" / "histograms.root"), read_histograms(tmp_path / "dask" / "histograms.root")
     assert set(a) == set(b)

@@ -64,6 +64,7 @@ def test_run_inflates_only_declared_branches_each_basket_once(tmp_path: Path, ba
     json_path = _fileset(tmp_path / "small", BASKET)
     declared = set(TtbarAnalysis().columns("ntuple"))
     res = run_ttbar(json_path, executor="iterative", chunksize=1500, progress=False)
+    assert res.metrics["fast_path"]  # the local path that reads the branches with uproot directly
     assert res.metrics["events_processed"] == 2 * EVENTS
     assert res.metrics["chunks"] == 2 * EVENTS // BASKET
     read_branches = {branch for _, branch, _ in basket_log}
@@ -92,7 +93,7 @@ def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Co
     """Synthetic NanoAOD (many more branches than needed): only the AGC v2 columns are inflated, each basket once."""
     index = generate_nanoaod(tmp_path, 3000, 1, 4, samples=[("ttbar", "nominal")])
     res = run_ttbar(index, executor="iterative", chunksize=3000, progress=False)
-    assert res.metrics["events_processed"] == 3000
+    assert res.metrics["fast_path"] and res.metrics["events_processed"] == 3000
     with uproot.open(next(tmp_path.glob("*.root"))) as f:
         all_branches = set(f["Events"].keys())
     read_branches = {branch for _, branch, _ in basket_log}
@@ -103,32 +104,45 @@ def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Co
 
 def test_each_file_opened_once_and_histograms_equal_coffeas_own_reader(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chunk reader opens each file (and reads its TTree metadata) once for all its chunks, closes it at
-    the end, and gives the same bits as coffea's own per-chunk ``_work_function`` (re-open per chunk, lazy reads)."""
+    """Both chunk readers — the local fast path (``process_columns`` on the branches read by uproot, no coffea) and
+    coffea's path with open trees kept (``chunkread``) — open each file (and read its TTree metadata) once for
+    all its chunks, close it at the end, and give the same bits as coffea's own per-chunk ``_work_function``
+    (re-open per chunk, lazy reads, NanoEvents)."""
     import sys
 
     from coffea.processor.executor import Runner
 
-    from analysis.execution import chunkread
-    from analysis.execution.retries import _ReliableRunner
+    from analysis.execution import chunkread, fastpath
+    from analysis.execution.coffea_path import _ReliableRunner
 
     json_path = _fileset(tmp_path, BASKET)
     opened: Counter = Counter()
     real_open = uproot.open
 
     def counting_open(path, *args, **kwargs):
-        if sys._getframe(1).f_globals["__name__"] == chunkread.__name__:
-            opened[Path(next(iter(path))).name] += 1
+        caller = sys._getframe(1).f_globals["__name__"]
+        if caller in (chunkread.__name__, fastpath.__name__):
+            opened[(caller, Path(path if isinstance(path, str) else next(iter(path))).name)] += 1
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(uproot, "open", counting_open)
+    files = [f"{p}__nominal__000.root" for p in ("ttbar", "wjets")]
+    fast = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
+    assert fast.metrics["fast_path"] and fast.metrics["chunks"] == 2 * EVENTS // BASKET
+    assert opened == {(fastpath.__name__, f): 1 for f in files}
+
+    opened.clear()
+    monkeypatch.setattr(fastpath, "eligible", lambda *args, **kwargs: False)  # coffea's Runner from here on
     res = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
-    assert res.metrics["chunks"] == 2 * EVENTS // BASKET
-    assert opened == {f"{p}__nominal__000.root": 1 for p in ("ttbar", "wjets")}
+    assert not res.metrics["fast_path"] and res.metrics["chunks"] == 2 * EVENTS // BASKET
+    assert opened == {(chunkread.__name__, f): 1 for f in files}
     assert not chunkread._OPEN  # closed at the end of the run
 
     monkeypatch.setattr(_ReliableRunner, "_work_function", staticmethod(Runner._work_function))
     ref = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
-    assert list(ref.hist.axes["variation"]) == list(res.hist.axes["variation"])
-    a, b = res.hist.view(flow=True), ref.hist.view(flow=True)
-    assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["variance"], b["variance"])
+    for other in (fast, res):
+        assert list(ref.hist.axes["variation"]) == list(other.hist.axes["variation"])
+        assert list(ref.hist.axes["process"]) == list(other.hist.axes["process"])
+        a, b = other.hist.view(flow=True), ref.hist.view(flow=True)
+        assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["variance"], b["variance"])
+    assert fast.cutflow == ref.cutflow and fast.nevents == ref.nevents

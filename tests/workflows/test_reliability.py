@@ -23,6 +23,7 @@ from analysis.histio import histogram_digest
 from analysis.agc.run import run_ttbar
 from fileset.generate.agc import generate_agc
 from processors.ttbar import TtbarAnalysis
+from processors.ttbar_core import TtbarCore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,6 +179,41 @@ def test_transient_errors_are_retried(source, tmp_path):
     with pytest.raises(UserError, match=r"cannot read entries .* after 1 attempt\(s\) \(OSError: transient"):
         run_ttbar(source, tmp_path / "fail", executor="iterative", chunksize=500, retries=0, progress=False,
                   processor_instance=FlakyTtbar(str(tmp_path / "m0")))
+
+
+class FlakyColumns(TtbarCore):
+    """Like FlakyTtbar, on the local fast path (``process_columns``, no coffea): every chunk fails once."""
+
+    def __init__(self, marker_dir: str) -> None:
+        super().__init__()
+        self.marker_dir = marker_dir
+
+    def process_columns(self, columns, metadata):
+        marker = Path(self.marker_dir) / f"{Path(metadata['filename']).name}-{metadata['entrystart']}"
+        if not marker.exists():
+            marker.touch()
+            raise OSError("transient: connection reset by peer")
+        return super().process_columns(columns, metadata)
+
+
+def test_fast_path_retries_and_shares_checkpoints_with_coffeas_path(source, tmp_path):
+    """The local fast path retries like coffea's path, and its checkpoints are coffea's (same keys and content):
+    a futures run reuses every chunk a fast-path run stored, with identical histograms."""
+    ref = run_ttbar(source, tmp_path / "ref", executor="futures", workers=2, chunksize=500, progress=False)
+    assert not ref.metrics["fast_path"]
+    (tmp_path / "m").mkdir()
+    res = run_ttbar(source, tmp_path / "flaky", executor="iterative", chunksize=500, retries=1, progress=False,
+                    processor_instance=FlakyColumns(str(tmp_path / "m")))
+    assert res.metrics["fast_path"] and len(list((tmp_path / "m").iterdir())) == 36
+    assert histogram_digest(tmp_path / "flaky" / "histograms.root") == histogram_digest(tmp_path / "ref" / "histograms.root")
+
+    ck = tmp_path / "ck"
+    fast = run_ttbar(source, tmp_path / "fast", executor="iterative", chunksize=500, checkpoint=ck, progress=False)
+    assert fast.metrics["fast_path"] and fast.metrics["chunks_from_checkpoint"] == 0 and len(_checkpoints(ck)) == 36
+    again = run_ttbar(source, tmp_path / "again", executor="futures", workers=2, chunksize=500, checkpoint=ck,
+                      progress=False)
+    assert not again.metrics["fast_path"] and again.metrics["chunks_from_checkpoint"] == 36
+    assert histogram_digest(tmp_path / "again" / "histograms.root") == histogram_digest(tmp_path / "ref" / "histograms.root")
 
 
 def _checkpoints(ck: Path) -> dict[Path, tuple[int, int]]:
