@@ -11,6 +11,7 @@ import numpy as np
 from analysis.plotting import label, save_figure, use_style
 from analysis.resonance.likelihood import ParametricModel
 from analysis.resonance.signal_model import dscb_pdf
+from analysis.stats.plots import expected_bands
 
 UNITS = {"n_jets": "", "n_leptons": "", "photon1_isolation": "", "photon2_isolation": "",
          "average_jet_pT": " [GeV]", "lead_jets_dPhi": " [rad]", "missing_energy": ""}  # tutorial files: missing_energy ~0-1, not GeV
@@ -131,11 +132,7 @@ def plot_limits(out: Path, limits: dict, xsec: float, lumi_fb: float, com: float
     b1 = np.asarray(limits["expected_1sigma_pb"])
     b2 = np.asarray(limits["expected_2sigma_pb"])
     fig, ax = plt.subplots(figsize=(10, 7))
-    ax.fill_between(m, b2[:, 0], b2[:, 1], color="#fff000", label=r"Expected $\pm 2\sigma$")
-    ax.fill_between(m, b1[:, 0], b1[:, 1], color="#00cc00", label=r"Expected $\pm 1\sigma$")
-    ax.plot(m, limits["expected_pb"], "k--", label="Expected")
-    if limits.get("observed_pb") is not None:
-        ax.plot(m, limits["observed_pb"], "k-", lw=2, marker="o", ms=3, label="Observed")
+    expected_bands(ax, m, limits["expected_pb"], b1, b2, observed=limits.get("observed_pb"), observed_marker="o")
     ax.axhline(xsec, color="tab:red", ls=":", label=f"Reference σ = {xsec:g} pb")
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_X$ [GeV]")
