@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from analysis.errors import UserError
 
@@ -25,6 +27,27 @@ COMMAND_MODULES = (
     "reweight",
     "ml",
 )
+
+
+@contextmanager
+def workflow_imports() -> Iterator[None]:
+    """Import a command's modules with the cyclic garbage collector paused, then freeze what they created.
+
+    Importing numpy/awkward/uproot/hist/pydantic creates ~10⁶ long-lived objects (modules, classes, functions);
+    the collector traverses them again and again while they are created and then in every full collection of
+    the run (≈ 0.17 s CPU of a 1.7 s ``ana run``). Imported modules are never freed, so nothing is lost by
+    pausing collection while they load and moving them to the permanent generation (``gc.freeze``) afterwards;
+    collection is re-enabled as it was (objects the run creates are collected as usual). Used by the CLI only
+    (the process is ``ana``'s), never at import time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -71,7 +94,8 @@ def _add_common_flags(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ana``; user errors print one line and return 2, bugs raise."""
-    parser = build_parser()
+    with workflow_imports():
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or an argument error (2, already printed as one line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.cli import workflow_imports
 from analysis.cli.types import count_or_all, output_dir
 from analysis.execution.cluster import CLUSTER_KINDS
 from analysis.execution.options import EXECUTORS, RunOptions
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.processor is not None:
         return _run_user(args, run_options)
 
-    from analysis.agc.run import run_ttbar
+    with workflow_imports():
+        from analysis.agc.run import run_ttbar
 
     result = run_ttbar(args.fileset, args.out, max_files=args.max_files, input_format=args.input_format,
                        samples_config=args.samples, **run_options)
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_user(args: argparse.Namespace, run_options: dict) -> int:
     """``ana run --processor``: the user's processor on the same machinery; print a short summary."""
-    from analysis.execution.user import parse_processor_options, run_user_processor
+    with workflow_imports():
+        from analysis.execution.user import parse_processor_options, run_user_processor
 
     result = run_user_processor(args.processor, args.fileset, args.out, schema=args.schema,
                                 processor_options=parse_processor_options(args.processor_option),
