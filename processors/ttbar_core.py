@@ -107,12 +107,13 @@ class TtbarCore:
         is_data = process == "data"
         norm = 1.0 if is_data else mc_normalisation(meta["xsec"], meta["lumi"], meta["nevts"], sample=dataset)
         n = view.n
-        one_lepton = view.n_lepton == 1
-        rows = np.flatnonzero(one_lepton)
+        rows = np.flatnonzero(view.n_lepton == 1)
         n_one_lepton = int(rows.shape[0])
+        # events with ≥ 4 quality jets (a necessary condition under every jet-pT variation), gathered once
+        quality_jets = view.counts if view.jet_ok.all() else count_per_event(view.jet_ok, view.offsets)
+        rows = rows[quality_jets[rows] >= 4]
         sub = view.subset(rows)
         factors = jet_factors(sub, c, dataset, variation == "nominal" and not is_data)
-        sub, rows, factors = _candidates(sub, rows, factors, c)
 
         counted = self.variation_observables(sub, c, factors)
 
@@ -145,8 +146,13 @@ class TtbarCore:
         out["norms"] = {f"{process}/{name}": Constant(norm) for name in sums}
         return out
 
-    def variation_observables(self, sub: ObjectView, c: Cuts, factors: dict[str, np.ndarray]) -> dict[str, tuple]:
-        """Per jet-pT variation, per event of ``sub``: (njet, nb, HT, lead pT, in 4j1b, in 4j2b, m_bjj)."""
+    def variation_observables(self, sub: ObjectView, c: Cuts,
+                              factors: dict[str, np.ndarray | np.float64]) -> dict[str, tuple]:
+        """Per jet-pT variation, per event of ``sub``: (njet, nb, HT, lead pT, in 4j1b, in 4j2b, m_bjj).
+
+        ``factors``: per variation, a float64 array per jet of ``sub`` or one float64 for all jets (see
+        :func:`jet_factors`). njet and HT are 0 for events that cannot reach ≥ 4 selected jets under any variation.
+        """
         counted = {}
         for pt_var, factor in factors.items():
             lead_pt = np.zeros((sub.n, 4))
@@ -157,6 +163,7 @@ class TtbarCore:
         # four-momenta only of jets that the trijet search can select (events in 4j2b under some variation,
         # jets passing the cuts under the largest factor): the others are never read
         candidate_jets = sub.jet_ok & (sub.pt * _largest(factors) > c.jet_pt)
+        _zero_impossible(counted, sub, candidate_jets)
         p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]), candidate_jets)
         return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
                                          c.btag, v[5], sub.jet_event),)
@@ -170,11 +177,12 @@ class TtbarCore:
         jets = events_mask[view.jet_event]
         if jet_mask is not None:
             jets &= jet_mask
+        at = np.flatnonzero(jets)  # one index for all gathers and scatters
         px, py, pz = (np.zeros(view.pt.shape[0]) for _ in range(3))
-        pt, phi = view.pt[jets], view.phi[jets]
-        px[jets] = pt * np.cos(phi)
-        py[jets] = pt * np.sin(phi)
-        pz[jets] = pt * np.sinh(view.eta[jets])
+        pt, phi = view.pt.take(at), view.phi.take(at)
+        px[at] = pt * np.cos(phi)
+        py[at] = pt * np.sin(phi)
+        pz[at] = pt * np.sinh(view.eta.take(at))
         return px, py, pz, view.energy
 
     @property
@@ -230,32 +238,41 @@ def check_finite(view: ObjectView, meta: dict) -> None:
                                 f"{meta.get('entrystop', '?')})")
 
 
-def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) -> dict[str, np.ndarray]:
-    """Per-jet pT factors: nominal, and for nominal MC samples JES up and the seeded JER smearing."""
-    factors = {"nominal": np.ones(view.pt.shape[0])}
+def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) -> dict[str, np.ndarray | np.float64]:
+    """pT factors per variation: nominal, and for nominal MC samples JES up and the seeded JER smearing.
+
+    A factor common to all jets (nominal 1, JES ``c.jes_scale``) is one ``np.float64`` (broadcast by the kernels:
+    the same products as a per-jet array of that value, without the array); JER is a float64 array per jet.
+    """
+    factors: dict[str, np.ndarray | np.float64] = {"nominal": np.float64(1.0)}
     if with_variations:
-        factors["pt_scale_up"] = np.full(view.pt.shape[0], c.jes_scale)
+        factors["pt_scale_up"] = np.float64(c.jes_scale)
         factors["pt_res_up"] = jet_resolution_factors(view.event_ids, view.counts, dataset_salt(dataset), c.jer_width)
     return factors
 
 
-def _largest(factors: dict[str, np.ndarray]) -> np.ndarray:
-    """Per jet, the largest pT factor over the variations."""
-    return next(iter(factors.values())) if len(factors) == 1 else np.maximum.reduce(list(factors.values()))
+def _largest(factors: dict[str, np.ndarray | np.float64]) -> np.ndarray | np.float64:
+    """Per jet, the largest pT factor over the variations (one float64 if every factor is common to all jets)."""
+    values = list(factors.values())
+    out = values[0]
+    for v in values[1:]:
+        out = np.maximum(out, v)
+    return out
 
 
-def _candidates(sub: ObjectView, rows: np.ndarray, factors: dict[str, np.ndarray],
-                c: Cuts) -> tuple[ObjectView, np.ndarray, dict[str, np.ndarray]]:
-    """The events of ``sub`` (at ``rows`` of the chunk) that can reach ≥ 4 selected jets under some jet-pT variation:
-    ≥ 4 jets with the quality mask and max-over-variations(factor)·pT > the jet threshold (rounding is monotonic,
-    so factor·pT > threshold for any variation implies it for the largest factor). Returns the restricted view,
-    their rows and the per-jet factors of their jets (same values)."""
-    possible = count_per_event(sub.jet_ok & (sub.pt * _largest(factors) > c.jet_pt), sub.offsets) >= 4
+def _zero_impossible(counted: dict[str, tuple], sub: ObjectView, candidate_jets: np.ndarray) -> None:
+    """Set njet and HT to 0 (in place) for the events of ``sub`` that cannot reach ≥ 4 selected jets under any jet-pT
+    variation: fewer than 4 ``candidate_jets`` (quality mask and max-over-variations(factor)·pT > the threshold;
+    rounding is monotonic, so factor·pT > threshold for any variation implies it for the largest factor), as
+    :meth:`TtbarCore.event_weights` promises. Such events are in no region under any variation (njet < 4), so
+    nothing else depends on them."""
+    possible = count_per_event(candidate_jets, sub.offsets) >= 4
     if possible.all():
-        return sub, rows, factors
-    keep = np.flatnonzero(possible)
-    jets = possible[sub.jet_event]
-    return sub.subset(keep), rows[keep], {k: v[jets] for k, v in factors.items()}
+        return
+    impossible = np.flatnonzero(~possible)
+    for values in counted.values():
+        values[0][impossible] = 0  # njet
+        values[2][impossible] = 0.0  # HT
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -21,6 +21,11 @@ def jet_events(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
 
 
+def _is_one(factor: np.ndarray | float) -> bool:
+    """True if ``factor`` is the scalar 1 (the nominal jet pT: multiplying by it changes no bit)."""
+    return np.ndim(factor) == 0 and float(factor) == 1.0
+
+
 def _masked_counts(offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cumulative count of the mask with a leading 0, masked count per event)."""
     csum = np.zeros(mask.shape[0] + 1, np.int64)
@@ -46,7 +51,8 @@ def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.nda
     """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
 
     Args:
-        offsets: int64 (n + 1,) jet offsets; pt, btag, ok, factor: per jet (float, float, bool, float64).
+        offsets: int64 (n + 1,) jet offsets; pt, btag, ok: per jet (float, float, bool); factor: float64 per jet,
+            or one float64 for all jets.
         pt_min, btag_min: selection thresholds (GeV, score).
         lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
@@ -54,7 +60,7 @@ def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.nda
         (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
-    p = pt * factor  # float64 (factor is float64)
+    p = pt if _is_one(factor) and pt.dtype == np.float64 else pt * factor  # float64 (factor is float64); x·1 = x
     sel = ok & (p > pt_min)
     event, rank, njet = _padded(offsets, sel, jet_event)
     tagged = sel & (btag > btag_min)
@@ -86,7 +92,8 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     b-tagged trijet.
 
     Args:
-        offsets: int64 (n + 1,); pt, px, py, pz, e, btag, factor: float per jet; ok: bool per jet.
+        offsets: int64 (n + 1,); pt, px, py, pz, e, btag: float per jet; ok: bool per jet; factor: float64 per jet,
+            or one float64 for all jets.
         want: bool (n,), events whose mass is wanted.
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
     Returns:
@@ -96,11 +103,13 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     mbjj = np.full(n, np.nan)
     counts = np.diff(offsets)
     in_wanted = want[jet_event] if jet_event is not None else np.repeat(want, counts)
-    sel = in_wanted & ok & (pt * factor > pt_min)
+    sel = in_wanted & ok & ((pt if _is_one(factor) else pt * factor) > pt_min)
     _, k_per_event = _masked_counts(offsets, sel)
     jets = np.flatnonzero(sel)
-    f = factor[jets]
-    x, y, z, en = px[jets] * f, py[jets] * f, pz[jets] * f, e[jets] * f
+    x, y, z, en = px.take(jets), py.take(jets), pz.take(jets), e.take(jets).astype(np.float64, copy=False)
+    if not _is_one(factor):  # x·1 = x exactly: the nominal needs no products
+        f = factor if np.ndim(factor) == 0 else factor.take(jets)
+        x, y, z, en = x * f, y * f, z * f, en * f
     tag = btag[jets] > btag_min
     start = np.zeros(n + 1, np.int64)
     np.cumsum(k_per_event, out=start[1:])
