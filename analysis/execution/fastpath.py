@@ -121,13 +121,17 @@ def merge(a: Any, b: Any) -> Any:
 
 
 class _Reader:
-    """Reads chunks of the declared branches, keeping one file (and its TTree) open across its chunks."""
+    """Reads chunks of the declared branches, keeping one file (and its TTree) open across its chunks.
 
-    def __init__(self, branches: list[str], uproot_options: dict[str, Any]) -> None:
+    A file the pre-flight kept open (``FileCheck.opened``, same reader options) is taken over instead of being
+    opened and its TTree metadata parsed a second time."""
+
+    def __init__(self, branches: list[str], uproot_options: dict[str, Any], opened: list | None = None) -> None:
         self.branches, self.options = branches, uproot_options
         self.key: tuple | None = None
         self.file = self.tree = None
         self.present: list[str] = []
+        self.handoff = {(c.path, c.treename): c for c in opened or () if c.opened is not None}
 
     def close(self) -> None:
         """Close the open file (idempotent)."""
@@ -142,13 +146,19 @@ class _Reader:
         key = (item.filename, item.treename)
         if key != self.key:
             self.close()
-            self.file = uproot.open(item.filename, **self.options)
-            self.key = key
-            try:
-                self.tree = self.file[item.treename]
-            except Exception:
-                self.close()
-                raise
+            check = self.handoff.pop(key, None)
+            kept = check.take_opened() if check is not None else None
+            if kept is not None:
+                self.file, self.tree = kept
+                self.key = key
+            else:
+                self.file = uproot.open(item.filename, **self.options)
+                self.key = key
+                try:
+                    self.tree = self.file[item.treename]
+                except Exception:
+                    self.close()
+                    raise
             self.present = [b for b in self.branches if b in self.tree]
         return self.tree
 
@@ -198,10 +208,13 @@ def _work(item: Chunk, processor_instance: Any, reader: _Reader, checkpointer) -
 
 
 def run_chunks(chunks: list[Chunk], processor_instance: Any, branches: list[str], uproot_options: dict[str, Any],
-               policy: RetryPolicy, checkpointer=None, progress: bool = True) -> dict:
+               policy: RetryPolicy, checkpointer=None, progress: bool = True, opened: list | None = None) -> dict:
     """Process ``chunks`` in order (retries, skip-and-account, checkpoints); return
-    ``{"out": merged output, "metrics": summed metrics, "lost": {key: lost-chunk record}}``."""
-    reader = _Reader(branches, uproot_options)
+    ``{"out": merged output, "metrics": summed metrics, "lost": {key: lost-chunk record}}``.
+
+    ``opened``: the pre-flight's ``FileCheck``s; files they kept open (opened with ``uproot_options``) are read
+    without opening them again (each taken once; the caller closes any not taken)."""
+    reader = _Reader(branches, uproot_options, opened)
     call = _RetryingCall(policy)
     merged: dict[str, Any] = {}
     try:

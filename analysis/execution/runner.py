@@ -32,7 +32,7 @@ from typing import Any, Callable
 from analysis.errors import AnalysisError, UserError
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
-from analysis.execution.preflight import Accounting, FileCheck, _drop_bad_files, preflight
+from analysis.execution.preflight import Accounting, FileCheck, KeepOpen, _drop_bad_files, preflight
 from analysis.execution.retries import RetryPolicy, _explain
 from fileset.build import is_remote
 
@@ -122,8 +122,12 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
                                                            user_modules=user_modules))
             n_workers = info.workers
         # 1. pre-flight: every file, all problems together (metadata only; also the needed branches' baskets)
+        # (a local iterative run keeps the first files open for its reader: no second open and TTree parse)
+        keep = KeepOpen(reader_options(fileset)) if exe_name == "iterative" and client is None else None
         checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries,
-                           branches=declared_branches(processor_instance, fileset))
+                           branches=declared_branches(processor_instance, fileset), keep=keep)
+        for c in checks:
+            stack.callback(c.close)  # whatever the reader did not take (idempotent)
         accounting = Accounting()
         for c in checks:
             if not c.ok:
@@ -175,9 +179,11 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
                 chunks = fastpath.plan_chunks(run_fileset, good, size)
                 reused = [(ch.entrystart, ch.entrystop) for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
                 wrapped = fastpath.run_chunks(chunks, processor_instance, wanted, reader_options(run_fileset), policy,
-                                              ckpt, progress)
+                                              ckpt, progress, opened=good)
                 n_chunks = len(chunks)
             else:
+                for c in checks:  # coffea's path opens files itself
+                    c.close()
                 from analysis.execution import coffea_path
 
                 wrapped, n_chunks, reused = coffea_path.run_chunks(

@@ -19,7 +19,7 @@ import uproot
 from uproot.models.TBasket import Model_TBasket
 
 from analysis.agc.run import run_ttbar
-from analysis.execution.preflight import preflight
+from analysis.execution.preflight import KeepOpen, preflight
 from fileset.build import build_fileset
 from fileset.generate.agc import generate_arrays, write_file
 from fileset.generate.nanoaod import generate_nanoaod
@@ -89,6 +89,20 @@ def test_preflight_reads_metadata_only(tmp_path: Path, basket_log: Counter) -> N
     assert not basket_log
 
 
+def test_preflight_keeps_files_open_within_its_budget(tmp_path: Path, basket_log: Counter) -> None:
+    """With a keep budget of one file, exactly one (the first) stays open with its TTree, still without payload;
+    it is handed over once and closed by ``FileCheck.close``; a zero budget keeps nothing."""
+    fileset = build_fileset(_fileset(tmp_path, BASKET))
+    checks = preflight(fileset, threads=1, keep=KeepOpen({}, files=1))
+    kept = [c for c in checks if c.opened is not None]
+    assert [c.path for c in kept] == [checks[0].path] and not basket_log
+    f, tree = kept[0].opened
+    assert tree.num_entries == EVENTS and not f.closed
+    kept[0].close()
+    assert f.closed and kept[0].opened is None and kept[0].take_opened() is None
+    assert all(c.opened is None for c in preflight(fileset, threads=1, keep=KeepOpen({}, files=1, metadata_bytes=0)))
+
+
 def test_nanoaod_run_reads_only_declared_branches(tmp_path: Path, basket_log: Counter) -> None:
     """Synthetic NanoAOD (many more branches than needed): only the AGC v2 columns are inflated, each basket once."""
     index = generate_nanoaod(tmp_path, 3000, 1, 4, samples=[("ttbar", "nominal")])
@@ -107,36 +121,41 @@ def test_each_file_opened_once_and_histograms_equal_coffeas_own_reader(tmp_path:
     """Both chunk readers — the local fast path (``process_columns`` on the branches read by uproot, no coffea) and
     coffea's path with open trees kept (``chunkread``) — open each file (and read its TTree metadata) once for
     all its chunks, close it at the end, and give the same bits as coffea's own per-chunk ``_work_function``
-    (re-open per chunk, lazy reads, NanoEvents)."""
+    (re-open per chunk, lazy reads, NanoEvents). The fast path takes over the file the pre-flight opened: one open
+    per file for the whole run."""
     import sys
 
     from coffea.processor.executor import Runner
 
-    from analysis.execution import chunkread, fastpath
+    from analysis.execution import chunkread, fastpath, preflight
     from analysis.execution.coffea_path import _ReliableRunner
 
     json_path = _fileset(tmp_path, BASKET)
     opened: Counter = Counter()
+    handles: list = []
     real_open = uproot.open
 
     def counting_open(path, *args, **kwargs):
         caller = sys._getframe(1).f_globals["__name__"]
-        if caller in (chunkread.__name__, fastpath.__name__):
+        if caller in (chunkread.__name__, fastpath.__name__, preflight.__name__):
             opened[(caller, Path(path if isinstance(path, str) else next(iter(path))).name)] += 1
-        return real_open(path, *args, **kwargs)
+        handles.append(real_open(path, *args, **kwargs))
+        return handles[-1]
 
     monkeypatch.setattr(uproot, "open", counting_open)
     files = [f"{p}__nominal__000.root" for p in ("ttbar", "wjets")]
     fast = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
     assert fast.metrics["fast_path"] and fast.metrics["chunks"] == 2 * EVENTS // BASKET
-    assert opened == {(fastpath.__name__, f): 1 for f in files}
+    assert opened == {(preflight.__name__, f): 1 for f in files}
+    assert handles and all(h.closed for h in handles)  # closed at the end of the run
 
     opened.clear()
     monkeypatch.setattr(fastpath, "eligible", lambda *args, **kwargs: False)  # coffea's Runner from here on
     res = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
     assert not res.metrics["fast_path"] and res.metrics["chunks"] == 2 * EVENTS // BASKET
-    assert opened == {(chunkread.__name__, f): 1 for f in files}
+    assert opened == {**{(preflight.__name__, f): 1 for f in files}, **{(chunkread.__name__, f): 1 for f in files}}
     assert not chunkread._OPEN  # closed at the end of the run
+    assert all(h.closed for h in handles)
 
     monkeypatch.setattr(_ReliableRunner, "_work_function", staticmethod(Runner._work_function))
     ref = run_ttbar(json_path, executor="iterative", chunksize=BASKET, progress=False)
