@@ -15,17 +15,25 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser: a high-quality 64-bit integer hash, vectorised (wraps modulo 2⁶⁴)."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):  # in place on one copy (same integer operations, fewer temporaries)
+        z = np.array(x, dtype=np.uint64)
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def _uniform(keys: np.ndarray, salt: int) -> np.ndarray:
     """Uniform numbers in (0, 1) from 64-bit keys and a salt (53-bit mantissa)."""
     h = splitmix64(keys ^ splitmix64(np.full(1, salt, dtype=np.uint64)))
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    h >>= np.uint64(11)
+    u = h.astype(np.float64)
+    u += 0.5
+    u /= float(1 << 53)
+    return u
 
 
 def dataset_salt(name: str) -> int:
@@ -37,17 +45,27 @@ def jet_keys(event_ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """One 64-bit key per jet: event identity × 256 + index of the jet in its event."""
     event_ids = np.asarray(event_ids, dtype=np.uint64)
     counts = np.asarray(counts, dtype=np.int64)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    local = np.arange(counts.sum(), dtype=np.int64) - starts
-    with np.errstate(over="ignore"):
-        return np.repeat(event_ids, counts) * np.uint64(256) + local.astype(np.uint64)
+    local = np.arange(counts.sum(), dtype=np.int64)
+    local -= np.repeat(np.cumsum(counts) - counts, counts)  # index of each jet in its event (≥ 0)
+    with np.errstate(over="ignore"):  # in place: event id × 256 (mod 2⁶⁴) + index
+        keys = np.repeat(event_ids, counts)
+        keys *= np.uint64(256)
+        keys += local.view(np.uint64)
+        return keys
 
 
 def seeded_normal(keys: np.ndarray, salt: int) -> np.ndarray:
     """Standard-normal numbers from keys (Box–Muller on two hashed uniforms)."""
     u1 = _uniform(keys, 2 * salt + 1)
     u2 = _uniform(keys, 2 * salt + 2)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    # sqrt(-2 ln u1) · cos(2π u2), evaluated in place (same operations in the same order)
+    np.log(u1, out=u1)
+    u1 *= -2.0
+    np.sqrt(u1, out=u1)
+    u2 *= 2.0 * np.pi
+    np.cos(u2, out=u2)
+    u1 *= u2
+    return u1
 
 
 def jet_resolution_factors(event_ids: np.ndarray, counts: np.ndarray, salt: int, width: float = 0.05) -> np.ndarray:
@@ -56,7 +74,10 @@ def jet_resolution_factors(event_ids: np.ndarray, counts: np.ndarray, salt: int,
     ``1 + width * seeded_normal(jet_keys(event_ids, counts), salt)`` (vectorised numpy, no JIT start-up).
     """
     keys = jet_keys(np.ascontiguousarray(event_ids, dtype=np.uint64), np.ascontiguousarray(counts, dtype=np.int64))
-    return 1.0 + width * seeded_normal(keys, salt)
+    out = seeded_normal(keys, salt)
+    out *= width
+    out += 1.0
+    return out
 
 
 def event_identity(event_numbers: np.ndarray | None, filename: str, entry_start: int, n: int) -> np.ndarray:
