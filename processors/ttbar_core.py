@@ -26,7 +26,7 @@ from processors.systematics import (
     flat_variation,
     jet_resolution_factors,
 )
-from processors.ttbar_kernels import count_jets, trijet_mass
+from processors.ttbar_kernels import count_jets, selected_jets, trijet_mass
 from processors.objects import FORMAT_CUTS, BranchEvents, Cuts, ObjectView, count_per_event, object_view, view_branches
 from schemas.reading import use_inflate
 
@@ -153,11 +153,12 @@ class TtbarCore:
         ``factors``: per variation, a float64 array per jet of ``sub`` or one float64 for all jets (see
         :func:`jet_factors`). njet and HT are 0 for events that cannot reach ≥ 4 selected jets under any variation.
         """
-        counted = {}
+        counted, jet_sel = {}, {}
         for pt_var, factor in factors.items():
             lead_pt = np.zeros((sub.n, 4))
+            jet_sel[pt_var] = selected_jets(sub.pt, sub.jet_ok, factor, c.jet_pt)  # shared with the trijet search
             njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt,
-                                      sub.jet_event)
+                                      sub.jet_event, selected=jet_sel[pt_var])
             selected = (njet >= 4) & (nb >= 1)
             counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
         # four-momenta only of jets that the trijet search can select (events in 4j2b under some variation,
@@ -166,7 +167,7 @@ class TtbarCore:
         _zero_impossible(counted, sub, candidate_jets)
         p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]), candidate_jets)
         return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
-                                         c.btag, v[5], sub.jet_event),)
+                                         c.btag, v[5], sub.jet_event, selected=jet_sel[pt_var][1]),)
                 for pt_var, v in counted.items()}
 
     @staticmethod

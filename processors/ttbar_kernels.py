@@ -45,9 +45,16 @@ def _padded(offsets: np.ndarray, mask: np.ndarray, jet_event: np.ndarray | None 
     return event, rank, count
 
 
+def selected_jets(pt: np.ndarray, ok: np.ndarray, factor: np.ndarray | float, pt_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """(factor·pT as float64, selection mask ``ok & factor·pT > pt_min``) per jet under one jet-pT variation."""
+    p = pt if _is_one(factor) and pt.dtype == np.float64 else pt * factor  # float64 (factor is float64); x·1 = x
+    return p, ok & (p > pt_min)
+
+
 def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.ndarray, factor: np.ndarray,
                pt_min: float, btag_min: float, lead_pt: np.ndarray,
-               jet_event: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               jet_event: np.ndarray | None = None,
+               selected: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
 
     Args:
@@ -56,12 +63,12 @@ def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.nda
         pt_min, btag_min: selection thresholds (GeV, score).
         lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
+        selected: optional :func:`selected_jets` of (pt, ok, factor, pt_min), if already computed.
     Returns:
         (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
-    p = pt if _is_one(factor) and pt.dtype == np.float64 else pt * factor  # float64 (factor is float64); x·1 = x
-    sel = ok & (p > pt_min)
+    p, sel = selected if selected is not None else selected_jets(pt, ok, factor, pt_min)
     event, rank, njet = _padded(offsets, sel, jet_event)
     tagged = sel & (btag > btag_min)
     ctag = np.zeros(tagged.shape[0] + 1, np.int64)
@@ -84,7 +91,7 @@ def _triples(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
                 btag: np.ndarray, ok: np.ndarray, factor: np.ndarray, pt_min: float, btag_min: float,
-                want: np.ndarray, jet_event: np.ndarray | None = None) -> np.ndarray:
+                want: np.ndarray, jet_event: np.ndarray | None = None, selected: np.ndarray | None = None) -> np.ndarray:
     """m_bjj per event where ``want``: mass of the highest-pT trijet of selected jets with ≥ 1 b-tag.
 
     Trijet sums are ((j_a + j_b) + j_c) of factor-scaled components; ties in trijet pT keep the first
@@ -96,14 +103,14 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
             or one float64 for all jets.
         want: bool (n,), events whose mass is wanted.
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
+        selected: optional selection mask of :func:`selected_jets` (pt, ok, factor, pt_min), if already computed.
     Returns:
         float64 (n,) m_bjj in GeV.
     """
     n = offsets.shape[0] - 1
     mbjj = np.full(n, np.nan)
-    counts = np.diff(offsets)
-    in_wanted = want[jet_event] if jet_event is not None else np.repeat(want, counts)
-    sel = in_wanted & ok & ((pt if _is_one(factor) else pt * factor) > pt_min)
+    in_wanted = want[jet_event] if jet_event is not None else np.repeat(want, np.diff(offsets))
+    sel = in_wanted & (selected if selected is not None else selected_jets(pt, ok, factor, pt_min)[1])
     _, k_per_event = _masked_counts(offsets, sel)
     jets = np.flatnonzero(sel)
     x, y, z, en = px.take(jets), py.take(jets), pz.take(jets), e.take(jets).astype(np.float64, copy=False)
@@ -118,12 +125,22 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
         idx = start[evs][:, None] + np.arange(k)  # (m, k) positions in the selected-jet arrays
         a, b, c = _triples(int(k))
         xs, ys, tags = x[idx], y[idx], tag[idx]  # (m, k): the events' jets, then combined by column
-        valid = tags[:, a] | tags[:, b] | tags[:, c]
-        sx = (xs[:, a] + xs[:, b]) + xs[:, c]
-        sy = (ys[:, a] + ys[:, b]) + ys[:, c]
-        pt2 = sx * sx + sy * sy
-        best = np.argmax(np.where(valid, pt2, -1.0), axis=1)  # first maximum; pt2 >= 0 > -1
+        # (m, triples) arrays built in place: ((j_a + j_b) + j_c), pT² = sx·sx + sy·sy, the same operations in order
+        valid = tags[:, a]
+        valid |= tags[:, b]
+        valid |= tags[:, c]
+        sx = xs[:, a]
+        sx += xs[:, b]
+        sx += xs[:, c]
+        sy = ys[:, a]
+        sy += ys[:, b]
+        sy += ys[:, c]
+        pt2 = sx * sx
+        pt2 += sy * sy
         has = valid.any(axis=1)
+        np.logical_not(valid, out=valid)
+        pt2[valid] = -1.0  # not b-tagged: never the maximum (pt2 >= 0 > -1)
+        best = np.argmax(pt2, axis=1)  # first maximum
         rows = np.arange(evs.shape[0])
         ja, jb, jc = idx[rows, a[best]], idx[rows, b[best]], idx[rows, c[best]]
         bx, by = sx[rows, best], sy[rows, best]
