@@ -231,6 +231,12 @@ def check_finite(view: ObjectView, meta: dict) -> None:
     """NaN/inf jet kinematics are corrupt input, never silently dropped: name the quantity, file and entry."""
     for name in ("pt", "eta", "phi", "energy", "btag"):
         values = getattr(view, name)
+        # one pass: a float64 sum with any NaN/±inf in it is not finite; a finite sum means every value is finite
+        # (an overflow of huge finite float64 values only falls through to the exact search below)
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.add.reduce(values, dtype=np.float64)
+        if np.isfinite(total):
+            continue
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             event = int(np.searchsorted(view.offsets, bad[0], side="right") - 1) + int(meta.get("entrystart", 0))
