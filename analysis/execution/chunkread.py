@@ -15,7 +15,11 @@ AGC ntuples, more than a quarter of the whole per-chunk cost. :func:`work_functi
   ``columns``), they are read together with one ``TTree.arrays`` call per chunk, as coffea's ``preload`` does;
   other branches stay lazily readable;
 * the events are the very same coffea virtual NanoEvents (same schema, same lazy per-branch reading, same
-  metadata), so processors see no difference and histograms are bit-identical.
+  metadata), so processors see no difference and histograms are bit-identical;
+* a processor that offers ``process_columns`` (see :func:`analysis.execution.fastpath.columns_capable`: default
+  schema, no subclass overriding ``process`` below it) with declared branches gets them as arrays instead, one
+  ``TTree.arrays`` call per chunk and no NanoEvents (as on the local fast path; same output by that method's
+  contract, so the same bits on every executor).
 
 Checkpoint loading, the error wrapping the reliability layer parses (``Failed to open file`` / ``Failed
 creating nanoevents`` / ``Failed processing file`` with the chunk's ``WorkItem``) and the metrics
@@ -40,6 +44,8 @@ from coffea.nanoevents import NanoEventsFactory, schemas
 from coffea.nanoevents.util import key_to_tuple
 from coffea.processor import ProcessorABC
 from coffea.processor.executor import Runner, WorkItem
+
+from analysis.execution.fastpath import columns_capable
 
 try:  # coffea internals used by NanoEventsFactory.from_root (virtual mode)
     from coffea.nanoevents.factory import _OnlySliceableAs
@@ -124,6 +130,15 @@ def _events(entry: _OpenTree, item: WorkItem, schema, metadata: dict, access_log
     return NanoEventsFactory._from_mapping(mapping, partition_key, base_form, schema, metadata, mode="virtual").events()
 
 
+def _columns(entry: _OpenTree, item: WorkItem) -> dict:
+    """The declared branches present in the file (``item.preload``) for the chunk's entries: name → array."""
+    tree = entry.tree
+    start = max(item.entrystart or 0, 0)
+    stop = tree.num_entries if item.entrystop is None or item.entrystop > tree.num_entries else item.entrystop
+    names = frozenset(b for b in item.preload if b in tree)
+    return tree.arrays(filter_branch=lambda b: b.name in names, entry_start=start, entry_stop=stop, how=dict)
+
+
 def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool, savemetrics: bool, item: WorkItem,
                   processor_instance, uproot_options: dict, iteritems_options: dict, checkpointer,
                   cache_function) -> dict:
@@ -161,13 +176,20 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
             raise Exception(f"Failed to open file: {item!r}. The error was: {e!r}.") from e
         bytes_before = entry.file.file.source.num_requested_bytes if savemetrics else 0
         materialized: list = []
+        by_columns = bool(item.preload) and columns_capable(processor_instance, metadata.get("format", "ntuple"), schema)
         try:
-            events = _events(entry, item, schema, metadata, materialized, uproot_options, cache_function())
+            if by_columns:  # the declared branches as arrays, no NanoEvents (same output: process_columns' contract)
+                events = _columns(entry, item)
+            else:
+                events = _events(entry, item, schema, metadata, materialized, uproot_options, cache_function())
         except Exception as e:
             raise Exception(f"Failed creating nanoevents: {item!r}. The error was: {e!r}.") from e
         tic = time.time()
         try:
-            out = processor_instance.process(events) if isinstance(processor_instance, ProcessorABC) else processor_instance(events)
+            if by_columns:
+                out = processor_instance.process_columns(events, metadata)
+            else:
+                out = processor_instance.process(events) if isinstance(processor_instance, ProcessorABC) else processor_instance(events)
         except Exception as e:
             raise Exception(f"Failed processing file: {item!r}. The error was: {e!r}.") from e
     except BaseException:
@@ -178,9 +200,10 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
                          "returns an accumulator.")
     toc = time.time()
     if savemetrics:
-        metrics = {"bytesread": entry.file.file.source.num_requested_bytes - bytes_before,
-                   "columns": {f"{x.branch}-{key_to_tuple(x.buffer_key)[3]}" for x in materialized},
-                   "entries": len(events), "processtime": toc - tic}
+        columns = set(events) if by_columns else {f"{x.branch}-{key_to_tuple(x.buffer_key)[3]}" for x in materialized}
+        entries = (len(next(iter(events.values()))) if events else 0) if by_columns else len(events)
+        metrics = {"bytesread": entry.file.file.source.num_requested_bytes - bytes_before, "columns": columns,
+                   "entries": entries, "processtime": toc - tic}
         out = {"out": out, "metrics": metrics, "processed": {item}}
     else:
         out = {"out": out, "processed": {item}}

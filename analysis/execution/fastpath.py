@@ -57,15 +57,14 @@ def _owner(cls: type, name: str) -> type | None:
     return next((k for k in cls.__mro__ if name in vars(k)), None)
 
 
-def eligible(processor_instance: Any, input_format: str | None, schema: Any, executor: str, checks: list) -> bool:
-    """True if the run can take the fast path.
+def columns_capable(processor_instance: Any, input_format: str | None, schema: Any) -> bool:
+    """True if ``process_columns`` on the declared branches gives what ``process`` gives on NanoEvents.
 
-    Conditions: iterative executor; one input format whose default schema is used (``schema`` None or that
-    schema); the processor offers ``process_columns`` and no subclass overrides ``process`` (or a hook named in
-    ``process_columns_replaces``) below the class defining ``process_columns``; every file is a TTree whose
-    basket boundaries the pre-flight found (RNTuple and other inputs take coffea's path).
+    Conditions: an input format whose default schema is used (``schema`` None or that schema); the processor
+    offers ``process_columns`` and no subclass overrides ``process`` (or a hook named in
+    ``process_columns_replaces``) below the class defining ``process_columns``.
     """
-    if executor != "iterative" or input_format not in DEFAULT_SCHEMAS or not checks:
+    if input_format not in DEFAULT_SCHEMAS:
         return False
     if schema is not None and (getattr(schema, "__module__", None), getattr(schema, "__qualname__", None)) != DEFAULT_SCHEMAS[input_format]:
         return False
@@ -77,6 +76,17 @@ def eligible(processor_instance: Any, input_format: str | None, schema: Any, exe
         owner = _owner(cls, name)
         if owner is not None and not issubclass(home, owner):
             return False
+    return True
+
+
+def eligible(processor_instance: Any, input_format: str | None, schema: Any, executor: str, checks: list) -> bool:
+    """True if the run can take the fast path.
+
+    Conditions: iterative executor; one input format and a processor that is :func:`columns_capable`; every
+    file is a TTree whose basket boundaries the pre-flight found (RNTuple and other inputs take coffea's path).
+    """
+    if executor != "iterative" or not checks or not columns_capable(processor_instance, input_format, schema):
+        return False
     return all(c.basket_boundaries is not None and c.entries is not None for c in checks)
 
 

@@ -165,3 +165,50 @@ def test_each_file_opened_once_and_histograms_equal_coffeas_own_reader(tmp_path:
         a, b = other.hist.view(flow=True), ref.hist.view(flow=True)
         assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["variance"], b["variance"])
     assert fast.cutflow == ref.cutflow and fast.nevents == ref.nevents
+
+
+def test_pool_workers_give_process_columns_the_declared_branches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work function of futures/Dask workers (``chunkread``) hands a processor that offers ``process_columns``
+    its declared branches as arrays (no NanoEvents built): same output bits as the NanoEvents path; a subclass that
+    overrides ``process`` still gets NanoEvents."""
+    from coffea.processor.executor import WorkItem
+
+    from analysis.execution import chunkread
+    from schemas.agc import AGCSchema
+
+    fileset = build_fileset(_fileset(tmp_path, BASKET))
+    spec = fileset["ttbar__nominal"]
+    proc = TtbarAnalysis()
+
+    def work(processor, preload):
+        item = WorkItem("ttbar__nominal", spec["files"][0], spec["treename"], 1000, 3000, b"", dict(spec["metadata"]),
+                        preload)
+        try:
+            return chunkread.work_function("root", 60, AGCSchema, False, True, item, processor, {}, {}, None,
+                                           lambda: None)
+        finally:
+            chunkread.close_open_trees()
+
+    events_path = work(proc, None)  # nothing declared: NanoEvents
+    real_events = chunkread._events
+
+    def no_nanoevents(*args, **kwargs):
+        raise AssertionError("NanoEvents built")
+
+    monkeypatch.setattr(chunkread, "_events", no_nanoevents)
+    by_columns = work(proc, tuple(proc.columns("ntuple")))
+    assert by_columns["metrics"]["entries"] == 2000 and by_columns["metrics"]["columns"] == set(proc.columns("ntuple"))
+    for key in ("sumw", "sumw2"):
+        a, b = by_columns["out"][key], events_path["out"][key]
+        assert list(a.axes["variation"]) == list(b.axes["variation"])
+        assert np.array_equal(a.view(flow=True), b.view(flow=True)), key
+    assert by_columns["out"]["cutflow"] == events_path["out"]["cutflow"]
+
+    class Own(TtbarAnalysis):
+        def process(self, events):
+            return super().process(events)
+
+    with pytest.raises(Exception, match="NanoEvents built"):
+        work(Own(), tuple(proc.columns("ntuple")))
+    monkeypatch.setattr(chunkread, "_events", real_events)
+    assert work(Own(), tuple(proc.columns("ntuple")))["out"]["cutflow"] == events_path["out"]["cutflow"]
