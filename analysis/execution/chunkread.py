@@ -46,6 +46,7 @@ from coffea.processor import ProcessorABC
 from coffea.processor.executor import Runner, WorkItem
 
 from analysis.execution.fastpath import columns_capable
+from schemas.reading import use_inflate
 
 try:  # coffea internals used by NanoEventsFactory.from_root (virtual mode)
     from coffea.nanoevents.factory import _OnlySliceableAs
@@ -179,6 +180,7 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
         by_columns = bool(item.preload) and columns_capable(processor_instance, metadata.get("format", "ntuple"), schema)
         try:
             if by_columns:  # the declared branches as arrays, no NanoEvents (same output: process_columns' contract)
+                use_inflate(getattr(processor_instance, "inflate", None))  # the processor's inflater, before reading
                 events = _columns(entry, item)
             else:
                 events = _events(entry, item, schema, metadata, materialized, uproot_options, cache_function())

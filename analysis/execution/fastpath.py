@@ -29,7 +29,7 @@ from typing import Any
 
 from analysis.console import progress_bar, progress_enabled
 from analysis.execution.retries import RetryPolicy, _RetryingCall
-from schemas.reading import basket_aligned_ranges
+from schemas.reading import basket_aligned_ranges, use_inflate
 
 # the schema each input format is read with by default; the fast path replaces exactly these
 DEFAULT_SCHEMAS = {"ntuple": ("schemas.agc", "AGCSchema"), "nanoaod": ("schemas.nanoaod", "AGCNanoAODSchema")}
@@ -224,6 +224,8 @@ def run_chunks(chunks: list[Chunk], processor_instance: Any, branches: list[str]
 
     ``opened``: the pre-flight's ``FileCheck``s; files they kept open (opened with ``uproot_options``) are read
     without opening them again (each taken once; the caller closes any not taken)."""
+    # the processor's ZLIB inflater before the first read (its process() selects it per chunk, after reading)
+    use_inflate(getattr(processor_instance, "inflate", None))
     reader = _Reader(branches, uproot_options, opened)
     call = _RetryingCall(policy)
     merged: dict[str, Any] = {}
