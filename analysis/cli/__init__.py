@@ -8,8 +8,8 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 from analysis.errors import UserError
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from processors.systematics import event_identity, jet_keys, jet_resolution_factors, splitmix64
+from processors.systematics import (
+    event_identity,
+    jet_keys,
+    jet_resolution_factors,
+    splitmix64,
+)
 
 
 def _splitmix_ref(x: np.ndarray) -> np.ndarray:
