@@ -98,6 +98,9 @@ def load_config(config_path: str | Path, histograms: str | Path | None = None,
     except jsonschema.ValidationError as err:
         where = "/".join(str(x) for x in err.absolute_path) or "<top>"
         raise AnalysisError(f"{p}: fails cabinetry's config schema at {where}: {err.message}") from None
+    except (ValueError, NotImplementedError) as err:  # cabinetry's extra checks: one data sample, unique names
+        raise AnalysisError(f"{p}: {err}") from None
+    check_config(config, p)
     config = copy.deepcopy(config)
     if histograms is not None:
         from analysis.histio import require_root_file
@@ -110,14 +113,83 @@ def load_config(config_path: str | Path, histograms: str | Path | None = None,
     return config
 
 
-def build_workspace(config: dict[str, Any]) -> dict[str, Any]:
-    """Collect and post-process templates, then build and validate the pyhf workspace."""
+def check_config(config: dict[str, Any], source: str | Path = "cabinetry config") -> None:
+    """Checks of a (schema-valid) cabinetry config that cabinetry itself leaves to pyhf or to plotting time.
+
+    The POI must be a NormFactor or a systematic the config declares (pyhf would otherwise fail with
+    ``InvalidModel`` deep inside the model build), and every region's ``Binning`` must be strictly increasing.
+
+    Raises:
+        AnalysisError: one line naming the file, the key and the offending value.
+    """
+    poi = config["General"]["POI"]
+    norm_factors = [nf["Name"] for nf in config.get("NormFactors", [])]
+    systematics = [sy["Name"] for sy in config.get("Systematics", [])]
+    if poi not in norm_factors and poi not in systematics:
+        raise AnalysisError(f"{source}: POI {poi!r} is not a NormFactor of the config "
+                            f"(declared: {', '.join(norm_factors) or 'none'})")
+    for region in config["Regions"]:
+        binning = region.get("Binning")
+        if binning is None:
+            continue
+        edges = np.asarray(binning, dtype=float)
+        if not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+            raise AnalysisError(f"{source}: region {region['Name']!r}: Binning {list(binning)} is not strictly "
+                                "increasing")
+
+
+def check_binning(config: dict[str, Any], source: str | Path = "cabinetry config") -> None:
+    """Compare every region's ``Binning`` with the bin edges of its collected nominal templates.
+
+    Run after ``cabinetry.templates.collect``: cabinetry keeps the histograms' own binning in the workspace
+    and uses ``Binning`` only for plots, so a mismatch would otherwise give a fit on other bins than the
+    config says (and a shape error at plotting time). Edges agree to 1e-9 relative.
+
+    Raises:
+        AnalysisError: one line naming the region, the config binning and the histogram binning.
+    """
+    folder = config["General"]["HistogramFolder"]
+    nominal = {"Name": "Nominal"}
+    for region in config["Regions"]:
+        binning = region.get("Binning")
+        if binning is None:
+            continue
+        want = np.asarray(binning, dtype=float)
+        for sample in config["Samples"]:
+            if not cabinetry.configuration.region_contains_sample(region, sample):
+                continue
+            have = np.asarray(cabinetry.histo.Histogram.from_config(folder, region, sample, nominal,
+                                                                     modified=False).bins, dtype=float)
+            if have.shape != want.shape or not np.allclose(have, want, rtol=1e-9, atol=0.0):
+                raise AnalysisError(
+                    f"{source}: region {region['Name']!r}: Binning {_edges(want)} ({len(want) - 1} bins) "
+                    f"does not match the histogram binning {_edges(have)} "
+                    f"({len(have) - 1} bins) of sample {sample['Name']!r}")
+
+
+def _edges(edges: np.ndarray) -> str:
+    """Bin edges as a short list: ``[110, 150, 190]``."""
+    return "[" + ", ".join(f"{x:.12g}" for x in edges) + "]"
+
+
+def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry config") -> dict[str, Any]:
+    """Collect and post-process templates, then build and validate the pyhf workspace.
+
+    Args:
+        config: validated cabinetry config (from :func:`load_config`).
+        source: name of the config file for error messages.
+
+    Raises:
+        AnalysisError: missing histograms, binning that does not match the config, unfixable templates.
+    """
+    check_config(config, source)
     try:
         cabinetry.templates.collect(config, method="uproot")
     except uproot.KeyInFileError as err:
         raise AnalysisError(f"{err.file_path}: missing histogram {err.key!r} required by the config") from None
     except FileNotFoundError as err:
         raise AnalysisError(f"histogram file not found: {err.filename or err}") from None
+    check_binning(config, source)
     cabinetry.templates.postprocess(config)
     check_templates(config)  # names region/sample/systematic; prunes or symmetrises what would make the model NaN
     ws = cabinetry.workspace.build(config)
@@ -317,7 +389,7 @@ def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Pat
 
     config = load_config(config_path, histograms, out)
     with stage("workspace", **kw):
-        ws = build_workspace(config)
+        ws = build_workspace(config, config_path)
     cabinetry.workspace.save(ws, out / "workspace.json")
     with stage("fit", **kw):
         outcome = fit(config, ws, maxiter, fix=fix, prune=prune, optimizer=optimizer)

@@ -167,3 +167,37 @@ def test_ana_fit_never_writes_a_nan_workspace(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "'ttbar'" in err[0] and "NormFactor" in err[0], err
     assert not (tmp_path / "o" / "workspace.json").exists()
+
+
+@pytest.mark.parametrize("edit, words", [
+    (('POI: ttbar_norm', 'POI: ttbar_nrom'),
+     ["POI 'ttbar_nrom' is not a NormFactor of the config (declared: ttbar_norm)"]),
+    (('Binning: [110, 150, 190', 'Binning: [150, 110, 190'),
+     ["'4j1b CR'", "[150, 110, 190,", "not strictly increasing"]),
+    (('"HT", Binning: [110, 150, 190, 230, 270, 310, 350, 390, 430, 470, 510, 550]', '"HT", Binning: [100, 200, 300]'),
+     ["'4j1b CR'", "Binning [100, 200, 300] (2 bins)", "histogram binning [110, 150, 190, 230, 270, 310, 350, 390, "
+      "430, 470, 510, 550] (11 bins)"]),
+    # one edge off by 1e-6 relative: more than the 1e-9 tolerance
+    (('"mbjj", Binning: [110, 150, 190,', '"mbjj", Binning: [110, 150.00015, 190,'),
+     ["'4j2b SR'", "150.00015", "(11 bins) does not match"]),
+])
+def test_config_not_matching_histograms_is_one_line_exit_2(tmp_path, capsys, edit, words):
+    """POI typo, reversed binning, binning of other bins than the histograms: one line, exit 2, no workspace."""
+    hists, cfg = _write(tmp_path, _nominal())
+    assert edit[0] in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(edit[0], edit[1], 1))
+    rc = main(["fit", "--config", str(cfg), "--histograms", str(hists), "--out", str(tmp_path / "o"),
+               "--no-ranking", "--no-scan"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    assert "fit_config.yml" in err[0] and all(w in err[0] for w in words), err
+    assert not (tmp_path / "o" / "workspace.json").exists()
+
+
+def test_binning_equal_to_histograms_within_tolerance_fits(tmp_path):
+    """Edges written with a 1e-12 relative rounding difference still match (the fit runs, POI = 1)."""
+    hists, cfg = _write(tmp_path, _nominal())
+    cfg.write_text(cfg.read_text().replace('"HT", Binning: [110, 150,', '"HT", Binning: [110, 150.00000000015,', 1))
+    (tmp_path / "out").mkdir()
+    config = load_config(cfg, hists, tmp_path / "out")
+    assert fit(config, build_workspace(config, cfg)).poi[0] == pytest.approx(1.0, abs=1e-3)
