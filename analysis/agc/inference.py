@@ -91,8 +91,8 @@ def load_config(config_path: str | Path, histograms: str | Path | None = None,
         import yaml
 
         config = yaml.safe_load(p.read_text())
-    except Exception as err:  # yaml errors
-        raise AnalysisError(f"{p}: not valid YAML: {err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise AnalysisError(f"{p}: not valid YAML: {' '.join(str(err).split())}") from None
     try:
         cabinetry.configuration.validate(config)
     except jsonschema.ValidationError as err:

@@ -175,8 +175,8 @@ def test_ana_fit_never_writes_a_nan_workspace(tmp_path, capsys):
     (('Binning: [110, 150, 190', 'Binning: [150, 110, 190'),
      ["'4j1b CR'", "[150, 110, 190,", "not strictly increasing"]),
     (('"HT", Binning: [110, 150, 190, 230, 270, 310, 350, 390, 430, 470, 510, 550]', '"HT", Binning: [100, 200, 300]'),
-     ["'4j1b CR'", "Binning [100, 200, 300] (2 bins)", "histogram binning [110, 150, 190, 230, 270, 310, 350, 390, "
-      "430, 470, 510, 550] (11 bins)"]),
+     ["'4j1b CR'", "Binning [100, 200, 300] (2 bins)", ("histogram binning [110, 150, 190, 230, 270, 310, 350, 390, "
+                                                        "430, 470, 510, 550] (11 bins)")]),
     # one edge off by 1e-6 relative: more than the 1e-9 tolerance
     (('"mbjj", Binning: [110, 150, 190,', '"mbjj", Binning: [110, 150.00015, 190,'),
      ["'4j2b SR'", "150.00015", "(11 bins) does not match"]),
