@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StrictStr, StringConstraints, field_validator, model_validator
 
 from analysis.config import load_yaml
-from analysis.errors import UserError
+from analysis.errors import ConfigError, UserError
 from analysis.option_model import OptionModel
 from fileset.expr import parse
 from processors.ht_reweighting import EVENT_VARIABLES, RegionSpec
@@ -151,6 +151,59 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         doc = load_yaml(path)
         source = str(path)
     return ReweightConfig.make({**doc, **(overrides or {})}, source=source).model_dump()
+
+
+def check_sample_names(cfg: dict[str, Any], fileset_doc: dict[str, Any], *, source: str = "reweight config",
+                       fileset: str = "fileset") -> list[str]:
+    """Every sample the config names must be in the fileset; checked before any processing.
+
+    ``dataProcess``, ``componentProcess`` and the non-ttbar ``constSample`` entries must be processes with a
+    ``nominal`` sample; ``alternativeSamples`` must be variations of ``componentProcess``; the keys of a
+    ``NormFactor_*`` mapping must be ``nominal`` or such a variation.
+
+    Args:
+        cfg: validated config (:func:`load_config`).
+        fileset_doc: the ``ntuples.json`` document ``{process: {variation: {...}}}``.
+        source, fileset: names of the config and of the fileset json for the message.
+
+    Returns:
+        The alternative samples to derive: all of ``alternativeSamples``. Only when that key keeps its default
+        (not named by the user) are the default variations the fileset lacks left out.
+
+    Raises:
+        ConfigError: one line naming the key, the unknown name and the available ones.
+    """
+    processes = sorted(p for p, variations in fileset_doc.items() if "nominal" in variations)
+
+    def need_process(key: str, name: str, hint: str = "") -> None:
+        if name not in processes:
+            raise ConfigError(f"{source}: {key}: {name!r} is not a process with a nominal sample in {fileset} "
+                              f"(available: {', '.join(processes) or 'none'}){hint}")
+
+    need_process("dataProcess", cfg["dataProcess"], "; make pseudo-data with `ana generate agc --inject-ht`")
+
+    need_process("componentProcess", cfg["componentProcess"])
+    for name in cfg["constSample"]:
+        if name not in COMPONENTS:
+            need_process("constSample", name)
+    variations = sorted(v for v in fileset_doc[cfg["componentProcess"]] if v != "nominal")
+    alternatives = list(cfg["alternativeSamples"])
+    unknown = [v for v in alternatives if v not in variations]
+    if unknown and alternatives == DEFAULTS["alternativeSamples"]:
+        alternatives = [v for v in alternatives if v in variations]
+    elif unknown:
+        raise ConfigError(f"{source}: alternativeSamples: {', '.join(map(repr, unknown))} "
+                          f"{'is not a sample' if len(unknown) == 1 else 'are not samples'} of "
+                          f"{cfg['componentProcess']!r} in {fileset} (available: {', '.join(variations) or 'none'})")
+    for component in COMPONENTS:
+        value = cfg[f"NormFactor_{component}"]
+        bad = [k for k in value if k != "nominal" and k not in variations] if isinstance(value, dict) else []
+        if bad:
+            raise ConfigError(f"{source}: NormFactor_{component}: {', '.join(map(repr, bad))} "
+                              f"{'is not a sample' if len(bad) == 1 else 'are not samples'} of "
+                              f"{cfg['componentProcess']!r} in {fileset} (available: nominal"
+                              f"{''.join(', ' + v for v in variations)})")
+    return alternatives
 
 
 def norm_factor(cfg: dict[str, Any], component: str, variation: str) -> float:

@@ -32,7 +32,7 @@ import numpy as np
 
 from analysis.errors import AnalysisError
 from analysis.reweighting.binning import adaptive_groups, relative_error
-from analysis.reweighting.config import COMPONENTS, load_config, norm_factor, region_spec
+from analysis.reweighting.config import COMPONENTS, check_sample_names, load_config, norm_factor, region_spec
 from analysis.reweighting.correction import build_correction, write_correction_set
 from analysis.reweighting.kde import KDERatio, kde_ratio
 from analysis.reweighting.smooth import (PolynomialFit, ReweightingWarning, SmoothCorrection, bin_power_means,
@@ -520,12 +520,14 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
         if not cfg["basePath"]:
             raise AnalysisError("give --fileset or basePath (folder with ntuples.json) in the config")
         fileset_json = Path(cfg["basePath"]) / "ntuples.json"
+    alternatives = check_sample_names(cfg, load_ntuples_json(fileset_json), fileset=str(fileset_json),
+                                      source=str(config) if isinstance(config, (str, Path)) else "reweight config")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     h, norms, fileset = fill_moments(fileset_json, cfg, executor=executor, workers=workers,
                                      samples_config=samples_config, progress=progress)
     injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
-    variations = ["nominal"] + [v for v in cfg["alternativeSamples"] if f"{cfg['componentProcess']}__{v}" in fileset]
+    variations = ["nominal"] + alternatives
     # the pseudo-data were made from the nominal MC: the injected truth is the nominal derivation's target
     derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected if v == "nominal" else None)
                    for v in variations}
@@ -656,6 +658,8 @@ def region_closure(fileset_json: str | Path, correction_path: str | Path | None,
     populated range: outside it f is held (``outOfRange``), an extrapolation whose bias the χ² does not include.
     """
     cfg = load_config(None, config) if isinstance(config, dict) or config is None else load_config(config)
+    check_sample_names(cfg, load_ntuples_json(fileset_json), fileset=str(fileset_json),
+                       source=str(config) if isinstance(config, (str, Path)) else "reweight config")
     corr, s = None, 1.0
     if correction_path is not None:
         meta_doc = json.loads(Path(correction_path).read_text())

@@ -116,3 +116,51 @@ def test_precision_target_merges_bins():
     # sqrt(2/(40 n)) <= 0.1  ->  n >= 5 fine bins per group
     assert [b - a for a, b in groups] == [5] * 10
     assert len(adaptive_groups(fine, d, np.full(50, 100.0), 50, 10)) == 25
+
+
+def _tiny_fileset(tmp_path, variations=("nominal", "scaleup", "ME_var")):
+    """ntuples.json naming ttbar variations, three other processes and data (files never opened: checked first)."""
+    import json
+
+    entry = {"files": [{"path": "never_read.root", "nevts": 10}], "nevts_total": 10}
+    doc = {"ttbar": {v: entry for v in variations},
+           **{p: {"nominal": entry} for p in ("single_top_s_chan", "single_top_t_chan", "single_top_tW", "wjets",
+                                              "data")}}
+    path = tmp_path / "ntuples.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("text, words", [
+    ("alternativeSamples: [scaleupp]\n",
+     ["alternativeSamples: 'scaleupp' is not a sample of 'ttbar'", "(available: ME_var, scaleup)"]),
+    ("alternativeSamples: [scaleup, PSvar]\n", ["'PSvar' is not a sample", "(available: ME_var, scaleup)"]),
+    ("constSample: [ttc, ttlight, wjet]\n",
+     ["constSample: 'wjet' is not a process", "single_top_tW, single_top_t_chan, ttbar, wjets)"]),
+    ("dataProcess: dat\n", ["dataProcess: 'dat'", "(available: data,"]),
+    ("componentProcess: tt\n", ["componentProcess: 'tt'"]),
+    ("NormFactor_ttb: {nominal: 1.1, scalup: 0.9}\n",
+     ["NormFactor_ttb: 'scalup' is not a sample of 'ttbar'", "(available: nominal, ME_var, scaleup)"]),
+])
+def test_reweight_derive_unknown_sample_names_one_line_exit_2(tmp_path, capsys, text, words):
+    """Every sample name of the config must be in the fileset: one line naming it and the available ones, no work."""
+    cfg = tmp_path / "rw.yml"
+    cfg.write_text(text)
+    rc = main(["reweight", "derive", "--fileset", str(_tiny_fileset(tmp_path)), "--config", str(cfg),
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "rw.yml" in err[0], err
+    assert all(w in err[0] for w in words), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_alternative_samples_missing_from_fileset_are_skipped():
+    """Only the untouched default list is trimmed to what the fileset has; named variations are all derived."""
+    from analysis.reweighting.config import check_sample_names
+
+    doc = {p: {"nominal": {}} for p in ("ttbar", "single_top_s_chan", "single_top_t_chan", "single_top_tW", "wjets",
+                                        "data")}
+    doc["ttbar"].update({"scaleup": {}, "ME_var": {}})
+    assert check_sample_names(load_config(), doc) == ["scaleup", "ME_var"]
+    assert check_sample_names(load_config(None, {"alternativeSamples": ["ME_var"]}), doc) == ["ME_var"]
+    assert check_sample_names(load_config(None, {"alternativeSamples": []}), doc) == []
