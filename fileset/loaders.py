@@ -65,14 +65,18 @@ def validate(doc: Any, schema: dict[str, Any], source: str) -> None:
     Raises:
         ConfigError: one message listing every problem with its key path, prefixed by ``source``.
     """
+    problems = schema_problems(doc, schema)
+    if problems:
+        raise ConfigError(f"{source}: invalid config: " + "; ".join(problems))
+
+
+def schema_problems(doc: Any, schema: dict[str, Any]) -> list[str]:
+    """Every violation of a JSON schema (draft 2020-12) as ``"key/path: message"``, ordered by key path.
+
+    For callers that add their own cross-field problems before reporting all of them together.
+    """
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    if not errors:
-        return
-    problems = []
-    for err in errors:
-        where = "/".join(str(p) for p in err.absolute_path) or "<top>"
-        problems.append(f"{where}: {err.message}")
-    raise ConfigError(f"{source}: invalid config: " + "; ".join(problems))
+    return [f"{'/'.join(str(p) for p in err.absolute_path) or '<top>'}: {err.message}" for err in errors]

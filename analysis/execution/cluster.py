@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from analysis.errors import AnalysisError
-from analysis.config import load_yaml, validate
+from analysis.config import load_yaml
+from fileset.loaders import schema_problems
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +87,36 @@ HTCONDOR_JOB_FLAVOURS = ("espresso", "microcentury", "longlunch", "workday", "to
 
 
 def check_cluster_config(doc: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
-    """Validate a parsed cluster config (schema, then cross-field rules); return its ``cluster`` section."""
+    """Validate a parsed cluster config; return its ``cluster`` section.
+
+    Schema problems (unknown keys, wrong types, missing ``cores``/``memory``) and the cross-field rules
+    (processes ≤ cores, jobs xor adaptive, adaptive minimum ≤ maximum, HTCondor +JobFlavour) are all collected
+    first, so that one line reports every problem of the file with its key path.
+
+    Raises:
+        AnalysisError: unknown ``kind``, or one line ``SOURCE: invalid config: PATH: problem; PATH: problem; ...``.
+    """
     if kind not in CLUSTER_KINDS:
         raise AnalysisError(f"unknown cluster kind {kind!r} (choose from {', '.join(CLUSTER_KINDS)})")
-    validate(doc, cluster_schema(kind), source)
-    cfg = dict(doc["cluster"])
-    problems = []
-    if "processes" in cfg and cfg["processes"] > cfg["cores"]:
-        problems.append(f"cluster/processes: {cfg['processes']} worker processes need at least as many cores (cores: {cfg['cores']})")
+    problems = schema_problems(doc, cluster_schema(kind))
+    section = doc.get("cluster") if isinstance(doc, dict) else None
+    cfg = dict(section) if isinstance(section, dict) else {}
+
+    def number(value: Any) -> bool:  # the cross-field rules only compare values of the right type
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if number(cfg.get("processes")) and number(cfg.get("cores")) and cfg["processes"] > cfg["cores"]:
+        problems.append(f"cluster/processes: {cfg['processes']} worker processes need at least as many cores "
+                        f"(cores: {cfg['cores']})")
     if "adaptive" in cfg and "jobs" in cfg:
         problems.append("cluster: give either 'jobs' (fixed) or 'adaptive' (minimum/maximum), not both")
-    ad = cfg.get("adaptive", {})
-    if ad.get("minimum", 0) > ad.get("maximum", 1 << 30):
+    ad = cfg.get("adaptive")
+    if isinstance(ad, dict) and number(ad.get("minimum")) and number(ad.get("maximum")) \
+            and ad["minimum"] > ad["maximum"]:
         problems.append(f"cluster/adaptive: minimum {ad['minimum']} exceeds maximum {ad['maximum']}")
-    if kind == "htcondor" and "queue" in cfg and cfg["queue"] not in HTCONDOR_JOB_FLAVOURS:
-        problems.append(f"cluster/queue: {cfg['queue']!r} is not an HTCondor +JobFlavour (choose from "
+    queue = cfg.get("queue")
+    if kind == "htcondor" and isinstance(queue, str) and queue not in HTCONDOR_JOB_FLAVOURS:
+        problems.append(f"cluster/queue: {queue!r} is not an HTCondor +JobFlavour (choose from "
                         f"{', '.join(HTCONDOR_JOB_FLAVOURS)})")
     if problems:
         raise AnalysisError(f"{source}: invalid config: " + "; ".join(problems))

@@ -57,6 +57,26 @@ def test_htcondor_job_flavour_validated():
     assert len(HTCONDOR_JOB_FLAVOURS) == 7
 
 
+
+@pytest.mark.parametrize("kind", ["htcondor", "slurm"])
+def test_cluster_config_reports_every_problem_in_one_line(tmp_path, capsys, kind):
+    """Unknown key + wrong type + unknown HTCondor flavour (+ processes > cores): all named together, exit 2."""
+    from analysis.cli import main
+
+    cfg = tmp_path / "cl.yml"
+    cfg.write_text("cluster:\n  cores: four\n  memory: 16GB\n  queue: lunchtime\n  foo: 1\n"
+                   "  adaptive: {minimum: 5, maximum: 2}\n")
+    rc = main(["run", "ttbar", "--cluster", kind, "--cluster-config", str(cfg), "--print-job-script"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    line = err[0]
+    assert "cl.yml: invalid config:" in line
+    assert "'foo' was unexpected" in line and "cluster/cores: 'four' is not of type 'integer'" in line
+    assert "cluster/adaptive: minimum 5 exceeds maximum 2" in line
+    # 'lunchtime' is a valid Slurm partition name, not an HTCondor +JobFlavour
+    assert ("cluster/queue: 'lunchtime' is not an HTCondor +JobFlavour" in line) == (kind == "htcondor")
+    assert line.count(";") == (3 if kind == "htcondor" else 2)
+
 def test_sumweights_from_selection_json(tmp_path):
     """`ana scale --sumweights` takes a number or the selection json's sum_of_weights."""
     from analysis.cli.scale import sum_of_weights
