@@ -55,8 +55,10 @@ CLOSURE_DEFINITION = (
     "Variance: data Poisson + MC sum of w^2 (always for alternatives, which are statistically independent of the "
     "data; for nominal only with mcStatError; one mean-weight entry where the MC has none). mc_stat_fraction "
     "is the MC share of that variance: near 1 the closure is limited by the sample's MC statistics (f interpolates "
-    "k_i that scatter with the MC), not by the method. Pseudo-data resampled from the nominal MC (--inject-ht) also carry that MC's noise, which is not "
-    "included, so alternatives' chi2 then exceed ndf by up to the nominal MC share.")
+    "k_i that scatter with the MC), not by the method. Pseudo-data resampled from MC events (--inject-ht; "
+    "resampled_from in ntuples.json) are not independent of those samples: conditionally on their events the data "
+    "differ from them by Poisson noise only, so their sum of w^2 is left out (nominal: data variance only), and for "
+    "an alternative the nominal ttbar sum of w^2, which the data inherit, is added.")
 
 
 @dataclass
@@ -282,13 +284,43 @@ def _truth_curve(truth: Any, rw: FineHist, lo: int, hi: int | None, x_lo: float,
     return xm, (w * fx).sum(axis=0)[keep] / tot[keep] / s_true
 
 
+def _without_mc_stat(fh: FineHist) -> FineHist:
+    """The same moments with Σw² = 0: a sample whose events the data were resampled from carries, conditionally
+    on its events, no statistical noise relative to the data (its fluctuations are the data's)."""
+    m = fh.moments.copy()
+    m[MW2] = 0.0
+    return FineHist(m, fh.ht_edges)
+
+
+def resampled_from(entry: dict[str, Any], fileset: dict) -> frozenset[str]:
+    """Datasets whose events the (pseudo-)data were resampled from (``ntuples.json`` data entry).
+
+    ``resampled_from`` as written by ``ana generate agc --inject-ht``; a data entry with ``injected_ht`` but
+    without it (filesets generated before that key existed) was resampled from every nominal MC sample.
+    """
+    if "resampled_from" in entry:
+        return frozenset(entry["resampled_from"])
+    if entry.get("injected_ht") is not None:
+        return frozenset(d for d in fileset if d.endswith("__nominal") and not d.startswith("data__"))
+    return frozenset()
+
+
 def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: dict[str, Any], variation: str,
-                     truth: str | None = None) -> Derivation:
+                     truth: str | None = None, shared: frozenset[str] = frozenset()) -> Derivation:
     """Run the procedure for one ttbar sample variation.
+
+    Statistical model when the data were resampled from MC events (``shared``, from ``resampled_from``): data
+    and those samples are not independent. Conditionally on the MC events, data* − (shared constant samples)
+    fluctuates only by the data's Poisson noise, so the Σw² of shared samples is left out of Var(data*) and,
+    when the reweighted sample itself is shared (nominal), of Var(MC): treating them as independent counts the
+    MC noise that the data inherit as if it were extra (χ²/ndf → 1/(1+λ) with λ = xsec·lumi/N_MC, ~0.016 for
+    the README's pseudo-data; k_i errors ~8× too large). An alternative sample is independent of the data, which
+    carry the shared ttbar sample's noise: its Σw² is added to Var(data*) (with ``mcStatError``).
 
     Args:
         h, norms, fileset: ``fill_moments`` output; cfg: validated config; variation: ttbar sample variation.
         truth: the injected f_true(HT, nJets) expression (``--inject-ht``) when known, for the plots.
+        shared: datasets the data were resampled from (``resampled_from``); empty for real data.
 
     Returns:
         The derivation; ``warnings`` lists every safety measure taken (flat fallback, clipping, oscillation,
@@ -300,17 +332,24 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
     tt, others = _samples_for(fileset, cfg, variation)
     data_ds = f"{cfg['dataProcess']}__nominal"
     data = fine_hist(h, norms, data_ds, "none")
+    cond = lambda ds, fh: _without_mc_stat(fh) if ds in shared else fh  # noqa: E731 - see the docstring
     rw = None
     factors = {comp: norm_factor(cfg, comp, variation) for comp in COMPONENTS}
     for comp in cfg["reweightSample"]:
-        part = fine_hist(h, norms, tt, comp, factors[comp])
+        part = cond(tt, fine_hist(h, norms, tt, comp, factors[comp]))
         rw = part if rw is None else rw + part
     other = fine_hist(h, norms, tt, "none", 0.0)
     for comp in cfg["constSample"]:
         if comp in COMPONENTS:
-            other = other + fine_hist(h, norms, tt, comp, factors[comp])
+            other = other + cond(tt, fine_hist(h, norms, tt, comp, factors[comp]))
     for ds in others:
-        other = other + fine_hist(h, norms, ds, "none")
+        other = other + cond(ds, fine_hist(h, norms, ds, "none"))
+    data_noise = None  # the shared ttbar sample's noise, inherited by the data, for an independent alternative
+    tt_nominal = f"{cfg['componentProcess']}__nominal"
+    if tt_nominal in shared and tt != tt_nominal:
+        data_noise = fine_hist(h, norms, tt_nominal, "none", 0.0)
+        for comp in COMPONENTS:
+            data_noise = data_noise + fine_hist(h, norms, tt_nominal, comp, norm_factor(cfg, comp, "nominal"))
     edges = data.ht_edges
     use_mc = cfg["mcStatError"]
     target = cfg["targetRelError"]
@@ -320,6 +359,9 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         dm, om, mm = data.njets_slice(lo, hi), other.njets_slice(lo, hi), rw.njets_slice(lo, hi)
         dstar = dm[M0] - om[M0]
         var_dstar = dm[MW2] + (om[MW2] if use_mc else 0.0)
+        noise = data_noise.njets_slice(lo, hi)[MW2] if data_noise is not None else np.zeros_like(dstar)
+        if use_mc:
+            var_dstar = var_dstar + noise
         label = f"nJets = {lo}" if hi == lo + 1 else (f"nJets ≥ {lo}" if hi is None else f"{lo} ≤ nJets < {hi}")
         if mm[MN].sum() == 0:
             raise AnalysisError(f"{tt}: no reweighted MC events with {label} in the derivation region")
@@ -332,7 +374,7 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         vd_bin = np.array([var_dstar[a:b].sum() for a, b in groups])
         vm_bin = np.array([mc_var[a:b].sum() for a, b in groups])
         per_bin.append(dict(label=label, njets=(lo, hi), groups=groups, edges=bin_edges, s=(s0, s1, s2), d=d_bin,
-                            vd=vd_bin, vm=vm_bin, fine=dict(data=dm, other=om, mc=mm, dstar=dstar, var_dstar=var_dstar)))
+                            vd=vd_bin, vm=vm_bin, fine=dict(data=dm, other=om, mc=mm, dstar=dstar, var_dstar=var_dstar, data_noise=noise)))
 
     # k and covariance: one normalisation over all nJets bins (inclusive) or per bin
     blocks = [list(range(len(per_bin)))] if cfg["normalisation"] == "inclusive" else [[i] for i in range(len(per_bin))]
@@ -435,9 +477,11 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         clip = fn.clipping()
         for c in clip:
             where = (f"{c['ht_lo_gev']:.0f}–{c['ht_hi_gev']:.0f} GeV" if "ht_lo_gev" in c else c["where"])
+            kept = ("; up/down kept at the clipped nominal ± σ_f (the band is not collapsed onto the bound)"
+                    if c["systematic"] == "nominal" else "")
             msgs.append(f"{variation} {pb['label']}: {c['systematic']} clipped to bounds "
                         f"[{fn.bounds[0]:g}, {fn.bounds[1]:g}] at HT_all {where} (unclipped range "
-                        f"[{c['raw_min']:.2f}, {c['raw_max']:.2f}])")
+                        f"[{c['raw_min']:.2f}, {c['raw_max']:.2f}]){kept}")
         centers = np.where(mm[M0] > 0, edges[:-1] + mm[M1] / np.where(mm[M0] > 0, mm[M0], 1.0),
                            0.5 * (edges[:-1] + edges[1:]))
         kde = kde_ratio(centers, fine["dstar"], fine["var_dstar"], mm[M0], mm[MW2] if use_mc else np.zeros_like(mm[M0]),
@@ -448,10 +492,12 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
         if s_true is not None:
             res.truth = _truth_curve(truth_fn, rw, pb["njets"][0], pb["njets"][1], float(pb["edges"][0]),
                                      float(pb["edges"][-1]), s_true[idx])
-        # an alternative sample is statistically independent of the data: its MC Σw² always enters the closure
-        # variance (``mcStatError: false`` is only right for the sample the pseudo-data were resampled from)
+        # an alternative sample is statistically independent of the data: its MC Σw² (and the noise the data
+        # inherit from the sample they were resampled from) always enter the closure variance (``mcStatError:
+        # false`` is only right for the sample the pseudo-data were resampled from)
         res.closure = closure_numbers(res, edges, cfg["closureBinWidth"], use_mc or variation != "nominal",
-                                      other_var=None if use_mc or variation == "nominal" else fine["other"][MW2])
+                                      other_var=None if use_mc or variation == "nominal"
+                                      else fine["other"][MW2] + fine["data_noise"])
         results.append(res)
         messages += msgs
     return Derivation(variation, float(norm if cfg["normalisation"] == "inclusive" else np.nan), results,
@@ -529,7 +575,9 @@ def derive(fileset_json: str | Path | None, out_dir: str | Path, config: str | P
     injected = load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"].get("injected_ht")
     variations = ["nominal"] + alternatives
     # the pseudo-data were made from the nominal MC: the injected truth is the nominal derivation's target
-    derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected if v == "nominal" else None)
+    shared = resampled_from(load_ntuples_json(fileset_json)[cfg["dataProcess"]]["nominal"], fileset)
+    derivations = {v: derive_variation(h, norms, fileset, cfg, v, truth=injected if v == "nominal" else None,
+                                       shared=shared)
                    for v in variations}
     settings = {"jet_pt_gev": cfg["jetPt"], "lepton_pt_gev": cfg["leptonPt"], "btag_cut": cfg["btagCut"],
                 "selection": cfg["selection"], "reweighted": cfg["reweightSample"],

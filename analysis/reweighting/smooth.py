@@ -36,7 +36,11 @@ of the neighbouring k_j ± 2σ_j (j = i−1, i, i+1) inside each bin.
 of the last adaptive bin, between which the k_i constrain f; see ``derive.populated_range``)
 nominal = f, up/down = f ± σ_f. Outside: ``hold`` keeps the edge values; ``unity`` gives 1 with up/down
 1 ± (|f_edge − 1| + σ_edge). Every value is then clipped to ``bounds`` = [floor, ceiling]; ``clipping`` lists
-where that happened (reported by the derivation).
+where that happened (reported by the derivation). The band is centred on the *clipped* nominal:
+up/down = clip(f) ± σ_f, then clipped. Where f leaves the bounds (e.g. an alternative sample whose tt+light alone
+exceeds the data, k < 0) the nominal sits at the bound and the band keeps its statistical width σ_f on the
+physical side, instead of up, nominal and down all collapsing onto the bound (a zero-width band, i.e. a
+wrongly certain correction where the data constrain it least).
 """
 
 from __future__ import annotations
@@ -290,13 +294,14 @@ class SmoothCorrection:
         if self.out_of_range == "unity":
             d = abs(f - 1.0) + s
             return {"nominal": 1.0, "up": 1.0 + d, "down": 1.0 - d}
-        return {"nominal": f, "up": f + s, "down": f - s}
+        c = float(np.clip(f, *self.bounds))  # the band around the shipped (clipped) nominal
+        return {"nominal": f, "up": c + s, "down": c - s}
 
     def unclipped(self, x: np.ndarray, systematic: str = "nominal") -> np.ndarray:
-        """nominal/up/down before clipping, with the out-of-range policy applied."""
+        """nominal/up/down before clipping, with the out-of-range policy applied (up/down = clip(f) ± σ_f)."""
         x = np.asarray(x, dtype=np.float64)
         f, s = self.raw(x)
-        val = f + _SIGN[systematic] * s
+        val = f if not _SIGN[systematic] else np.clip(f, *self.bounds) + _SIGN[systematic] * s
         val = np.where(x < self.x_lo, self.outside("lo")[systematic], val)
         return np.where(x > self.x_hi, self.outside("hi")[systematic], val)
 
@@ -356,6 +361,8 @@ class SmoothCorrection:
         """JSON-ready description of the function (for derivation.json)."""
         out: dict[str, Any] = {"method": self.method, "populated_range_gev": [self.x_lo, self.x_hi],
                                "out_of_range": self.out_of_range, "bounds": list(self.bounds),
+                               "band": "up/down = clip(f) ± sigma_f, then clipped to bounds: where f leaves the "
+                                       "bounds the band keeps its statistical width around the clipped nominal",
                                "outside_values": {"below": self.outside("lo"), "above": self.outside("hi")}}
         if self.poly is not None:
             p = self.poly
@@ -381,7 +388,8 @@ class SmoothCorrection:
             t = f"((min(max(x,{_num(self.x_lo)}),{_num(self.x_hi)})-{_num(p.center)})/{_num(p.scale)})"
             expr = _horner(p.coef, t)
             if sign:
-                expr = f"{expr}{'+' if sign > 0 else '-'}sqrt(max({_horner(p.variance_coefficients(), t)},0.0))"
+                expr = (f"{self._clip_expr(expr)}{'+' if sign > 0 else '-'}"
+                        f"sqrt(max({_horner(p.variance_coefficients(), t)},0.0))")
             return cs.Formula(nodetype="formula", expression=self._clip_expr(expr), parser="TFormula",
                               variables=["HT_all"])
         sp, cov = self.spline, self.cov_k
@@ -394,7 +402,7 @@ class SmoothCorrection:
             if sign:
                 m = sp.coef_covariance(cov)[i]
                 q = [m[2, 2], 2 * m[1, 2], 2 * m[0, 2] + m[1, 1], 2 * m[0, 1], m[0, 0]]
-                expr += f"{'+' if sign > 0 else '-'}sqrt(max({_horner(np.array(q), t)},0.0))"
+                expr = f"{self._clip_expr(expr)}{'+' if sign > 0 else '-'}sqrt(max({_horner(np.array(q), t)},0.0))"
             content.append(cs.Formula(nodetype="formula", expression=self._clip_expr(expr), parser="TFormula",
                                       variables=["HT_all"]))
         return cs.Binning(nodetype="binning", input="HT_all", edges=[float(e) for e in sp.edges], content=content,

@@ -16,7 +16,9 @@ Inclusive fractions (nominal): about 1.7 % tt+≥2b, 4.2 % tt+1b, 10.7 % tt+≥1
 at their expected yields (xsec × lumi) with Poisson multiplicities, the tt+≥1b events weighted by
 f_true(HT, nJets) = EXPR, where HT = Σ pT of jets and leptons above 25 GeV and nJets counts jets
 above 25 GeV (as stored, float32). Only events passing a loose skim (≥ 1 lepton and ≥ 3 jets above
-25 GeV with ≥ 1 b-tag) are kept, so data files stay small.
+25 GeV with ≥ 1 b-tag) are kept, so data files stay small. The data are therefore correlated with the
+nominal MC (each MC event appears Poisson(λ) times, λ = xsec·lumi/N_MC ≈ 60 for ttbar at the defaults); the
+data entry of ntuples.json lists those samples as ``resampled_from`` so that consumers use the right variance.
 
 Files: every branch has baskets of ``BASKET_ENTRIES`` (50k) entries, which divides the usual chunk sizes,
 so that chunks fall on basket boundaries; baskets are ZLIB-compressed with ISA-L when installed. The
@@ -613,5 +615,8 @@ def _write_data(out_dir: Path, kept: dict[str, list[dict]], f_true: Expression, 
     for i, chunk in enumerate(np.array_split(np.arange(n), n_files)):
         name = f"data__nominal__{i:03d}.root"
         files.append({"path": name, "nevts": write_file(out_dir / name, _take(data, chunk))})
+    # the data share events with these MC samples (λ = xsec·lumi/N_MC repeats each): a fit or closure test
+    # must not treat them as independent (analysis.reweighting.derive reads this key)
     return {"files": files, "nevts_total": n, "injected_ht": f_true.text,
-            "luminosity_pb": float(cfg["luminosity_pb"]), "skim": DATA_SKIM}
+            "luminosity_pb": float(cfg["luminosity_pb"]), "skim": DATA_SKIM,
+            "resampled_from": sorted(f"{process}__nominal" for process in kept)}
