@@ -458,8 +458,10 @@ def derive_variation(h: hist.Hist, norms: dict[str, float], fileset: dict, cfg: 
             slope = ("" if "sub" not in pb else
                      f"; band widened by the slope {len(pb['sub']['k'])} sub-bins cannot resolve: ± {edge_sigma:.3f} "
                      "at the bin edges")
+            neg = ("" if d > 0 else f"; data* = {d:.1f} ≤ 0: the constant samples alone exceed the data here, "
+                   f"k is unphysical (nominal clipped to {cfg['bounds'][0]:g}, band kept from σ_k)")
             msgs.append(f"{variation} {pb['label']}: too few events for two HT_all bins reaching {need}; "
-                        f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}{slope}")
+                        f"flat correction {pb['k'][0]:.3f} ± {np.sqrt(pb['cov'][0, 0]):.3f}{slope}{neg}")
         if fn.poly is not None and fn.poly.ndf > 0:
             pval = chi2_gof(fn.poly.chi2, fn.poly.ndf).p_value
             if pval < 0.01:
