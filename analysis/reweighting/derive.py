@@ -9,7 +9,12 @@ and, optionally, MC statistics, including the normalisation), and a smooth funct
 or an F-test, band from the fit covariance); ``method: exact_integral`` is the seed's C¹ piecewise quadratic
 with exact bin integrals (warned about when it oscillates). With fewer than two bins the correction is flat,
 k, with σ_k widened by the unresolved slope. Outside the populated range f is held (``outOfRange``); nominal/up/down = f, f ± σ_f are clipped
-to ``bounds``, and every clipping is reported. A kernel-density ratio is derived alongside.
+to ``bounds``, and every clipping is reported; the band is centred on the clipped nominal (clip(f) ± σ_f), so a bin
+whose k is unphysical (k < floor, e.g. an alternative whose tt+light alone exceeds the data) ships the floor with
+its statistical band instead of a zero-width one, and says so. A kernel-density ratio is derived alongside.
+
+Pseudo-data resampled from MC events (``resampled_from`` in ntuples.json, ``--inject-ht``) are not independent
+of those samples: their Σw² is left out of the variances (see ``derive_variation``).
 
 Closure (``closure`` per nJets bin in derivation.json, see ``CLOSURE_DEFINITION``): χ² of data* vs the
 reweighted tt+≥1b, i.e. in the quantity the method corrects. For an alternative sample its own tt+c/tt+light

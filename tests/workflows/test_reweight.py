@@ -112,6 +112,9 @@ def test_correction_file_valid_and_structured(injected):
     np.testing.assert_allclose(up - nom, nom - down, rtol=1e-12)
     plots = {Path(p).name for p in injected["summary"]["plots"]}
     assert {"kfactors_nominal.png", "kfactors_nominal.pdf", "data_mc_nominal.png"} <= plots
+    # the pseudo-data declare the MC samples they were resampled from (the derivation's variance model reads it)
+    data_entry = json.loads(injected["json"].read_text())["data"]["nominal"]
+    assert data_entry["resampled_from"] == sorted(f"{p}__nominal" for p, _ in NOMINAL)
 
 
 def test_recovers_injected_function_within_uncertainty(injected):
