@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,28 +101,78 @@ def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
     return p
 
 
+#: What uproot raises when a ROOT file's bytes are damaged: truncated (``OSError: expected Chunk of length …``),
+#: overwritten (``ValueError: unrecognized compression algorithm``, ``zlib.error``), garbled object streamers
+#: (``DeserializationError``, ``struct.error``) or cut short (``EOFError``). Caught at the reading boundary only.
+CORRUPT_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, ValueError, zlib.error, struct.error, uproot.deserialization.DeserializationError,
+)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else ""
+
+
+def corrupt_file_error(path: str | Path, err: BaseException, key: str | None = None) -> AnalysisError:
+    """One-line user error for a damaged ROOT file: ``{path}: cannot read histogram 'key': file is corrupt …``."""
+    if isinstance(err, FileNotFoundError):
+        return AnalysisError(f"{path}: ROOT file not found")
+    what = f"cannot read histogram {key!r}" if key else "cannot read its list of histograms"
+    mod = type(err).__module__
+    name = type(err).__name__ if mod == "builtins" else f"{mod.split('.')[0]}.{type(err).__name__}"
+    return AnalysisError(f"{path}: {what}: file is corrupt or truncated ({name}: {_first_line(err).rstrip(',')})")
+
+
+def find_unreadable_histogram(path: str | Path) -> AnalysisError | None:
+    """Read every histogram of ``path``; return the one-line error for the first damaged one (``None``: all read).
+
+    Used to name the culprit when a library (cabinetry) failed while reading the file.
+    """
+    key = None
+    try:
+        with uproot.open(path) as f:
+            for key in f.keys(cycle=False):
+                f[key]
+    except CORRUPT_READ_ERRORS as err:
+        return corrupt_file_error(path, err, key)
+    return None
+
+
 def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
-    """Read every histogram of a ROOT file into ``hist`` objects keyed by name."""
+    """Read every histogram of a ROOT file into ``hist`` objects keyed by name.
+
+    Raises:
+        AnalysisError: missing/non-ROOT file, or a damaged one (naming the histogram that cannot be read).
+    """
     p = require_root_file(path)
+    key = None
+    out: dict[str, hist.Hist] = {}
     try:
         with uproot.open(p) as f:
-            return {k.split(";")[0]: f[k].to_hist() for k in f.keys(cycle=False, filter_classname="TH1*")}
-    except (OSError, ValueError) as err:
-        raise AnalysisError(f"{p}: cannot read histograms: {err}") from None
+            for key in f.keys(cycle=False, filter_classname="TH1*"):
+                out[key.split(";")[0]] = f[key].to_hist()
+    except CORRUPT_READ_ERRORS as err:
+        raise corrupt_file_error(p, err, key) from None
+    return out
 
 
 def histogram_digest(path: str | Path) -> str:
     """SHA-256 over every histogram's name, edges, values and variances (flow included): equal content, equal digest."""
     h = hashlib.sha256()
-    with uproot.open(path) as f:
-        keys = sorted(f.keys(cycle=False))
-        if not keys:
-            raise AnalysisError(f"{path}: holds no histograms")
-        for key in keys:
-            obj = f[key]
-            h.update(key.encode())
-            for arr in (obj.axis().edges(), obj.values(flow=True), obj.variances(flow=True)):
-                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    key = None
+    try:
+        with uproot.open(path) as f:
+            keys = sorted(f.keys(cycle=False))
+            if not keys:
+                raise AnalysisError(f"{path}: holds no histograms")
+            for key in keys:
+                obj = f[key]
+                h.update(key.encode())
+                for arr in (obj.axis().edges(), obj.values(flow=True), obj.variances(flow=True)):
+                    h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    except CORRUPT_READ_ERRORS as err:
+        raise corrupt_file_error(path, err, key) from None
     return h.hexdigest()
 
 
@@ -275,10 +327,15 @@ def read_th1(path: str | Path, key: str, *, allow_negative: bool = False) -> TH1
     try:
         rootfile = uproot.open(p)
     except Exception as err:  # uproot raises several types for non-ROOT files
+        with open(p, "rb") as fh:
+            if fh.read(4) == b"root" and isinstance(err, CORRUPT_READ_ERRORS):
+                raise corrupt_file_error(p, err) from None
         raise AnalysisError(f"{p}: cannot open as a ROOT file ({type(err).__name__}: {err})") from None
     with rootfile:
         try:
             obj = rootfile[key]
+        except CORRUPT_READ_ERRORS as err:
+            raise corrupt_file_error(p, err, key) from None
         except (KeyError, uproot.KeyInFileError):
             hists = sorted(
                 {k.split(";")[0] for k, c in rootfile.classnames().items() if c.startswith(("TH1", "TH2", "TH3"))}

@@ -8,8 +8,10 @@ cabinetry builds the workspace and draws the plots.
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from analysis.agc.templates import check_templates, check_workspace_finite
 from analysis.errors import AnalysisError
+from analysis.histio import CORRUPT_READ_ERRORS, find_unreadable_histogram
 from analysis.plotting import correlation_figure, data_mc_figures, save_figure
 from analysis.stats.fit import FitResult
 from analysis.stats.fit import fit as core_fit
@@ -172,6 +175,19 @@ def _edges(edges: np.ndarray) -> str:
     return "[" + ", ".join(f"{x:.12g}" for x in edges) + "]"
 
 
+def _corrupt_input_error(config: dict[str, Any]) -> AnalysisError | None:
+    """One line naming the damaged histogram file and histogram behind a failed ``templates.collect``, or ``None``
+    if every input file reads cleanly (the failure was not a damaged file)."""
+    pattern = config["General"]["InputPath"].split(":", 1)[0]
+    paths = sorted(glob.glob(re.sub(r"\{[^}]*\}", "*", pattern))) if "{" in pattern else [pattern]
+    for path in paths:
+        if Path(path).is_file():
+            found = find_unreadable_histogram(path)
+            if found is not None:
+                return found
+    return None
+
+
 def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry config") -> dict[str, Any]:
     """Collect and post-process templates, then build and validate the pyhf workspace.
 
@@ -189,6 +205,11 @@ def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry conf
         raise AnalysisError(f"{err.file_path}: missing histogram {err.key!r} required by the config") from None
     except FileNotFoundError as err:
         raise AnalysisError(f"histogram file not found: {err.filename or err}") from None
+    except CORRUPT_READ_ERRORS as err:  # truncated/overwritten file: name the file and the histogram
+        culprit = _corrupt_input_error(config)
+        if culprit is None:
+            raise  # the input reads fine: not a damaged file
+        raise culprit from None
     check_binning(config, source)
     cabinetry.templates.postprocess(config)
     check_templates(config)  # names region/sample/systematic; prunes or symmetrises what would make the model NaN
