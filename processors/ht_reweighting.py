@@ -24,6 +24,7 @@ from coffea import processor
 from fileset.normalisation import mc_normalisation
 from processors.errors import ProcessorError
 from fileset.expr import Expression, parse
+from fileset.loaders import load_json
 from processors.accumulators import Constant, quantise
 from processors.ttbar import TtbarAnalysis
 
@@ -106,8 +107,13 @@ class CorrectionWeights:
         p = Path(path)
         if not p.is_file():
             raise ProcessorError(f"{p}: correction file not found")
-        obj = cls(p.read_text(), **kwargs)
-        names = obj.corrections()
+        try:
+            obj = cls(p.read_text(), **kwargs)
+            names = obj.corrections()
+        except UnicodeDecodeError:
+            raise ProcessorError(f"{p}: not a text file (expected a correctionlib JSON file)") from None
+        except ProcessorError as err:
+            raise ProcessorError(f"{p}: {err}") from None
         if obj.name not in names:
             raise ProcessorError(f"{p}: no correction named {obj.name!r} (has: {', '.join(names) or 'none'})")
         return obj
@@ -237,8 +243,12 @@ class ReweightedTtbarAnalysis(TtbarAnalysis):
 
 def correction_metadata(path: str | Path) -> dict:
     """The derivation settings stored in a correction file's description (JSON), if any."""
-    doc = json.loads(Path(path).read_text())
+    doc = load_json(path, "correction file")  # missing / broken JSON: one line naming the file
+    if not isinstance(doc, dict) or not isinstance(doc.get("corrections", []), list):
+        raise ProcessorError(f"{path}: not a correctionlib JSON file (expected an object with a 'corrections' list)")
     for corr in doc.get("corrections", []):
+        if not isinstance(corr, dict):
+            continue
         if corr.get("name") == "ht_reweighting":
             try:
                 return json.loads(corr.get("description", "{}")).get("settings", {})
