@@ -205,7 +205,7 @@ def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry conf
         raise AnalysisError(f"{err.file_path}: missing histogram {err.key!r} required by the config") from None
     except FileNotFoundError as err:
         raise AnalysisError(f"histogram file not found: {err.filename or err}") from None
-    except CORRUPT_READ_ERRORS as err:  # truncated/overwritten file: name the file and the histogram
+    except CORRUPT_READ_ERRORS:  # truncated/overwritten file: name the file and the histogram
         culprit = _corrupt_input_error(config)
         if culprit is None:
             raise  # the input reads fine: not a damaged file

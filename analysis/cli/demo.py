@@ -10,7 +10,7 @@ from analysis.cli.types import output_dir
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand (options, types and defaults: ``analysis.agc.demo.DemoOptions``)."""
     parser = sub.add_parser("demo", help="generate → process → fit → plots → report.html on synthetic data")
-    parser.add_argument("--out", type=output_dir, help="output directory (default: ./demo)")
+    parser.add_argument("--out", type=output_dir, default="demo", help="output directory (default: ./demo)")
     parser.add_argument("--events-per-file", metavar="N", help="generated events per file (default 25000)")
     parser.add_argument("--files-per-sample", metavar="N", help="generated files per sample (default 2)")
     parser.add_argument("--seed", metavar="N", help="generator seed (default 1)")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.cli.types import output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``spectrum`` generator target."""
     p = sub.add_parser("spectrum", help="m_γγ events in three categories (parquet/CSV), the input of `ana ftest`",
                        description="Write a table with columns mgg [GeV], cat and weight: per category a falling "
                        "spectrum on [100, 180] GeV plus a small Gaussian peak at --signal-mass.")
-    p.add_argument("--out", required=True, metavar="FILE", help="output .parquet or .csv")
+    p.add_argument("--out", required=True, type=output_file, metavar="FILE", help="output .parquet or .csv")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the event counts (default 1: 38000 events)")
     p.add_argument("--signal-mass", type=float, default=125.0, metavar="GEV")

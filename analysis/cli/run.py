@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="skip unreadable files/chunks, reporting each with the events lost")
     parser.add_argument("--retries", type=int, default=None,
                         help=f"extra attempts per chunk for transient errors (default {defaults['retries']})")
-    parser.add_argument("--checkpoint", default=None, help="directory for per-chunk checkpoints (resume)")
+    parser.add_argument("--checkpoint", type=output_dir, default=None, help="directory for per-chunk checkpoints (resume)")
     parser.add_argument("--max-files", type=count_or_all, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
     parser.add_argument("--format", choices=["ntuple", "nanoaod"], default=None, dest="input_format",
                         help="input format when the json does not say (e.g. AGC's nanoaod_inputs.json)")

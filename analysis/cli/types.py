@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -117,19 +118,31 @@ def existing_file(text: str) -> str:
     return text
 
 
+def _probe_writable(directory: Path, text: str) -> None:
+    """Create and remove a scratch directory in ``directory``: the real test (``os.access`` says yes to root even
+    on /proc or a read-only mount)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ana-write-test-", dir=directory))
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in directory {directory} ({reason})") from None
+
+
 def _writable_ancestor(p: Path, text: str) -> None:
     """The nearest existing ancestor of ``p`` must be a writable directory (so the output can be created)."""
     for parent in p.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
                 raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a directory")
-            if not os.access(parent, os.W_OK):
-                raise argparse.ArgumentTypeError(f"{text}: directory {parent} is not writable")
+            _probe_writable(parent, text)
             return
 
 
 def output_dir(text: str) -> str:
-    """An output directory: existing directory or creatable path (not an existing file)."""
+    """An output directory: an existing writable directory or a path that can be created (not an existing file).
+
+    Checked when the arguments are parsed, i.e. before any processing; nothing is left behind by the check.
+    """
     if not text:
         raise argparse.ArgumentTypeError("empty path")
     if text.startswith(("root://", "s3://", "gs://")):
@@ -137,18 +150,27 @@ def output_dir(text: str) -> str:
     p = Path(text)
     if p.exists() and not p.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
-    _writable_ancestor(p, text)
+    if p.is_dir():
+        _probe_writable(p, text)
+    else:
+        _writable_ancestor(p, text)
     return text
 
 
 def output_file(text: str) -> str:
-    """An output file: not an existing directory, and its folder exists or can be created."""
+    """An output file: not an existing directory, and its folder exists writable or can be created; an existing
+    file must be writable (it is replaced). Checked before any processing; nothing is left behind."""
     if not text:
         raise argparse.ArgumentTypeError("empty path")
     p = Path(text)
     if p.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file name")
-    _writable_ancestor(p, text)
+    if p.parent.is_dir():
+        _probe_writable(p.parent, text)
+    else:
+        _writable_ancestor(p, text)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not writable")
     return text
 
 
