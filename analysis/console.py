@@ -44,6 +44,11 @@ def _stderr_console():
     return _console
 
 
+def stderr_console():
+    """The project's rich console on stderr (for libraries' bars that would otherwise draw on stdout)."""
+    return _stderr_console()
+
+
 def progress_enabled() -> bool:
     """Whether progress bars and stage messages are shown (``progress_setting``; default True)."""
     return _PROGRESS.get()

@@ -26,7 +26,7 @@ from coffea.processor.executor import FileMeta, WorkItem
 
 from analysis.console import progress_enabled
 from analysis.execution.chunkread import close_open_trees, work_function
-from analysis.execution.executors import FuturesExecutor, IterativeExecutor
+from analysis.execution.executors import DaskExecutor, FuturesExecutor, IterativeExecutor
 from analysis.execution.preflight import FileCheck
 from analysis.execution.retries import RetryPolicy, _RetryingCall
 from schemas.reading import basket_aligned_ranges
@@ -56,7 +56,7 @@ def _make_executor(name: str, workers: int, client, progress: bool):
         return IterativeExecutor(status=progress, retries=0, desc="Processing chunks")
     if name == "futures":
         return FuturesExecutor(workers=workers, status=progress, retries=0, desc="Processing chunks")
-    return processor.DaskExecutor(client=client, status=progress, retries=0)
+    return DaskExecutor(client=client, status=progress, retries=0)  # bar on stderr
 
 
 class _Chunked(processor.ProcessorABC):

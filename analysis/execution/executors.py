@@ -15,12 +15,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from coffea.processor import DaskExecutor as _CoffeaDaskExecutor
 from coffea.processor import FuturesExecutor as _CoffeaFuturesExecutor
 from coffea.processor import IterativeExecutor as _CoffeaIterativeExecutor
 from coffea.processor.accumulator import Accumulatable, accumulate
 from coffea.processor.executor import _compression_wrapper, _decompress
 
-from analysis.console import progress_bar
+from analysis.console import progress_bar, stderr_console
 
 
 @dataclass
@@ -68,3 +69,29 @@ class IterativeExecutor(_CoffeaIterativeExecutor):
                 merged = out if merged is None else accumulate([out], merged)
                 advance(1)
         return merged, 0
+
+
+@dataclass
+class DaskExecutor(_CoffeaDaskExecutor):
+    """coffea's Dask executor whose progress bar is drawn on stderr, like every other bar (stdout is for results).
+
+    coffea's ``RichProgressBar`` builds its bar with ``coffea.util.rich_bar`` on coffea's stdout console; for the
+    duration of the call the bar gets the same columns on the project's stderr console instead.
+    """
+
+    def __call__(self, items: Iterable, function: Callable, accumulator: Accumulatable):
+        if not self.status:
+            return super().__call__(items, function, accumulator)
+        import coffea.processor._dask as coffea_dask
+        from rich.progress import Progress
+
+        coffea_bar = coffea_dask.rich_bar
+
+        def stderr_bar() -> Progress:
+            return Progress(*coffea_bar().columns, auto_refresh=False, console=stderr_console())
+
+        coffea_dask.rich_bar = stderr_bar
+        try:
+            return super().__call__(items, function, accumulator)
+        finally:
+            coffea_dask.rich_bar = coffea_bar
