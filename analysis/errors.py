@@ -7,4 +7,9 @@ class AnalysisError(UserError):
     """A user-facing error of orchestration, statistics or plotting, with a one-line message naming the culprit."""
 
 
-__all__ = ["AnalysisError", "ConfigError", "UserError"]
+class UnreadableInputError(AnalysisError):
+    """Input files or chunks that cannot be read (missing, truncated, corrupt). The message names them; the
+    ``ana`` command adds how to go on (``--skip-bad-files`` where the command has that flag)."""
+
+
+__all__ = ["AnalysisError", "ConfigError", "UnreadableInputError", "UserError"]

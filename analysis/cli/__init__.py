@@ -92,6 +92,17 @@ def _add_common_flags(sub: argparse._SubParsersAction) -> None:
                                 help="show the libraries' warnings and INFO messages in full")
 
 
+def _how_to_go_on(err: UserError, args: argparse.Namespace) -> str:
+    """For unreadable inputs: the flag that skips them, only if the running command has it."""
+    from analysis.errors import UnreadableInputError
+
+    if not isinstance(err, UnreadableInputError):
+        return ""
+    if hasattr(args, "skip_bad_files"):
+        return "; rerun with --skip-bad-files to skip unreadable files and chunks (their events are reported lost)"
+    return "; repair the file(s) or remove them from the fileset"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ana``; user errors print one line and return 2, bugs raise."""
     with workflow_imports():
@@ -112,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with progress_setting(not getattr(args, "no_progress", False)), library_noise(verbose=args.verbose):
             result = args.func(args)
     except UserError as err:  # every layer's user error: one line, exit 2
-        print(f"ana {args.command}: error: {err}", file=sys.stderr)
+        print(f"ana {args.command}: error: {err}{_how_to_go_on(err, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ana {args.command}: interrupted", file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import Any
 
 import uproot
 
-from analysis.errors import AnalysisError, UserError
+from analysis.errors import AnalysisError, UnreadableInputError, UserError
 from analysis.execution.preflight import _first_line
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,9 @@ _READ_ERROR_TYPES: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.er
                                                       uproot.deserialization.DeserializationError,
                                                       uproot.exceptions.KeyInFileError)
 _READ_MODULES = ("uproot", "lz4", "zstandard", "cramjam", "xxhash", "isal", "deflate")
+# Decompressors whose failure means the stored bytes are damaged (same bytes, same failure on every attempt).
+_DECOMPRESS_MODULES = ("compression.py", f"{os.sep}lz4{os.sep}", f"{os.sep}zstandard{os.sep}", f"{os.sep}cramjam",
+                       f"{os.sep}isal{os.sep}", f"{os.sep}deflate")
 
 
 def _chain(err: BaseException) -> list[BaseException]:
@@ -45,6 +48,32 @@ def is_read_error(err: BaseException) -> bool:
         while tb is not None:
             last, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
         if last and any(f"{os.sep}{m}{os.sep}" in last for m in _READ_MODULES):
+            return True
+    return False
+
+
+def _last_frame_file(err: BaseException) -> str:
+    tb, last = err.__traceback__, ""
+    while tb is not None:
+        last, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    return last
+
+
+def is_corrupt_data(err: BaseException, filename: str | None = None) -> bool:
+    """True if the input's stored bytes are damaged: a decompression failure (``zlib.error``, ISA-L's error,
+    uproot's ``unrecognized compression algorithm``, lz4/zstd errors) or an undecodable object. Deterministic
+    for a local file, so not worth retrying; remote files (``scheme://``) are always retried (a short read can
+    look like corruption)."""
+    if filename is not None and "://" in str(filename):
+        return False
+    for e in _chain(err):
+        if isinstance(e, UserError):
+            return False
+        if isinstance(e, (zlib.error, uproot.deserialization.DeserializationError)):
+            return True
+        if type(e).__name__ == "IsalError" or type(e).__module__.split(".")[0] in ("lz4", "zstandard", "cramjam"):
+            return True
+        if isinstance(e, ValueError) and any(m in _last_frame_file(e) for m in _DECOMPRESS_MODULES):
             return True
     return False
 
@@ -82,18 +111,28 @@ class _RetryingCall:
         if isinstance(item, tuple):  # Dask: (item, processor)
             item = item[0]
         last: BaseException | None = None
+        attempts = 0
         for attempt in range(self.policy.retries + 1):
+            attempts = attempt + 1
             try:
                 return func(*args, **kwargs)
             except Exception as err:
                 last = err
                 if any(isinstance(e, UserError) for e in _chain(err)):
                     break  # a user error does not go away by retrying
+                if _is_chunk(item) and is_corrupt_data(err, item.filename):
+                    break  # damaged bytes decompress the same way every time
                 if attempt < self.policy.retries:
-                    log.warning("attempt %d of %d failed for %s: %s", attempt + 1, self.policy.retries + 1,
-                                _describe(item), _chunk_reason(err))
+                    # INFO (shown with -v): the final outcome is what the user needs, in one line
+                    log.info("attempt %d of %d failed for %s: %s", attempt + 1, self.policy.retries + 1,
+                             _describe(item), _chunk_reason(err))
                     time.sleep(self.policy.backoff_s * 2**attempt)
         assert last is not None
+        user = next((e for e in _chain(last) if isinstance(e, UserError)), None)
+        if user is not None and _is_chunk(item) and str(item.filename) not in str(user):
+            # name the file on every executor (as _explain does for errors raised outside the chunk)
+            cls = UnreadableInputError if isinstance(user, UnreadableInputError) else AnalysisError
+            raise cls(f"{item.filename}: {user}") from None
         if _is_chunk(item) and is_read_error(last):
             reason = _chunk_reason(last)
             if self.policy.skip_bad:
@@ -102,8 +141,10 @@ class _RetryingCall:
                                                   "entry_start": item.entrystart, "entry_stop": item.entrystop,
                                                   "events_lost": item.entrystop - item.entrystart,
                                                   "reason": reason}}}
-            raise AnalysisError(f"{item.filename}: cannot read entries {item.entrystart}-{item.entrystop} after "
-                                f"{self.policy.retries + 1} attempt(s) ({reason}); rerun with --skip-bad-files to skip it")
+            how = (": the stored data are corrupt" if attempts == 1 and self.policy.retries and is_corrupt_data(last)
+                   else f" after {attempts} attempt(s)")
+            raise UnreadableInputError(f"{item.filename}: cannot read entries {item.entrystart}-{item.entrystop}{how} "
+                                       f"({reason})")
         raise last
 
 
@@ -120,7 +161,8 @@ def _explain(err: Exception) -> AnalysisError | None:
     for e in chain:
         if isinstance(e, UserError):
             m = re.search(r"filename='([^']*)'", str(err))
-            return AnalysisError(f"{m.group(1)}: {e}" if m and m.group(1) not in str(e) else str(e))
+            cls = UnreadableInputError if isinstance(e, UnreadableInputError) else AnalysisError
+            return cls(f"{m.group(1)}: {e}" if m and m.group(1) not in str(e) else str(e))
     text = str(err)
     remote = _remote_user_error(text)
     if remote is not None:
@@ -133,7 +175,7 @@ def _explain(err: Exception) -> AnalysisError | None:
                                                "Failed processing file")):
         root = chain[-1]
         if isinstance(root, (OSError, ValueError, KeyError, EOFError)) or "uproot" in type(root).__module__:
-            return AnalysisError(f"{m.group(1)}: cannot read file ({type(root).__name__}: {_first_line(root)})")
+            return UnreadableInputError(f"{m.group(1)}: cannot read file ({type(root).__name__}: {_first_line(root)})")
     return None
 
 
@@ -153,7 +195,8 @@ def _remote_user_error(text: str) -> AnalysisError | None:
     m = re.search(r"The error was: (\w+)\((['\"].*['\"])\)\.?\s*$", text, re.S)
     if m is None or m.group(1) not in {c.__name__ for c in _subclasses(UserError)}:
         return None
+    cls = UnreadableInputError if m.group(1) == "UnreadableInputError" else AnalysisError
     try:
-        return AnalysisError(str(ast.literal_eval(m.group(2))))
+        return cls(str(ast.literal_eval(m.group(2))))
     except (ValueError, SyntaxError):
         return None

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis.errors import AnalysisError, UserError
+from analysis.errors import AnalysisError, UnreadableInputError, UserError
 from analysis.execution.cluster import dask_client, default_workers, machine_memory_bytes, worker_memory_limit
 from analysis.execution.options import RunOptions, clamp_chunksize, resolve_executor
 from analysis.execution.preflight import Accounting, FileCheck, KeepOpen, _drop_bad_files, preflight
@@ -137,8 +137,7 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
         if accounting.bad_files and not skip_bad_files:
             listing = "; ".join(f"{(r['location'] + ' ') if r['location'] else ''}{r['path']}: {r['reason']}"
                                 for r in accounting.bad_files)
-            raise AnalysisError(f"{len(accounting.bad_files)} unreadable input file(s) (rerun with --skip-bad-files "
-                                f"to skip them): {listing}")
+            raise UnreadableInputError(f"{len(accounting.bad_files)} unreadable input file(s): {listing}")
         good = [c for c in checks if c.ok]
         run_fileset = _drop_bad_files(fileset, {c.path for c in checks if not c.ok})
         if adjust_fileset is not None:
