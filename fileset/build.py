@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fileset.errors import FilesetError
+from fileset.errors import ConfigError, FilesetError
 from fileset.loaders import load_json, load_yaml, validate
 
 INPUT_FORMATS = ("ntuple", "nanoaod")
@@ -53,6 +54,17 @@ FILESET_JSON_SCHEMA = {
 }
 
 
+def _check_finite_samples(doc: dict[str, Any], source: str) -> None:
+    """NaN passes JSON Schema's ``exclusiveMinimum`` (every comparison with NaN is false), ``.inf`` too: refuse
+    both with the schema's own rule (a finite number > 0), naming every offending key."""
+    values = {"luminosity_pb": doc["luminosity_pb"]}
+    values.update({f"cross_sections_pb.{k}": v for k, v in doc["cross_sections_pb"].items()})
+    bad = [f"{k}: must be a finite number > 0, got {v!r}" for k, v in values.items()
+           if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ConfigError(f"{source}: invalid config: " + "; ".join(bad))
+
+
 def load_samples_config(path: str | Path | None = None) -> dict[str, Any]:
     """Cross-sections and luminosity: the packaged ``fileset/samples.yml`` unless a path is given."""
     if path is None:
@@ -61,10 +73,12 @@ def load_samples_config(path: str | Path | None = None) -> dict[str, Any]:
     else:
         doc = load_yaml(path, what="samples config")
         validate(doc, SAMPLES_SCHEMA, str(path))
+        _check_finite_samples(doc, str(path))
         doc.setdefault("tree", "events")
         return doc
     doc = yaml.safe_load(text)
     validate(doc, SAMPLES_SCHEMA, source)
+    _check_finite_samples(doc, source)
     doc.setdefault("tree", "events")
     return doc
 

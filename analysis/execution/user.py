@@ -36,6 +36,42 @@ __all__ = ["SCHEMAS", "UserRun", "load_object", "load_processor", "parse_process
 SCHEMAS = ("auto", "nanoaod", "agc", "base")
 
 
+def _one_line(err: BaseException) -> str:
+    """The first line of an exception's message (pybind11/numba errors run over many lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _option_type_problems(cls: type, options: dict[str, Any]) -> list[str]:
+    """Options whose value cannot be what the constructor expects, judged by the annotation (``int``, ``float``,
+    ``bool``, ``str``) or else by the default's type: ``bins='abc'`` for ``bins: int = 12``."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to the defaults
+        hints = {}
+    params = inspect.signature(cls).parameters
+    problems = []
+    for key, value in options.items():
+        param = params.get(key)
+        if param is None:
+            continue
+        expected = hints.get(key)
+        if expected not in (int, float, bool, str):
+            default = param.default
+            expected = type(default) if isinstance(default, (int, float, bool, str)) else None
+        if expected is None:
+            continue
+        ok = (isinstance(value, bool) if expected is bool
+              else isinstance(value, int) and not isinstance(value, bool) if expected is int
+              else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
+              else isinstance(value, str))
+        if not ok:
+            problems.append(f"--processor-option {key}={value!r}: expected {expected.__name__}")
+    return problems
+
+
 def _where(err: BaseException, user_file: str | None = None) -> str:
     """``file:line`` of the innermost frame of ``user_file`` (else the innermost frame) in an exception's traceback.
 
@@ -144,12 +180,16 @@ def load_processor(spec: str, options: dict[str, Any] | None = None) -> tuple[pr
     except TypeError as err:
         raise AnalysisError(f"processor {spec!r}: options {sorted(options)} do not fit {cls.__name__}"
                             f"{inspect.signature(cls)}: {err}") from None
+    problems = _option_type_problems(cls, options)
+    if problems:
+        raise AnalysisError(f"processor {spec!r}: " + "; ".join(problems) + f" ({cls.__name__}{inspect.signature(cls)})")
     try:
         return cls(**options), module_name
     except UserError:
         raise
     except Exception as err:
-        raise AnalysisError(f"processor {spec!r}: constructor failed: {type(err).__name__}: {err} ({_where(err)})") from None
+        raise AnalysisError(f"processor {spec!r}: constructor failed: {type(err).__name__}: {_one_line(err)} "
+                            f"({_where(err)})") from None
 
 
 def resolve_schema(spec: str | None, fileset: dict[str, dict[str, Any]], kind: str) -> tuple[type, str | None]:
@@ -208,7 +248,7 @@ class _UserCodeErrors(processor.ProcessorABC):
             where = _where(err, self.user_file)
             raise AnalysisError(f"processor {self.label} failed on {meta.get('filename', '?')} entries "
                                 f"{meta.get('entrystart', '?')}-{meta.get('entrystop', '?')}: "
-                                f"{type(err).__name__}: {err} ({where})") from None
+                                f"{type(err).__name__}: {_one_line(err)} ({where})") from None
 
     def postprocess(self, accumulator):
         """The user's ``postprocess``."""
