@@ -70,6 +70,8 @@ def _read_root(path: Path, columns: list[str], tree: str | None) -> dict[str, An
     """Columns of a TTree (or RNTuple), or ('hist:' name → (edges, counts)) for a file of histograms."""
     import uproot
 
+    from analysis.histio import CORRUPT_READ_ERRORS, corrupt_file_error
+
     try:
         f = uproot.open(path)
     except Exception as err:
@@ -89,12 +91,19 @@ def _read_root(path: Path, columns: list[str], tree: str | None) -> dict[str, An
             missing = [c for c in columns if c not in t.keys()]
             if missing:
                 raise AnalysisError(f"{path}: tree {trees[0]!r} has no branch {missing[0]!r} (has: {', '.join(t.keys())})")
-            arrays = t.arrays(columns, library="np")
+            try:
+                arrays = t.arrays(columns, library="np")
+            except CORRUPT_READ_ERRORS as err:
+                raise AnalysisError(f"{path}: cannot read tree {trees[0]!r}: file is corrupt or truncated "
+                                    f"({type(err).__name__}: {str(err).strip().splitlines()[0]})") from None
             return {c: np.asarray(arrays[c]) for c in columns}
         if hists:
             out = {}
             for key in dict.fromkeys(hists):
-                counts, edges = f[key].to_numpy(flow=False)
+                try:
+                    counts, edges = f[key].to_numpy(flow=False)
+                except CORRUPT_READ_ERRORS as err:
+                    raise corrupt_file_error(path, err, key) from None
                 out["hist:" + key] = (np.asarray(edges, dtype=float), np.asarray(counts, dtype=float))
             return out
         raise AnalysisError(f"{path}: no TTree and no 1D histogram inside")

@@ -107,3 +107,13 @@ def test_truncated_directory_named(tmp_path):
     p.write_bytes(p.read_bytes()[:300])
     with pytest.raises(AnalysisError, match=r"h\.root: .*(corrupt or truncated|cannot open)"):
         read_histograms(p)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ftest_table_reader_names_file_and_histogram(tmp_path, kind):
+    """`ana ftest` reading binned input from a ROOT file of histograms."""
+    from analysis.resonance.ftest_inputs import _read_table
+
+    p = damage(write_hists(tmp_path / "h.root"), kind)
+    with pytest.raises(AnalysisError, match=r"h\.root: cannot read histogram 'SR_sig': file is corrupt or truncated"):
+        _read_table(p, ["mgg"], None)
