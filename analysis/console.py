@@ -89,7 +89,8 @@ def staged(message: str, func: Callable, *args, **kwargs):
 @contextmanager
 def progress_bar(total: int, desc: str = "Processing", unit: str = "items",
                  enabled: bool | None = None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n=1)``. The bar is completed and closed on exit."""
+    """A rich progress bar on stderr; yields ``advance(n=1)``. The bar is completed and closed on exit, or
+    removed if the block fails (the error is then the only output)."""
     show = progress_enabled() if enabled is None else (enabled and progress_enabled())
     if not show:
         yield lambda n=1: None
@@ -100,7 +101,11 @@ def progress_bar(total: int, desc: str = "Processing", unit: str = "items",
                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn())
     with Progress(*columns, console=_stderr_console(), transient=False) as bar:
         task = bar.add_task(desc, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        try:
+            yield lambda n=1: bar.advance(task, n)
+        except BaseException:
+            bar.live.transient = True  # a failed run: no bar frozen part-way above the one-line error
+            raise
         bar.update(task, completed=total, refresh=True)
 
 

@@ -66,8 +66,9 @@ def run_cli(capsys, *argv: str) -> tuple[int, list[str]]:
 def test_corrupt_basket_one_line_not_retried(agc, tmp_path, capsys, executor):
     bad = agc.parent / "ttbar__nominal__000.root"
     corrupt_basket(bad)
+    # progress on: the bar of the failed run is removed, the error is the only line
     rc, err = run_cli(capsys, "run", "ttbar", "--fileset", str(agc), "--out", str(tmp_path / "o"), "--executor",
-                      executor, "--workers", "2", "--no-progress")
+                      executor, "--workers", "2")
     assert rc == 2
     assert len(err) == 1, err
     assert f"{bad}: cannot read entries 0-1000: the stored data are corrupt (" in err[0]
