@@ -10,55 +10,21 @@ from typing import Any
 import yaml
 
 from fileset.errors import ConfigError, FilesetError
-from fileset.loaders import load_json, load_yaml, validate
+from fileset.loaders import load_json, load_yaml, validate_model
+from fileset.models import CoffeaFileset, FilesetJson, SamplesConfig
 
 INPUT_FORMATS = ("ntuple", "nanoaod")
 REMOTE_PREFIXES = ("root://", "http://", "https://", "s3://", "xroot://")
 
-SAMPLES_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["luminosity_pb", "cross_sections_pb"],
-    "properties": {
-        "luminosity_pb": {"type": "number", "exclusiveMinimum": 0},
-        "tree": {"type": "string"},
-        "cross_sections_pb": {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
-    },
-}
-
-FILESET_JSON_SCHEMA = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": {
-        "type": "object",
-        "minProperties": 1,
-        "additionalProperties": {
-            "type": "object",
-            "required": ["files"],
-            "properties": {
-                "files": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["path", "nevts"],
-                        "properties": {"path": {"type": "string"}, "nevts": {"type": "integer", "minimum": 0}},
-                    },
-                },
-                "nevts_total": {"type": "integer", "minimum": 0},
-                "pseudodata_scale": {"type": "number", "minimum": 0},
-                "format": {"enum": ["ntuple", "nanoaod"]},
-            },
-        },
-    },
-}
-
 
 def _check_finite_samples(doc: dict[str, Any], source: str) -> None:
-    """NaN passes JSON Schema's ``exclusiveMinimum`` (every comparison with NaN is false), ``.inf`` too: refuse
-    both with the schema's own rule (a finite number > 0), naming every offending key."""
-    values = {"luminosity_pb": doc["luminosity_pb"]}
-    values.update({f"cross_sections_pb.{k}": v for k, v in doc["cross_sections_pb"].items()})
+    """NaN and ±inf luminosity or cross-sections refused with the model's rule (a finite number > 0), naming every
+    offending key (checked before :class:`fileset.models.SamplesConfig`, which refuses them too, with this message)."""
+    if not isinstance(doc, dict):
+        return
+    values = {"luminosity_pb": doc.get("luminosity_pb")}
+    xsecs = doc.get("cross_sections_pb")
+    values.update({f"cross_sections_pb.{k}": v for k, v in xsecs.items()} if isinstance(xsecs, dict) else {})
     bad = [f"{k}: must be a finite number > 0, got {v!r}" for k, v in values.items()
            if isinstance(v, float) and not math.isfinite(v)]
     if bad:
@@ -72,13 +38,13 @@ def load_samples_config(path: str | Path | None = None) -> dict[str, Any]:
         source = "fileset/samples.yml"
     else:
         doc = load_yaml(path, what="samples config")
-        validate(doc, SAMPLES_SCHEMA, str(path))
         _check_finite_samples(doc, str(path))
+        validate_model(doc, SamplesConfig, str(path))
         doc.setdefault("tree", "events")
         return doc
     doc = yaml.safe_load(text)
-    validate(doc, SAMPLES_SCHEMA, source)
     _check_finite_samples(doc, source)
+    validate_model(doc, SamplesConfig, source)
     doc.setdefault("tree", "events")
     return doc
 
@@ -91,7 +57,7 @@ def is_remote(path: str) -> bool:
 def load_ntuples_json(path: str | Path) -> dict[str, Any]:
     """Read and validate an AGC ntuples.json / nanoaod_inputs.json document."""
     doc = load_json(path, what="fileset json")
-    validate(doc, FILESET_JSON_SCHEMA, str(path))
+    validate_model(doc, FilesetJson, str(path))
     return doc
 
 
@@ -145,25 +111,6 @@ def build_fileset(
     return fileset
 
 
-COFFEA_FILESET_SCHEMA = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": {
-        "type": "object",
-        "required": ["files"],
-        "additionalProperties": False,
-        "properties": {
-            "files": {"oneOf": [
-                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                {"type": "object", "minProperties": 1, "additionalProperties": {"type": ["string", "null"]}},
-            ]},
-            "treename": {"type": "string", "minLength": 1},
-            "metadata": {"type": "object"},
-        },
-    },
-}
-
-
 def is_coffea_fileset(doc: Any) -> bool:
     """True for a coffea-style fileset ``{dataset: {"files": ...}}`` (AGC-style jsons nest one level deeper)."""
     return isinstance(doc, dict) and bool(doc) and all(isinstance(v, dict) and "files" in v for v in doc.values())
@@ -182,7 +129,7 @@ def load_coffea_fileset(json_path: str | Path) -> dict[str, dict[str, Any]]:
         FilesetError: a dataset without a tree name, or with files in different trees.
     """
     doc = load_json(json_path, what="fileset json")
-    validate(doc, COFFEA_FILESET_SCHEMA, str(json_path))
+    validate_model(doc, CoffeaFileset, str(json_path))
     base = Path(json_path).resolve().parent
     out: dict[str, dict[str, Any]] = {}
     for dataset, spec in doc.items():

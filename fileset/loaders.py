@@ -1,7 +1,9 @@
-"""The project's one YAML/JSON loader and JSON-schema validator; every problem is a one-line ``ConfigError``.
+"""The project's one YAML/JSON loader and document validation; every problem is a one-line ``ConfigError``.
 
 Used at every boundary where a document enters (samples.yml, fileset json, cabinetry/search/reweighting/
-cluster configs): read once, validate once, report every problem with its path.
+cluster configs): read once, validate once, report every problem with its path. The project's own documents are
+pydantic models (:func:`validate_model`; the fileset layer's are in :mod:`fileset.models`); :func:`validate`
+(JSON schema) is for schemas the project does not own.
 """
 
 from __future__ import annotations
@@ -80,3 +82,37 @@ def schema_problems(doc: Any, schema: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'/'.join(str(p) for p in err.absolute_path) or '<top>'}: {err.message}" for err in errors]
+
+
+def validate_model(doc: Any, model: Any, source: str) -> None:
+    """Validate ``doc`` against a pydantic model (the document itself is left as it is).
+
+    Args:
+        doc: the parsed document.
+        model: a pydantic ``BaseModel``/``RootModel`` subclass.
+        source: the file (named first in the message).
+    Raises:
+        ConfigError: ``<source>: invalid config: <key/path>: <problem>; ...`` — every problem, one line.
+    """
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(doc)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            # drop pydantic's union-member tags ("list[...]", "dict[...]") from the key path
+            loc = [str(x) for x in e["loc"] if not (isinstance(x, str) and x.endswith("]") and "[" in x
+                                                     and x.split("[", 1)[0] in ("list", "dict", "function-after"))]
+            if e["type"] == "extra_forbidden":
+                key = loc.pop() if loc else "?"
+                where, msg = "/".join(loc), f"unknown key ({key!r} was unexpected)"
+            elif e["type"] == "missing":
+                key = loc.pop() if loc else "?"
+                where, msg = "/".join(loc), f"{key!r} is required"
+            else:
+                where, msg = "/".join(loc), e["msg"]
+                if not isinstance(e.get("input"), (dict, list)):
+                    msg += f" (got {e['input']!r})"
+            problems.append(f"{where or '<top>'}: {msg}")
+        raise ConfigError(f"{source}: invalid config: " + "; ".join(dict.fromkeys(problems))) from None

@@ -47,3 +47,45 @@ def test_bad_filesets_one_line(tmp_path, doc, error, needle):
     with pytest.raises(error) as exc:
         load_coffea_fileset(_write(tmp_path, doc))
     assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("doc, needles", [
+    ({}, ["<top>: Dictionary should have at least 1 item"]),
+    ({"ttbar": {"nominal": {"files": [{"path": "t.root"}]}}}, ["ttbar/nominal/files/0: 'nevts' is required"]),
+    ({"ttbar": {"nominal": {"files": [{"path": "t.root", "nevts": -1}], "format": "csv"}}, "wjets": {}},
+     ["ttbar/nominal/files/0/nevts: Input should be greater than or equal to 0 (got -1)",
+      "ttbar/nominal/format: Input should be 'ntuple' or 'nanoaod' (got 'csv')", "wjets: Dictionary should have"]),
+    ({"ttbar": {"nominal": {"files": [{"path": "t.root", "nevts": "10"}]}}}, ["nevts: Input should be a valid integer"]),
+])
+def test_bad_agc_fileset_json_one_line(tmp_path, doc, needles):
+    """AGC-style fileset json problems: one ConfigError line naming the file and every offending key."""
+    path = _write(tmp_path, doc)
+    with pytest.raises(ConfigError) as exc:
+        load_fileset(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: invalid config: ") and "\n" not in msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+def test_bad_samples_config_one_line(tmp_path):
+    """samples.yml: strict numbers (no bools/strings), positive finite values, unknown keys named."""
+    from fileset.build import load_samples_config
+
+    cfg = tmp_path / "samples.yml"
+    for text, needles in [
+        ("luminosity_pb: true\ncross_sections_pb: {ttbar: 0, wjets: '1'}\nlumi: 3\n",
+         ("luminosity_pb: Input should be a valid number (got True)", "cross_sections_pb/ttbar: Input should be greater "
+          "than 0 (got 0)", "cross_sections_pb/wjets: Input should be a valid number", "unknown key ('lumi' was unexpected)")),
+        ("luminosity_pb: .nan\ncross_sections_pb: {ttbar: 1, wjets: .inf}\n",
+         ("luminosity_pb: must be a finite number > 0, got nan", "cross_sections_pb.wjets: must be a finite number > 0, got inf")),
+    ]:
+        cfg.write_text(text)
+        with pytest.raises(ConfigError) as exc:
+            load_samples_config(cfg)
+        msg = str(exc.value)
+        assert msg.startswith(f"{cfg}: invalid config: ") and "\n" not in msg
+        for needle in needles:
+            assert needle in msg, (needle, msg)
+    cfg.write_text("luminosity_pb: 3378\ncross_sections_pb: {ttbar: 396.87}\n")
+    assert load_samples_config(cfg) == {"luminosity_pb": 3378, "cross_sections_pb": {"ttbar": 396.87}, "tree": "events"}
