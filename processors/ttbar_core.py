@@ -26,7 +26,7 @@ from processors.systematics import (
     flat_variation,
     jet_resolution_factors,
 )
-from processors.ttbar_kernels import count_jets, selected_jets, trijet_mass
+from processors.ttbar_kernels import count_jets, jet_layout, selected_jets, trijet_mass
 from processors.objects import FORMAT_CUTS, BranchEvents, Cuts, ObjectView, count_per_event, object_view, view_branches
 from schemas.reading import use_inflate
 
@@ -153,12 +153,13 @@ class TtbarCore:
         ``factors``: per variation, a float64 array per jet of ``sub`` or one float64 for all jets (see
         :func:`jet_factors`). njet and HT are 0 for events that cannot reach ≥ 4 selected jets under any variation.
         """
-        counted, jet_sel = {}, {}
+        counted, layouts = {}, {}
         for pt_var, factor in factors.items():
             lead_pt = np.zeros((sub.n, 4))
-            jet_sel[pt_var] = selected_jets(sub.pt, sub.jet_ok, factor, c.jet_pt)  # shared with the trijet search
+            selected = selected_jets(sub.pt, sub.jet_ok, factor, c.jet_pt)
+            layouts[pt_var] = jet_layout(sub.offsets, selected[1], sub.jet_event)  # shared with the trijet search
             njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt,
-                                      sub.jet_event, selected=jet_sel[pt_var])
+                                      sub.jet_event, selected=selected, layout=layouts[pt_var])
             selected = (njet >= 4) & (nb >= 1)
             counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
         # four-momenta only of jets that the trijet search can select (events in 4j2b under some variation,
@@ -167,7 +168,7 @@ class TtbarCore:
         _zero_impossible(counted, sub, candidate_jets)
         p4 = self._momenta(sub, np.logical_or.reduce([v[5] for v in counted.values()]), candidate_jets)
         return {pt_var: v + (trijet_mass(sub.offsets, sub.pt, *p4, sub.btag, sub.jet_ok, factors[pt_var], c.jet_pt,
-                                         c.btag, v[5], sub.jet_event, selected=jet_sel[pt_var][1]),)
+                                         c.btag, v[5], sub.jet_event, layout=layouts[pt_var]),)
                 for pt_var, v in counted.items()}
 
     @staticmethod
@@ -231,18 +232,14 @@ def check_finite(view: ObjectView, meta: dict) -> None:
     """NaN/inf jet kinematics are corrupt input, never silently dropped: name the quantity, file and entry."""
     for name in ("pt", "eta", "phi", "energy", "btag"):
         values = getattr(view, name)
-        # one pass: a float64 sum with any NaN/±inf in it is not finite; a finite sum means every value is finite
-        # (an overflow of huge finite float64 values only falls through to the exact search below)
-        with np.errstate(invalid="ignore", over="ignore"):
-            total = np.add.reduce(values, dtype=np.float64)
-        if np.isfinite(total):
+        finite = np.isfinite(values)  # one vectorised pass in the column's own dtype (~5x cheaper than a float64 sum)
+        if finite.all():
             continue
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            event = int(np.searchsorted(view.offsets, bad[0], side="right") - 1) + int(meta.get("entrystart", 0))
-            raise ProcessorError(f"{meta.get('filename', '?')}: jet {name} is {values[bad[0]]} at entry {event} "
-                                f"({bad.size} non-finite value(s) in entries {meta.get('entrystart', 0)}-"
-                                f"{meta.get('entrystop', '?')})")
+        bad = np.flatnonzero(~finite)
+        event = int(np.searchsorted(view.offsets, bad[0], side="right") - 1) + int(meta.get("entrystart", 0))
+        raise ProcessorError(f"{meta.get('filename', '?')}: jet {name} is {values[bad[0]]} at entry {event} "
+                             f"({bad.size} non-finite value(s) in entries {meta.get('entrystart', 0)}-"
+                             f"{meta.get('entrystop', '?')})")
 
 
 def jet_factors(view: ObjectView, c: Cuts, dataset: str, with_variations: bool) -> dict[str, np.ndarray | np.float64]:

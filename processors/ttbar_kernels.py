@@ -33,16 +33,19 @@ def _masked_counts(offsets: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
     return csum, csum[offsets[1:]] - csum[offsets[:-1]]
 
 
-def _padded(offsets: np.ndarray, mask: np.ndarray, jet_event: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(event of each masked jet, rank of it among the masked jets of its event, masked count per event).
+def jet_layout(offsets: np.ndarray, mask: np.ndarray, jet_event: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The masked jets' layout: (their positions, their events, their rank among the masked jets of their event,
+    masked count per event), all int64.
 
+    Computed once per jet-pT variation and shared by :func:`count_jets` and :func:`trijet_mass`.
     ``jet_event``: :func:`jet_events` of ``offsets`` if already known (saves recomputing it)."""
     n = offsets.shape[0] - 1
     csum, count = _masked_counts(offsets, mask)
     where = np.flatnonzero(mask)
-    event = jet_event[where] if jet_event is not None else np.repeat(np.arange(n, dtype=np.int64), count)
-    rank = csum[where] - csum[offsets[:-1]][event]
-    return event, rank, count
+    event = jet_event.take(where) if jet_event is not None else np.repeat(np.arange(n, dtype=np.int64), count)
+    rank = csum.take(where) - csum[offsets[:-1]].take(event)
+    return where, event, rank, count
 
 
 def selected_jets(pt: np.ndarray, ok: np.ndarray, factor: np.ndarray | float, pt_min: float) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +57,8 @@ def selected_jets(pt: np.ndarray, ok: np.ndarray, factor: np.ndarray | float, pt
 def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.ndarray, factor: np.ndarray,
                pt_min: float, btag_min: float, lead_pt: np.ndarray,
                jet_event: np.ndarray | None = None,
-               selected: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               selected: tuple[np.ndarray, np.ndarray] | None = None,
+               layout: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
 
     Args:
@@ -64,20 +68,18 @@ def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.nda
         lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
         selected: optional :func:`selected_jets` of (pt, ok, factor, pt_min), if already computed.
+        layout: optional :func:`jet_layout` of (offsets, selection mask, jet_event), if already computed.
     Returns:
         (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
     p, sel = selected if selected is not None else selected_jets(pt, ok, factor, pt_min)
-    event, rank, njet = _padded(offsets, sel, jet_event)
-    tagged = sel & (btag > btag_min)
-    ctag = np.zeros(tagged.shape[0] + 1, np.int64)
-    np.cumsum(tagged, out=ctag[1:])
-    nb = ctag[offsets[1:]] - ctag[offsets[:-1]]
+    where, event, rank, njet = layout if layout is not None else jet_layout(offsets, sel, jet_event)
+    nb = np.bincount(event[btag.take(where) > btag_min], minlength=n)
     ht = np.zeros(n)
-    np.add.at(ht, event, p[sel])  # unbuffered, in jet order: ((0 + p0) + p1) + ... per event
+    np.add.at(ht, event, p.take(where))  # unbuffered, in jet order: ((0 + p0) + p1) + ... per event
     first = rank < 4
-    lead_pt[event[first], rank[first]] = pt[sel][first]
+    lead_pt[event[first], rank[first]] = pt.take(where)[first]
     return njet, nb, ht
 
 
@@ -91,7 +93,8 @@ def _triples(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
                 btag: np.ndarray, ok: np.ndarray, factor: np.ndarray, pt_min: float, btag_min: float,
-                want: np.ndarray, jet_event: np.ndarray | None = None, selected: np.ndarray | None = None) -> np.ndarray:
+                want: np.ndarray, jet_event: np.ndarray | None = None, selected: np.ndarray | None = None,
+                layout: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """m_bjj per event where ``want``: mass of the highest-pT trijet of selected jets with ≥ 1 b-tag.
 
     Trijet sums are ((j_a + j_b) + j_c) of factor-scaled components; ties in trijet pT keep the first
@@ -104,15 +107,18 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
         want: bool (n,), events whose mass is wanted.
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
         selected: optional selection mask of :func:`selected_jets` (pt, ok, factor, pt_min), if already computed.
+        layout: optional :func:`jet_layout` of (offsets, selection mask, jet_event), if already computed.
     Returns:
         float64 (n,) m_bjj in GeV.
     """
     n = offsets.shape[0] - 1
     mbjj = np.full(n, np.nan)
-    in_wanted = want[jet_event] if jet_event is not None else np.repeat(want, np.diff(offsets))
-    sel = in_wanted & (selected if selected is not None else selected_jets(pt, ok, factor, pt_min)[1])
-    _, k_per_event = _masked_counts(offsets, sel)
-    jets = np.flatnonzero(sel)
+    if layout is None:
+        sel = selected if selected is not None else selected_jets(pt, ok, factor, pt_min)[1]
+        layout = jet_layout(offsets, sel, jet_event)
+    where, event, _, count = layout
+    jets = where[want.take(event)]  # the selected jets of wanted events, in order
+    k_per_event = np.where(want, count, 0)
     x, y, z, en = px.take(jets), py.take(jets), pz.take(jets), e.take(jets).astype(np.float64, copy=False)
     if not _is_one(factor):  # x·1 = x exactly: the nominal needs no products
         f = factor if np.ndim(factor) == 0 else factor.take(jets)
