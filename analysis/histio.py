@@ -56,17 +56,16 @@ def pseudodata(h: hist.Hist, region: str, ttbar_scale: float = 1.0) -> hist.Hist
     return total
 
 
-def to_keyed(h: hist.Hist, filled: set[tuple[str, str]] | None = None, ttbar_scale: float = 1.0,
-             start_gev: float = 110.0, rebin: int = 2) -> dict[str, hist.Hist]:
-    """1D histograms with AGC keys (fit binning) for each filled (process, variation), plus pseudodata."""
-    hs = fit_slice(h, start_gev, rebin)
-    out: dict[str, hist.Hist] = {}
+def _keyed_plan(hs: hist.Hist, filled: set[tuple[str, str]] | None, ttbar_scale: float
+                ) -> dict[str, tuple[str, str, str] | hist.Hist]:
+    """AGC key → (region, process, variation) of ``hs`` (fit binning), or the pseudodata histogram, in file order."""
     if filled is None:
         filled = {(p, v) for p in hs.axes["process"] for v in hs.axes["variation"]
                   if hs[:, :, p, v].values().any() or hs[:, :, p, v].variances().any()}
+    out: dict[str, tuple[str, str, str] | hist.Hist] = {}
     for region in hs.axes["region"]:
         for process, variation in sorted(filled):
-            out[histogram_key(region, process, variation)] = hs[:, region, process, variation]
+            out[histogram_key(region, process, variation)] = (region, process, variation)
         try:
             out[f"{region}_pseudodata"] = pseudodata(hs, region, ttbar_scale)
         except UserError:
@@ -74,15 +73,61 @@ def to_keyed(h: hist.Hist, filled: set[tuple[str, str]] | None = None, ttbar_sca
     return out
 
 
+def to_keyed(h: hist.Hist, filled: set[tuple[str, str]] | None = None, ttbar_scale: float = 1.0,
+             start_gev: float = 110.0, rebin: int = 2) -> dict[str, hist.Hist]:
+    """1D histograms with AGC keys (fit binning) for each filled (process, variation), plus pseudodata."""
+    hs = fit_slice(h, start_gev, rebin)
+    return {key: hs[:, where[0], where[1], where[2]] if isinstance(where, tuple) else where
+            for key, where in _keyed_plan(hs, filled, ttbar_scale).items()}
+
+
+def _th1(values: np.ndarray, variances: np.ndarray, axis: Any, title: str = "") -> Any:
+    """uproot's TH1D of a 1D Weight histogram on a regular axis, from its flow-inclusive values and variances.
+
+    The same members, in the same arithmetic, as ``uproot.writing.identify.to_writable`` builds for the ``hist``
+    object (fEntries = Σ values with flow; fTsumw, fTsumwx, fTsumwx2 over the in-range bins at bin centres), without
+    the per-histogram ``hist`` slicing and accessors: the serialised bytes are identical (tests/unit/test_histio_write.py).
+    """
+    from uproot.writing.identify import to_TAxis, to_TH1x
+
+    edges = axis.edges
+    data, sumw2 = values.astype(">f8"), variances.astype(">f8")
+    inner = values[1:-1]
+    centers = (edges[:-1] + edges[1:]) / 2.0
+    tsumw = inner.sum()
+    xaxis = to_TAxis(fName="xaxis", fTitle=axis.label, fNbins=len(axis), fXmin=edges[0], fXmax=edges[-1],
+                     fXbins=np.array([], dtype=">f8"))
+    return to_TH1x(fName=None, fTitle=title, data=data, fEntries=data.sum(), fTsumw=tsumw, fTsumw2=tsumw,
+                   fTsumwx=(inner * centers).sum(), fTsumwx2=(inner * centers**2).sum(), fSumw2=sumw2, fXaxis=xaxis)
+
+
 def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]] | None = None,
                     ttbar_scale: float = 1.0) -> list[str]:
-    """Write ``histograms.root`` with AGC keys; return the keys written."""
-    keyed = to_keyed(h, filled, ttbar_scale)
+    """Write ``histograms.root`` with AGC keys (the histograms of :func:`to_keyed`); return the keys written.
+
+    Regular-axis Weight histograms (``run ttbar``'s) are converted from one view of the whole histogram; any other
+    kind goes through uproot's own conversion of the ``hist`` object.
+    """
+    hs = fit_slice(h, 110.0, 2)
+    plan = _keyed_plan(hs, filled, ttbar_scale)
+    axis = hs.axes[0]
+    direct = (issubclass(hs.storage_type, hist.storage.Weight) and isinstance(axis, hist.axis.Regular)
+              and getattr(axis, "transform", None) is None and all(isinstance(a, hist.axis.StrCategory) for a in hs.axes[1:]))
+    view = hs.view(flow=True) if direct else None
+    cats = [{name: i for i, name in enumerate(a)} for a in hs.axes[1:]]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with uproot.recreate(path) as f:
-        for key, hh in keyed.items():
-            f[key] = hh
-    return list(keyed)
+        for key, where in plan.items():
+            if not isinstance(where, tuple):
+                f[key] = where
+            elif direct:
+                # category axes have no underflow: category i is view index i
+                cell = view[(slice(None), *(c[w] for c, w in zip(cats, where)))]
+                title = getattr(hs, "title", getattr(hs, "name", "")) or ""
+                f[key] = _th1(np.asarray(cell["value"]), np.asarray(cell["variance"]), axis, title)
+            else:
+                f[key] = hs[:, where[0], where[1], where[2]]
+    return list(plan)
 
 
 def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
