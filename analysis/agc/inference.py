@@ -434,6 +434,7 @@ def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Pat
         try:
             with stage("limit", **kw):
                 outcome.limit = upper_limit(outcome)
+            outcome.warnings.extend(f"limit: {w}" for w in outcome.limit.warnings)
         except AnalysisError as err:
             outcome.warnings.append(f"upper limit not determined: {err}")
     iv = outcome.poi_interval

@@ -404,6 +404,8 @@ class LimitScan:
     test_statistic: str
     poi_max: float
     n_hypotests: int
+    fit_quality: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def limit_scan(
@@ -463,6 +465,8 @@ def _limit_scan(
         test_statistic=test_stat,
         poi_max=float(poi_max),
         n_hypotests=len(curve.cache),
+        fit_quality=curve.calc.fit_quality(),
+        warnings=curve.calc.warnings(),
     )
 
 
@@ -495,12 +499,24 @@ def guarded_model(
     return ws, model, obs, best, controls
 
 
-def _quality_warnings(best: Any, controls: Any) -> list[str]:
+def _quality_warnings(best: Any, controls: Any, scan: LimitScan | None = None) -> list[str]:
     out = [f"note: {n}" for n in controls.notices]
     if not best.quality.ok:
         out.append("warning: the free fit failed the quality guard (" + "; ".join(best.quality.warnings)
                    + f"; attempts: {', '.join(best.quality.attempts)}); the limits below are not trustworthy")
+    if scan is not None:
+        out.extend(f"warning: {w}" for w in scan.warnings)
     return out
+
+
+def _scan_quality(best: Any, scan: LimitScan) -> dict[str, Any]:
+    """results.json's ``fit_quality``: the guarded free fit's block plus the CLs hypotests' (``cls_scan``);
+    ``ok`` only when both are, ``warnings`` lists both."""
+    q = best.quality.to_dict()
+    q["cls_scan"] = dict(scan.fit_quality)
+    q["ok"] = bool(q["ok"] and scan.fit_quality.get("ok", True))
+    q["warnings"] = list(q["warnings"]) + list(scan.warnings)
+    return q
 
 
 # --------------------------------------------------------------------------------------------------
@@ -647,9 +663,9 @@ def reinterpret_histograms(
         },
         signal_cross_section_pb=xsec_pb,
         workspace=spec,
-        fit_quality=best.quality.to_dict(),
+        fit_quality=_scan_quality(best, scan),
         controls=controls.to_dict(),
-        warnings=_quality_warnings(best, controls),
+        warnings=_quality_warnings(best, controls, scan),
     )
 
     def draw(path: str | Path) -> list[Path]:
@@ -717,9 +733,9 @@ def reinterpret_workspace(
         },
         signal_cross_section_pb=xsec_pb,
         workspace=dict(ws),
-        fit_quality=best.quality.to_dict(),
+        fit_quality=_scan_quality(best, scan),
         controls=controls.to_dict(),
-        warnings=_quality_warnings(best, controls),
+        warnings=_quality_warnings(best, controls, scan),
     )
 
     def draw(path: str | Path) -> list[Path]:

@@ -11,6 +11,7 @@ not individual fits running concurrently.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import sys
@@ -37,6 +38,7 @@ class MinuitMessages:
 
     counts: Counter = field(default_factory=Counter)
     lines: list[str] = field(default_factory=list)
+    verbose: bool = False
 
     def add_line(self, line: str) -> None:
         """Classify one Minuit line."""
@@ -52,7 +54,7 @@ class MinuitMessages:
         if not self.counts:
             return None
         parts = ", ".join(f"{n} {kind}" for kind, n in self.counts.most_common())
-        return f"Minuit during the {stage}: {parts} (recovered or reported in fit_quality; -v shows every line)"
+        return f"Minuit/pyhf during the {stage}: {parts} (recovered or reported in fit_quality; -v shows every line)"
 
     def to_dict(self) -> dict[str, int]:
         """Counts as a JSON-ready dict."""
@@ -69,7 +71,7 @@ def capture_minuit(verbose: bool = False) -> Iterator[MinuitMessages]:
     Yields:
         The :class:`MinuitMessages` filled in when the block ends.
     """
-    messages = MinuitMessages()
+    messages = MinuitMessages(verbose=verbose)
     streams = ((1, sys.stdout), (2, sys.stderr))  # re-emission goes to the streams of the caller
     saved: list[tuple[int, Any, int, Any]] = []
     try:
@@ -136,3 +138,50 @@ def _restore(saved: list) -> list[str]:
         texts.append(tmp.read().decode(errors="replace"))
         tmp.close()
     return texts
+
+
+class _RecordList(logging.Handler):
+    """Keeps the ERROR records of a library logger (the failed-fit dumps of ``pyhf.optimize``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def capture_fit_errors(logger_name: str = "pyhf.optimize", kind: str = "failed pyhf fits (retried)") -> Iterator[list[str]]:
+    """Capture a library's ERROR log records (pyhf logs every failed minimisation as a multi-line dump).
+
+    The records do not reach the console unless the enclosing :func:`capture_minuit` is verbose (``ana -v``) or,
+    outside any capture, the root logger shows INFO; each is counted under ``kind`` in the enclosing capture, so
+    the stage's one summary line includes it.
+
+    Args:
+        logger_name: the library logger to capture (with its children).
+        kind: label of the count in the stage summary.
+
+    Yields:
+        A list that receives the first line of every captured record's message (filled as records arrive).
+    """
+    verbose = _STACK[-1].verbose if _STACK else logging.getLogger().isEnabledFor(logging.INFO)
+    logger = logging.getLogger(logger_name)
+    handler = _RecordList()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    if not verbose:
+        logger.propagate = False
+    first_lines: list[str] = []
+
+    try:
+        yield first_lines
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        for record in handler.records:
+            text = str(record.getMessage()).strip().splitlines()
+            first_lines.append(" ".join(t.strip() for t in text[:2]) if text else "")
+        if handler.records and _STACK:
+            _STACK[-1].counts[kind] += len(handler.records)

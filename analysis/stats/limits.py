@@ -23,6 +23,7 @@ import numpy as np
 import pyhf
 from scipy.optimize import toms748
 
+from analysis.stats.capture import capture_fit_errors
 from analysis.stats.errors import StatsError
 from analysis.stats.likelihood import Likelihood, jax_available, pyhf_backend
 
@@ -56,6 +57,8 @@ class LimitResult:
     test_stat: str = "qtilde"
     n_hypotests: int = 0
     notes: list[str] = field(default_factory=list)
+    fit_quality: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def confidence_level(self) -> float:
@@ -70,7 +73,8 @@ class LimitResult:
                 "limit_method": "bracketing from the signal/background scale + scipy toms748 per curve",
                 "cls_scan": {"mu": list(self.mu), "observed": list(self.cls_observed),
                              "expected": [list(x) for x in self.cls_expected]},
-                "n_hypotests": self.n_hypotests, "notes": list(self.notes)}
+                "n_hypotests": self.n_hypotests, "notes": list(self.notes), "fit_quality": dict(self.fit_quality),
+                "warnings": list(self.warnings)}
 
 
 class _ReusingAsymptoticCalculator(pyhf.infer.calculators.AsymptoticCalculator):
@@ -160,6 +164,8 @@ class CLsCalculator:
             self.init[self.poi] = 0.0  # background-only: the free fits converge from there
         self.cache: dict[float, np.ndarray] = {}
         self._calculators: dict[tuple, _ReusingAsymptoticCalculator] = {}
+        self.n_fits = 0  # pyhf fits run by the hypotests (5 for a new calculator, then 2 per μ, 1 per expected-only μ)
+        self.failures: list[dict[str, Any]] = []  # every failed hypotest: μ, optimiser, pyhf's message, recovered?
 
     def ensure_upper_bound(self, mu: float) -> None:
         """Raise the POI upper bound to at least 2μ (fits at μ need room above)."""
@@ -175,8 +181,8 @@ class CLsCalculator:
         test_logger = logging.getLogger("pyhf.infer.test_statistics")
         level = test_logger.level
         test_logger.setLevel(logging.ERROR)  # "qtilde with POI lower bound 0" advice on every call
-        try:
-            with pyhf_backend(self.backend, opt):
+        try:  # pyhf logs each failed minimisation as a multi-line ERROR dump: counted here, shown with -v
+            with capture_fit_errors("pyhf.optimize"), pyhf_backend(self.backend, opt):
                 key = (optimizer, tuple(map(tuple, self.bounds)))
                 if key not in self._calculators:
                     self._calculators[key] = _ReusingAsymptoticCalculator(
@@ -184,11 +190,13 @@ class CLsCalculator:
                         par_bounds=[tuple(b) for b in self.bounds], fixed_params=list(self.lh.fixed),
                         test_stat=self.test_stat)
                 calc = self._calculators[key]
+                self.n_fits += (0 if hasattr(calc, "_once") else 3) + (1 if expected_only else 2)
                 try:
                     if expected_only:  # q̃ only: the band is a function of √q_μ,A alone
                         return log_space_cls(0.0, float(calc.sqrt_qmu_asimov(float(mu))))[1:]
                     teststat = calc.teststatistic(float(mu))
-                except pyhf.exceptions.FailedMinimization:
+                except pyhf.exceptions.FailedMinimization as err:
+                    self._record_failure(mu, optimizer, err, expected_only)
                     del self._calculators[key]  # a failed μ-independent fit must not stay cached
                     raise
                 if self.test_stat == "qtilde":  # pyhf's formulas, ratios in log space (no 0/0 far above the limit)
@@ -199,6 +207,55 @@ class CLsCalculator:
                 return np.array([float(cls_obs)] + [float(e) for e in cls_exp])
         finally:
             test_logger.setLevel(level)
+
+    def _record_failure(self, mu: float, optimizer: str, err: Exception, expected_only: bool) -> None:
+        result = err.args[0] if err.args else None
+        first = (str(err).strip().splitlines() or [""])[0]
+        message = str(getattr(result, "message", "") or first) + " (success: False)"
+        at_bounds = []
+        x = getattr(result, "x", None)
+        if x is not None:
+            try:
+                xs = np.asarray(list(x), dtype=float)
+                labels = self.model.config.par_names
+                at_bounds = [labels[i] for i, (v, (lo, hi)) in enumerate(zip(xs, self.bounds))
+                             if i != self.poi and min(v - lo, hi - v) <= 1e-4 * (hi - lo)]
+            except (TypeError, ValueError, IndexError):
+                at_bounds = []
+        self.failures.append({"mu": float(mu), "optimizer": optimizer, "message": message.strip()[:200],
+                              "expected_only": bool(expected_only), "parameters_at_bounds": at_bounds[:10],
+                              "recovered": False})
+
+    def _mark_recovered(self, mu: float) -> None:
+        for f in self.failures:
+            if f["mu"] == float(mu):
+                f["recovered"] = True
+
+    def fit_quality(self) -> dict[str, Any]:
+        """The ``fit_quality`` block of the CLs scan: fits run, failed (and whether a retry recovered them)."""
+        n_failed = len(self.failures)
+        unrecovered = sorted({f["mu"] for f in self.failures if not f["recovered"]})
+        return {"ok": n_failed == 0, "n_fits": int(self.n_fits), "n_failed_fits": n_failed,
+                "n_recovered": sum(f["recovered"] for f in self.failures), "mu_not_recovered": unrecovered,
+                "optimizers": list(self.optimizers), "failures": self.failures[:10]}
+
+    def warnings(self) -> list[str]:
+        """One line per problem of the CLs hypotests (empty when every fit converged at the first try)."""
+        if not self.failures:
+            return []
+        opts = sorted({f["optimizer"] for f in self.failures})
+        rec = sum(f["recovered"] for f in self.failures)
+        mus = sorted({f["mu"] for f in self.failures})
+        bounds = sorted({p for f in self.failures for p in f["parameters_at_bounds"]})
+        line = (f"{len(self.failures)} of {self.n_fits} constrained fits in the CLs scan did not converge "
+                f"({'/'.join(opts)}; at {self.lh.poi_name} = {', '.join(f'{m:.4g}' for m in mus[:6])}"
+                f"{', …' if len(mus) > 6 else ''})")
+        line += (f"; {rec} recovered by retrying with {', '.join(self.optimizers[1:]) or 'another optimiser'}"
+                 if rec else "")
+        if bounds:
+            line += f"; parameters at their bounds: {', '.join(bounds[:6])}{', …' if len(bounds) > 6 else ''}"
+        line += "; limits may be affected" if rec < len(self.failures) else "; limits use the recovered fits"
+        return [line]
 
     def __call__(self, mu: float) -> np.ndarray:
         """[CLs_obs, CLs_exp(−2σ), …, CLs_exp(+2σ)] at POI = ``mu``, shape (6,).
@@ -221,6 +278,8 @@ class CLsCalculator:
             if np.all(np.isfinite(values)):
                 break
             values = None
+        if values is not None and error is not None:
+            self._mark_recovered(mu)
         if values is None:
             why = f"fits failed ({str(error).splitlines()[0][:120]})" if error is not None else "CLs is not finite"
             raise StatsError(f"CLs at {self.lh.poi_name} = {mu:g}: {why}; check the model (--prune/--fix)")
@@ -243,6 +302,7 @@ class CLsCalculator:
             except pyhf.exceptions.FailedMinimization:
                 continue
             if np.all(np.isfinite(values)):
+                self._mark_recovered(mu)
                 return values
         return self(mu)[1:]
 
@@ -349,4 +409,5 @@ def upper_limit(lh: Likelihood, *, level: float = CLS_LEVEL, init: Sequence[floa
     mus, vals = calc.curve()
     return LimitResult(poi_name=lh.poi_name or "mu", observed=limits[0], expected=limits[1:], mu=mus.tolist(),
                        cls_observed=vals[:, 0].tolist(), cls_expected=vals[:, 1:].tolist(), level=level,
-                       test_stat=test_stat, n_hypotests=len(calc.cache))
+                       test_stat=test_stat, n_hypotests=len(calc.cache), fit_quality=calc.fit_quality(),
+                       warnings=calc.warnings())
