@@ -26,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of histograms, one per category), run the f-test of every function family, build the discrete-"
         "profiling envelope and write DIR/<category>/envelope.json, ftest_table.{md,csv}, ftest.json, "
         "multipdf.{png,pdf} and splusb_blinded.{png,pdf}, plus DIR/summary.json. Options may also come from "
-        "--config YAML (same names with underscores); flags win. Exit code 1 if a category failed "
-        "(unless --keep-going), 2 for bad input.",
+        "--config YAML (same names with underscores); flags win. A category with fewer than min_events (config, "
+        "default 20) events in the fit bins (e.g. empty) is skipped and named. Exit code 1 if a category failed or was skipped "
+        "(unless --keep-going), 2 for bad input, including when no category has enough events to fit "
+        "(nothing is written then).",
     )
     p.add_argument("--input", help="CSV, parquet or ROOT file")
     p.add_argument("--observable", help="column with the mass observable (axis label for histogram files)")
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
                   f"({best['n_params']} parameters)")
             if cat.get("fit_quality_warning"):
                 print(f"ana ftest: warning: category {cat['category']}: {cat['fit_quality_warning']}", file=sys.stderr)
+        elif cat["status"] == "skipped":
+            print(f"ana ftest: category {cat['category']} skipped: {cat['error']}", file=sys.stderr)
         else:
             print(f"ana ftest: category {cat['category']} failed: {cat['error']}", file=sys.stderr)
     print(f"wrote {result.out_dir / 'summary.json'}; report: {result.out_dir / 'report.html'}")

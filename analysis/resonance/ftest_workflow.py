@@ -29,7 +29,8 @@ from analysis.execution.cluster import default_workers
 from analysis.execution.options import EXECUTORS
 from analysis.resonance.ftest_category import CategoryFit, fit_category
 from analysis.resonance.ftest_config import FTestConfig
-from analysis.resonance.ftest_inputs import CategoryInput, infer_range, read_categories
+from analysis.resonance.bkgfit import binned_data
+from analysis.resonance.ftest_inputs import CategoryInput, category_histogram, infer_range, read_categories
 from analysis.resonance.ftest_plots import plot_multipdf, plot_splusb
 from analysis.resonance.report import write_ftest_report
 
@@ -183,20 +184,41 @@ def run_ftest(cfg: FTestConfig, out_dir: str | Path, progress: bool = False) -> 
     dirs = [_safe_dir(c.name) for c in cats]
     if len(set(dirs)) != len(dirs):
         raise AnalysisError(f"category names collide as directory names: {[c.name for c in cats]}")
+    too_few = {c.name: n for c in cats if (n := events_to_fit(c, cfg, fit_range)) < cfg.min_events}
+    if len(too_few) == len(cats):  # nothing to fit: one line, no outputs (the CLI exits 2)
+        raise AnalysisError("no category has enough events to fit (need ≥ " + f"{cfg.min_events:g} in the fit bins): "
+                            + ", ".join(f"{name} has {n:g}" for name, n in too_few.items()))
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [CategoryTask(c, cfg, fit_range, str(out)) for c in cats]
+    tasks = [CategoryTask(c, cfg, fit_range, str(out)) for c in cats if c.name not in too_few]
     bar = _progress(len(tasks)) if progress else None
     try:
         summaries = _execute(tasks, cfg.executor, cfg.workers, (lambda r: bar.advance()) if bar else (lambda r: None))
     finally:
         if bar is not None:
             bar.stop()
+    skipped = {name: {"category": name, "status": "skipped", "n_events": n,
+                      "error": f"too few events to fit: {n:g} in the fit bins (need ≥ {cfg.min_events:g})"}
+               for name, n in too_few.items()}
+    done = {s["category"]: s for s in summaries}
+    summaries = [skipped.get(c.name) or done[c.name] for c in cats]
     config = cfg.model_dump(mode="json")
     config["range_used"] = None if fit_range is None else list(fit_range)
     run = FTestRun(summaries, out, config)
     (out / "summary.json").write_text(json.dumps(run.to_dict(), indent=2, default=_json_default))
     write_ftest_report(out, wall_time_s=time.perf_counter() - t0)
     return run
+
+
+def events_to_fit(cat: CategoryInput, cfg: FTestConfig, fit_range: tuple[float, float] | None) -> float:
+    """(Weighted) events of a category in the fit bins — inside the range, outside the blind window — as the
+    envelope counts them; 0 for an empty category or one with no bin in the range."""
+    if (cat.values is not None and len(cat.values) == 0) or (cat.values is None and not np.sum(cat.counts)):
+        return 0.0
+    try:
+        edges, counts, _ = category_histogram(cat, cfg, fit_range)
+        return float(binned_data(edges, counts, cfg.blind).fit_counts.sum())
+    except (AnalysisError, ValueError):  # no bin in the range / blind window covering it: nothing to fit
+        return 0.0
 
 
 class _progress:
@@ -218,4 +240,4 @@ class _progress:
         self._p.stop()
 
 
-__all__ = ["CategoryTask", "FTestRun", "run_category", "run_ftest", "write_category"]
+__all__ = ["CategoryTask", "FTestRun", "events_to_fit", "run_category", "run_ftest", "write_category"]

@@ -233,7 +233,8 @@ def write_ftest_report(out_dir: str | Path, wall_time_s: float | None = None) ->
             rows.append([c["category"], "ok" if c.get("fit_quality_ok", True) else "ok (fit-quality warning)",
                          f"{b.get('name', b.get('family', '?'))}", b.get("n_params", "–"), ", ".join(c.get("envelope", []))])
         else:
-            rows.append([c.get("category"), "FAILED", "–", "–", c.get("error", "")])
+            rows.append([c.get("category"), "SKIPPED" if c.get("status") == "skipped" else "FAILED", "–", "–",
+                         c.get("error", "")])
     rep.table(["category", "status", "best function", "parameters", "envelope / error"], rows)
     for c in cats:
         name = str(c.get("category"))
@@ -242,7 +243,7 @@ def write_ftest_report(out_dir: str | Path, wall_time_s: float | None = None) ->
             d = out / name
         rep.section(f"Category {name}")
         if c.get("status") != "ok":
-            rep.warning(f"failed: {c.get('error', '?')}")
+            rep.warning(f"{'skipped' if c.get('status') == 'skipped' else 'failed'}: {c.get('error', '?')}")
             continue
         env = read_json(d / "envelope.json") if (d / "envelope.json").is_file() else {}
         if c.get("fit_quality_warning"):

@@ -46,7 +46,7 @@ def _check_category(out: Path, name: str) -> dict:
 
 
 def test_cli_three_categories_one_empty_futures(tmp_path, capsys):
-    """a, b finish (in parallel), c is empty: reported, exit 1; --keep-going turns the exit code to 0."""
+    """a, b finish (in parallel), c is empty: skipped with its count, exit 1; --keep-going turns the exit code to 0."""
     path = tmp_path / "events.csv"
     _events(1, {"a": (25.0, 3000), "b": (40.0, 2000)}).to_csv(path, index=False)
     out = tmp_path / "out"
@@ -55,7 +55,7 @@ def test_cli_three_categories_one_empty_futures(tmp_path, capsys):
             "--executor", "futures", "--workers", "2"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "category c failed: category c: empty" in err
+    assert "category c skipped: too few events to fit: 0 in the fit bins (need ≥ 20)" in err
     for name in ("a", "b"):
         doc = _check_category(out, name)
         assert doc["best"]["family"] in doc["families"]
@@ -66,12 +66,14 @@ def test_cli_three_categories_one_empty_futures(tmp_path, capsys):
         assert norm["fit_bin_events"] == doc["events_in_fit_bins"]
         assert norm["signal_window_events_expected"] > 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["failed"] == ["c"] and [c["status"] for c in summary["categories"]] == ["ok", "ok", "failed"]
+    assert summary["failed"] == ["c"] and [c["status"] for c in summary["categories"]] == ["ok", "ok", "skipped"]
+    assert summary["categories"][2]["n_events"] == 0 and not (out / "c").exists()
     assert main(argv[:-4] + ["--executor", "iterative", "--keep-going", "--families", "exponential,bernstein"]) == 0
 
 
 def test_cli_root_histograms_dask_with_too_few_events(tmp_path, capsys):
-    """A ROOT file of histograms (one per category) on Dask: the 8-event category fails, the other finishes."""
+    """A ROOT file of histograms (one per category) on Dask: the 8-event category (6 outside the blind window) is
+    skipped, the other finishes."""
     import uproot
 
     edges = np.linspace(100.0, 180.0, 41)
@@ -88,7 +90,7 @@ def test_cli_root_histograms_dask_with_too_few_events(tmp_path, capsys):
                "--executor", "dask", "--workers", "2", "--families", "exponential,powerlaw"])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "category cat1 failed: too few events to fit: 6" in err
+    assert "category cat1 skipped: too few events to fit: 6 in the fit bins" in err
     doc = _check_category(out, "cat0")
     assert doc["bins"] == 40 and doc["range"] == [100.0, 180.0]
     assert set(doc["families"]) == {"exponential", "powerlaw"}
@@ -141,6 +143,23 @@ def test_config_yaml_and_2d_ftest(tmp_path):
         assert doc["ftest_2d"]["path"][0] == [1, 0]
         assert doc["signal_model"] == {"mass_gev": 125.0, "width_gev": 1.5, "events": 50.0, "illustrative": False}
         assert json.loads((out / name / "ftest.json").read_text())["ftest_2d"]["truncation_orders"]
+
+
+def test_no_category_with_enough_events_is_one_line_exit_2(tmp_path, capsys):
+    """Every category empty or below min_events (here 15 events, 8 of them in the blind window, and 0): exit 2,
+    one line naming each category with its count in the fit bins, nothing written."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(140.0, 180.0, 7), rng.uniform(116.0, 134.0, 8)])
+    path = tmp_path / "few.csv"
+    pd.DataFrame({"mass": x, "cat": "a"}).to_csv(path, index=False)
+    out = tmp_path / "o"
+    argv = ["ftest", "--input", str(path), "--observable", "mass", "--category-column", "cat", "--categories", "a,b",
+            "--range", "100", "180", "--blind", "115", "135", "--out", str(out), "--executor", "iterative"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ana ftest: error: no category has enough events to fit (need ≥ 20 in the fit bins): "
+                   "a has 7, b has 0"], err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
