@@ -238,18 +238,24 @@ class Envelope:
         the tally of the S+B fits made so far."""
         fits = [rec.fit for res in self.ftests.values() for rec in res.orders.values()]
         not_ok = {f.name: why for f in fits if (why := quality_problem(f)) is not None}
+        at_bounds = {f.name: ", ".join(f.quality.at_bounds) for f in fits if f.quality.at_bounds}
         return {"ok": not not_ok and self.tally.n_not_ok == 0, "n_background_fits": len(fits),
                 "n_background_fits_not_ok": len(not_ok), "background_fits_not_ok": not_ok,
+                "background_fits_at_bounds": at_bounds,
                 "signal_plus_background_fits": self.tally.to_dict()}
 
     def quality_summary(self) -> str | None:
-        """One line naming the fits that failed the quality guard (None when all passed)."""
+        """One line naming the fits that failed the quality guard or ended with parameters at bounds (None if none)."""
         q = self.fit_quality()
         parts = []
         if q["n_background_fits_not_ok"]:
             names = ", ".join(f"{k} ({v})" for k, v in q["background_fits_not_ok"].items())
             parts.append(f"{q['n_background_fits_not_ok']} of {q['n_background_fits']} background fits failed the "
                          f"fit-quality guard: {names}")
+        if q["background_fits_at_bounds"]:  # boundary fits pass the guard but are not "converged" in the usual sense
+            names = ", ".join(f"{k} ({v})" for k, v in q["background_fits_at_bounds"].items())
+            parts.append(f"{len(q['background_fits_at_bounds'])} background fits ended with parameters at their bounds: "
+                         f"{names}")
         sb = q["signal_plus_background_fits"]
         if sb["n_not_ok"]:
             parts.append(f"{sb['n_not_ok']} of {sb['n_fits']} signal+background fits failed it")

@@ -247,14 +247,24 @@ def ftest_2d(data: BinnedData, families: Sequence[str] = ("exponential", "bernst
 
 
 def ftest_table(results: dict[str, FamilyFTest]) -> list[dict[str, Any]]:
-    """Flat rows (function, family, order, n_params, deviance, ftest p, gof p, truncation?, in envelope?) for tables.
+    """Flat rows (function, family, order, n_params, deviance, ftest p, gof p, fit status, truncation?, in envelope?).
+
+    ``fit_status`` is "converged", "at bound" (a free parameter ended at its bound: the fit is a boundary point,
+    e.g. a Laurent/power-law fraction at 0 or 1), "fit-quality warning" or "not converged"; ``reduces_to`` names the
+    lower order of the same family with the same deviance (within 10⁻³) — the extra terms collapsed (a fraction at
+    0, two equal exponents) and the function *reduces to the lower order*.  The f-test never prefers such an order
+    (its improvement is 0, p = 1, so it cannot be the truncation order nor extend the envelope), and the envelope's
+    best function (−2 ln L + correction · n_params) never picks it over the lower order, as in flashggFinalFit.
 
     ``function`` is the function's name as ``search.yml`` spells it (``dijet2``, ``exp1``, …); ``deviance`` is
     −2 ln(L/L_saturated) of the binned Poisson fit with the normalisation profiled (what the f-test differences).
     """
     rows = []
     for fam, res in results.items():
+        lower: list[OrderResult] = []
         for order, rec in sorted(res.orders.items()):
+            same = [r for r in lower if abs(r.fit.nll - rec.fit.nll) <= DEGENERATE_DEVIANCE]
+            lower.append(rec)
             rows.append({
                 "function": rec.fit.name,
                 "family": fam,
@@ -266,21 +276,45 @@ def ftest_table(results: dict[str, FamilyFTest]) -> list[dict[str, Any]]:
                 "gof_method": rec.gof.method,
                 "converged": rec.fit.valid,
                 "fit_ok": rec.fit.quality.ok,
+                "fit_status": fit_status(rec.fit),
+                "parameters_at_bounds": ", ".join(rec.fit.quality.at_bounds),
+                "reduces_to": same[0].fit.name if same else None,
                 "truncation": order == res.truncation_order,
                 "in_envelope": order in res.envelope_orders,
             })
     return rows
 
 
+DEGENERATE_DEVIANCE = 1e-3  # |Δ deviance| below which a higher order "reduces to" a lower one of its family
+
+
+def fit_status(fit: FitResult) -> str:
+    """"converged", "at bound", "fit-quality warning" or "not converged" (the f-test table's fit column)."""
+    if not fit.valid:
+        return "not converged"
+    if not fit.quality.ok:
+        return "fit-quality warning"
+    return "at bound" if fit.quality.at_bounds else "converged"
+
+
 def table_markdown(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of f-test rows."""
+    """Markdown table of f-test rows ("converged" column: ✓, "at bound (names)", …; "note": reduces to …)."""
     cols = ["function", "family", "order", "n_params", "deviance", "ftest_pvalue", "gof_pvalue", "gof_method", "converged",
-            "truncation", "in_envelope"]
+            "truncation", "in_envelope", "note"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         cells = []
         for c in cols:
-            v = r[c]
+            v = r.get(c)
+            if c == "converged":
+                status = r.get("fit_status") or ("converged" if v else "not converged")
+                cells.append("✓" if status == "converged" else (
+                    f"at bound ({r['parameters_at_bounds']})" if status == "at bound" and r.get("parameters_at_bounds")
+                    else status))
+                continue
+            if c == "note":
+                cells.append(f"reduces to {r['reduces_to']}" if r.get("reduces_to") else "")
+                continue
             cells.append("–" if v is None else ("✓" if v is True else ("" if v is False else (f"{v:.3f}" if isinstance(v, float) and c == "deviance" else str(v)))))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -293,5 +327,5 @@ def best_of(fits: Sequence[FitResult], correction: float = 1.0) -> FitResult:
     return min(fits, key=lambda f: f.nll + correction * f.n_params)
 
 
-__all__ = ["FamilyFTest", "FTest2D", "OrderResult", "best_of", "ftest_2d", "ftest_family", "ftest_pvalue",
-           "ftest_table", "table_markdown"]
+__all__ = ["DEGENERATE_DEVIANCE", "FamilyFTest", "FTest2D", "OrderResult", "best_of", "fit_status", "ftest_2d",
+           "ftest_family", "ftest_pvalue", "ftest_table", "table_markdown"]

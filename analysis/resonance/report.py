@@ -185,8 +185,13 @@ def _ftest_rows(doc: dict[str, Any]) -> list[list[Any]]:
         def g(key: str, f: str = ".3g") -> str:
             v = r.get(key)
             return "–" if v is None or v == "" else (format(v, f) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
+        status = r.get("fit_status") or ("converged" if r.get("converged", True) else "not converged")
+        if status == "at bound" and r.get("parameters_at_bounds"):
+            status = f"at bound ({r['parameters_at_bounds']})"
+        if r.get("reduces_to"):
+            status += f"; reduces to {r['reduces_to']}"
         rows.append([g("family"), g("order"), g("n_params"), g("nll", ".2f"), g("gof_pvalue"), g("ftest_pvalue"),
-                     "✔" if r.get("in_envelope") else ""])
+                     "✓" if status == "converged" else status, "✔" if r.get("in_envelope") else ""])
     return rows
 
 
@@ -262,9 +267,12 @@ def write_ftest_report(out_dir: str | Path, wall_time_s: float | None = None) ->
             })
         ft = read_json(d / "ftest.json") if (d / "ftest.json").is_file() else {}
         if ft.get("rows"):
-            rep.table(["family", "order", "parameters", "−2 ln L", "GoF p", "f-test p", "in envelope"], _ftest_rows(ft),
-                      caption="Per family and order: −2 ln L of the fit, χ² goodness-of-fit p-value (toys), and the "
-                              "p-value of the f-test against the next lower order.",
+            rep.table(["family", "order", "parameters", "−2 ln L", "GoF p", "f-test p", "fit", "in envelope"],
+                      _ftest_rows(ft),
+                      caption="Per family and order: −2 ln L of the fit, χ² goodness-of-fit p-value (toys), the "
+                              "p-value of the f-test against the next lower order, and the fit's status (✓ converged; "
+                              "'at bound': a free parameter ended at its bound; 'reduces to': same −2 ln L as a lower "
+                              "order, never preferred by the f-test).",
                       collapsed=f"f-test table ({len(ft['rows'])} fits)")
         for stem, cap in (("multipdf", "Data with every function of the envelope (best in red) on a log scale; lower "
                            "panel: data and each function minus the best fit. Error bars: √N (Poisson)."),

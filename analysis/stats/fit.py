@@ -49,7 +49,8 @@ class FitQuality:
             was not zero (the optimiser gave up at its initial point).
         n_nan: non-finite −2 ln L evaluations during the fit.
         attempts: each attempt tried, in order (e.g. "minuit strategy 1", "minuit strategy 2").
-        warnings: human-readable problems left after all retries (empty when ``ok``).
+        warnings: human-readable problems left after all retries; when ``ok`` only the note
+            "parameters at bounds: …" (if any free parameter ended at a bound), otherwise empty.
         optimizer: the optimiser whose result was kept.
     """
 
@@ -431,8 +432,8 @@ def fit(lh: FittableLikelihood, *, init: Sequence[float] | None = None, fix: Map
     q.attempts = [t[0].name for t in attempts]
     q.n_nan = lh.n_nan - nan_before
     q.warnings = _describe(q) if not q.ok else []
-    if q.ok and len(attempts) > 1:
-        q.warnings = []
+    if q.at_bounds:  # a free parameter pinned at a bound is worth a line even when the fit is ok
+        q.warnings.append(f"parameters at bounds: {', '.join(q.at_bounds)}")
     m = a.m
     errors = np.where(fixed, 0.0, np.asarray(m.errors, dtype=float)) if hesse else np.zeros_like(values)
     cov = None
