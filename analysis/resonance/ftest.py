@@ -327,5 +327,16 @@ def best_of(fits: Sequence[FitResult], correction: float = 1.0) -> FitResult:
     return min(fits, key=lambda f: f.nll + correction * f.n_params)
 
 
-__all__ = ["DEGENERATE_DEVIANCE", "FamilyFTest", "FTest2D", "OrderResult", "best_of", "fit_status", "ftest_2d",
-           "ftest_family", "ftest_pvalue", "ftest_table", "table_markdown"]
+__all__ = [
+    "DEGENERATE_DEVIANCE",
+    "FTest2D",
+    "FamilyFTest",
+    "OrderResult",
+    "best_of",
+    "fit_status",
+    "ftest_2d",
+    "ftest_family",
+    "ftest_pvalue",
+    "ftest_table",
+    "table_markdown",
+]

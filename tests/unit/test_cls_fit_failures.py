@@ -28,9 +28,8 @@ def _model(data, lo):
 def test_failed_hypotest_fits_are_counted_not_dumped(capfd):
     lh = _model([0.0, 1.0], [-5.0, 2.0])
     calc = CLsCalculator(lh)
-    with stage("limit", quiet=False) as messages:
-        with pytest.raises(StatsError, match="fits failed"):
-            calc(1.6)
+    with stage("limit", quiet=False) as messages, pytest.raises(StatsError, match="fits failed"):
+        calc(1.6)
     out, err = capfd.readouterr()
     assert "success: False" not in err + out  # pyhf's multi-line dumps are captured …
     assert "pyhf.optimize" not in err

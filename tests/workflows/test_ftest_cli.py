@@ -157,8 +157,8 @@ def test_no_category_with_enough_events_is_one_line_exit_2(tmp_path, capsys):
             "--range", "100", "180", "--blind", "115", "135", "--out", str(out), "--executor", "iterative"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["ana ftest: error: no category has enough events to fit (need ≥ 20 in the fit bins): "
-                   "a has 7, b has 0"], err
+    assert err == [("ana ftest: error: no category has enough events to fit (need ≥ 20 in the fit bins): "
+                    "a has 7, b has 0")], err
     assert not out.exists()
 
 
