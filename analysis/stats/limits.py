@@ -209,9 +209,11 @@ class CLsCalculator:
             test_logger.setLevel(level)
 
     def _record_failure(self, mu: float, optimizer: str, err: Exception, expected_only: bool) -> None:
-        result = err.args[0] if err.args else None
+        result = getattr(err, "result", None)  # pyhf keeps the OptimizeResult (x, message) on the exception
         first = (str(err).strip().splitlines() or [""])[0]
-        message = str(getattr(result, "message", "") or first) + " (success: False)"
+        message = str(getattr(result, "message", "") or first)
+        if "successfully" in message:  # pyhf's Minuit result: "terminated successfully" but not a valid minimum
+            message = "invalid minimum (success: False)"
         at_bounds = []
         x = getattr(result, "x", None)
         if x is not None:

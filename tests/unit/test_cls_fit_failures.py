@@ -54,3 +54,18 @@ def test_clean_limit_records_an_ok_cls_block():
     # 5 μ-independent fits once, then 2 per full hypotest and 1 per expected-only one
     assert 5 + 2 * (res.n_hypotests - 1) <= q["n_fits"] <= 5 + 2 * res.n_hypotests + 60
     assert res.observed == pytest.approx(0.6399, rel=1e-3)  # value before the capture was added
+
+
+def test_failure_record_names_parameters_at_bounds():
+    """pyhf's FailedMinimization carries Minuit's values: an NP pinned at −5 is named, the POI is not."""
+    import scipy.optimize
+    from iminuit import Minuit
+
+    lh = _model([1.0, 1.0], [-2.0, -2.0])
+    calc = CLsCalculator(lh)
+    m = Minuit(lambda a, b: a * a + b * b, a=-4.99999, b=2.0)  # (sh, mu) in the model's parameter order
+    result = scipy.optimize.OptimizeResult(x=m.values, success=False, message="Optimization terminated successfully.")
+    calc._record_failure(2.0, "minuit", pyhf.exceptions.FailedMinimization(result), False)
+    (rec,) = calc.failures
+    assert rec["parameters_at_bounds"] == ["sh"] and rec["message"] == "invalid minimum (success: False)"
+    assert "parameters at their bounds: sh" in calc.warnings()[0]
