@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pyhf
 
+from analysis.stats.parametric import NamedParameters
+
 
 def jax_available() -> bool:
     """True when ``jax`` can be imported (pyhf's JAX backend is usable)."""
@@ -39,7 +41,7 @@ def pyhf_backend(name: str | None, optimizer: Any = None) -> Iterator[None]:
         pyhf.set_backend(tensorlib, previous_optimizer)
 
 
-class Likelihood:
+class Likelihood(NamedParameters):
     """−2 ln L(θ) of a pyhf model for its observed data (or any dataset of the same length).
 
     Attributes:
@@ -63,23 +65,6 @@ class Likelihood:
         self.n_nan = 0
         self._lock = threading.Lock()
         self._compile()
-
-    @property
-    def n_pars(self) -> int:
-        """Number of parameters."""
-        return len(self.labels)
-
-    @property
-    def poi_name(self) -> str | None:
-        """Name of the parameter of interest."""
-        return None if self.poi_index is None else self.labels[self.poi_index]
-
-    def index(self, name: str) -> int:
-        """Index of parameter ``name`` (pyhf label, e.g. ``mu`` or ``staterror_SR[2]``)."""
-        try:
-            return self.labels.index(name)
-        except ValueError:
-            raise KeyError(name) from None
 
     def _compile(self) -> None:
         model = self.model

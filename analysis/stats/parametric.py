@@ -58,7 +58,31 @@ class FittableLikelihood(Protocol):
     def index(self, name: str) -> int: ...
 
 
-class _Base:
+class NamedParameters:
+    """Parameter-name helpers shared by every likelihood of the core (needs ``labels`` and ``poi_index``)."""
+
+    labels: list[str]
+    poi_index: int | None
+
+    @property
+    def n_pars(self) -> int:
+        """Number of parameters."""
+        return len(self.labels)
+
+    @property
+    def poi_name(self) -> str | None:
+        """Name of the parameter of interest (None without one)."""
+        return None if self.poi_index is None else self.labels[self.poi_index]
+
+    def index(self, name: str) -> int:
+        """Index of parameter ``name``; KeyError when unknown."""
+        try:
+            return self.labels.index(name)
+        except ValueError:
+            raise KeyError(name) from None
+
+
+class _Base(NamedParameters):
     """Parameter bookkeeping shared by the non-pyhf likelihoods."""
 
     uses_jax = False
@@ -82,23 +106,6 @@ class _Base:
         self.poi_index: int | None = None if poi is None else (int(poi) if isinstance(poi, (int, np.integer)) else self.index(poi))
         self.n_nan = 0
         self._lock = threading.Lock()
-
-    @property
-    def n_pars(self) -> int:
-        """Number of parameters."""
-        return len(self.labels)
-
-    @property
-    def poi_name(self) -> str | None:
-        """Name of the parameter of interest (None without one)."""
-        return None if self.poi_index is None else self.labels[self.poi_index]
-
-    def index(self, name: str) -> int:
-        """Index of parameter ``name``; KeyError when unknown."""
-        try:
-            return self.labels.index(name)
-        except ValueError:
-            raise KeyError(name) from None
 
     def _count(self, value: float) -> float:
         if not np.isfinite(value):
