@@ -159,7 +159,13 @@ def test_workflow_runs_under_yadage_and_matches_direct_call(tmp_path: Path, caps
     assert rc == 0
     wf_res = json.loads((fit / "results.json").read_text())
     direct_res = json.loads((direct / "results.json").read_text())
-    for key in ("mu_upper_limit_observed", "mu_upper_limit_expected", "cls_scan", "cross_section_upper_limit_observed_pb",
-                "cross_section_upper_limit_expected_pb", "yields"):
+    for key in ("cls_scan", "yields"):  # the scan's hypotests and the yields: bit for bit
         assert wf_res[key] == direct_res[key], key
+    # the root-found limits: to 1e-9 relative, not bit for bit — the hypotest at the μ off the grid where the root
+    # finder stops ends its fit within the minimiser's tolerance, and that end point moves in the last bits from
+    # process to process (seen to change with PYTHONHASHSEED and the entry point, i.e. with allocation history;
+    # measured spread 3.6e-11 relative over PYTHONHASHSEED 1–4 and `ana` vs `python -m analysis`)
+    for key in ("mu_upper_limit_observed", "mu_upper_limit_expected", "cross_section_upper_limit_observed_pb",
+                "cross_section_upper_limit_expected_pb"):
+        np.testing.assert_allclose(wf_res[key], direct_res[key], rtol=1e-9, atol=0, err_msg=key)
     assert 0 < wf_res["mu_upper_limit_expected"][0] < wf_res["mu_upper_limit_expected"][4]
