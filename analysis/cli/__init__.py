@@ -38,14 +38,18 @@ def workflow_imports() -> Iterator[None]:
     the run (≈ 0.17 s CPU of a 1.7 s ``ana run``). Imported modules are never freed, so nothing is lost by
     pausing collection while they load and moving them to the permanent generation (``gc.freeze``) afterwards;
     collection is re-enabled as it was (objects the run creates are collected as usual). Used by the CLI only
-    (the process is ``ana``'s), never at import time.
+    (the process is ``ana``'s), never at import time. The freeze happens only when the block imported modules:
+    a long-lived process calling :func:`main` again (tests, a notebook) imports nothing new and must not move
+    its own objects — or its pending cyclic garbage — into the permanent generation on every call.
     """
     enabled = gc.isenabled()
+    n_modules = len(sys.modules)
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if len(sys.modules) > n_modules:
+            gc.freeze()
         if enabled:
             gc.enable()
 
