@@ -63,6 +63,7 @@ class Likelihood(NamedParameters):
         self.poi_index: int | None = model.config.poi_index
         self.uses_jax = jax_available() if use_jax is None else bool(use_jax and jax_available())
         self.n_nan = 0
+        self._hessian_traced = False
         self._lock = threading.Lock()
         self._compile()
 
@@ -119,8 +120,13 @@ class Likelihood(NamedParameters):
         """∂²(−2 ln L)/∂θ², shape (n_par, n_par) (JAX; traced on first use under pyhf's JAX backend)."""
         if not self.uses_jax:
             raise RuntimeError("analytic Hessian needs JAX")
-        with pyhf_backend("jax"):
-            return np.asarray(self._jh(*self._args(pars, data)))
+        args = self._args(pars, data)
+        if not self._hessian_traced:  # switching pyhf's backend costs ~30 ms: only for the one trace
+            with pyhf_backend("jax"):
+                h = np.asarray(self._jh(*args))
+            self._hessian_traced = True
+            return h
+        return np.asarray(self._jh(*args))
 
     def expected_data(self, pars: Sequence[float], include_auxdata: bool = True) -> np.ndarray:
         """Expected main (+ auxiliary) data at ``pars`` with pyhf's NumPy backend, shape (n_main [+ n_aux],)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats.fit import FitResult, fit
+from analysis.stats.fit import NEARBY_FIT, FitResult, fit
 from analysis.stats.likelihood import Likelihood
 
 
@@ -75,7 +75,7 @@ def impacts(lh: Likelihood, best: FitResult, *, include_staterror: bool = False,
         i, value = job
         if value == best.bestfit[i]:
             return 0.0, None
-        r = fit(lh, init=best.bestfit, fix={i: value}, hesse=False)
+        r = fit(lh, init=best.bestfit, fix={i: value}, hesse=False, strategy=NEARBY_FIT[0], tolerance=NEARBY_FIT[1])
         if not r.quality.ok:
             return float("nan"), f"{lh.labels[i]} = {value:.4g}: " + "; ".join(r.quality.warnings)
         return float(r.bestfit[poi] - best.bestfit[poi]), None
