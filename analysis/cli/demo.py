@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from analysis.agc.demo import DemoOptions, run_demo
+    from analysis.stats.likelihood import enable_compilation_cache
+
+    enable_compilation_cache()  # compiled likelihoods kept on disk, as numba kernels are
 
     options = DemoOptions.from_args(args, ranking=not args.no_ranking, progress=not args.no_progress)
     res = run_demo(options=options)

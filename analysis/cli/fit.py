@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the fit step, print the POI interval, fit quality and warnings, and write DIR/report.html."""
     t0 = time.perf_counter()
     from analysis.agc.inference import run_fit
+    from analysis.stats.likelihood import enable_compilation_cache
+
+    enable_compilation_cache()  # compiled likelihoods kept on disk, as numba kernels are
 
     outcome = run_fit(args.config, args.histograms, args.out, ranking=not args.no_ranking, scan=not args.no_scan,
                       significance=args.significance, limit=args.limit and not args.no_limit, maxiter=args.maxiter,

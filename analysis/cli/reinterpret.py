@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to the histogram or workspace API, print the limits and write report.html next to results.json."""
     t0 = time.perf_counter()
     from analysis.recast.reinterpret import reinterpret_histograms, reinterpret_workspace
+    from analysis.stats.likelihood import enable_compilation_cache
+
+    enable_compilation_cache()  # compiled likelihoods kept on disk, as numba kernels are
 
     given = [f for f in HIST_FLAGS if getattr(args, f) is not None]
     common = dict(poi_max=args.poi_max, xsec_pb=args.xsec, scan_points=args.scan_points,

@@ -9,15 +9,21 @@ backend.  Without JAX it falls back to pyhf's NumPy backend and Minuit's numeric
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyhf
 
 from analysis.stats.parametric import NamedParameters
+
+log = logging.getLogger(__name__)
 
 
 def jax_available() -> bool:
@@ -27,6 +33,54 @@ def jax_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def enable_compilation_cache(directory: str | Path | None = None) -> Path | None:
+    """Keep the XLA programs JAX compiles for a likelihood on disk (JAX's persistent compilation cache).
+
+    Compiling −2 ln L, its gradient and its Hessian for the AGC model costs ≈ 6 s CPU, of which a warm
+    cache saves ≈ 4.5 s (tracing still runs); the cached programs are the same programs, so results are
+    bit-identical with and without the cache. Like numba's ``cache=True``, this is for the ``ana`` commands
+    (called by their CLI, never at import); in a notebook call it yourself if you want it.
+
+    Args:
+        directory: where to keep the programs; default ``$ANA_CACHE_DIR/jax``, else
+            ``$XDG_CACHE_HOME/ana/jax``, else ``~/.cache/ana/jax``.
+
+    Returns:
+        The cache directory in use (JAX's own when one is already configured, e.g. by
+        ``JAX_COMPILATION_CACHE_DIR``: left as it is), or None when ``ANA_JAX_CACHE=0`` is set or the
+        directory cannot be created. JAX is not imported here: before its import the settings go into the
+        environment variables JAX reads then.
+    """
+    if os.environ.get("ANA_JAX_CACHE", "1").strip().lower() in ("0", "no", "off", "false"):
+        return None
+    jax = sys.modules.get("jax")  # not imported here: a command that never compiles does not pay for it
+    configured = jax.config.jax_compilation_cache_dir if jax is not None else os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    if directory is None:
+        base = os.environ.get("ANA_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ana")
+        directory = Path(base) / "jax"
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        log.debug("JAX compilation cache disabled: %s", err)
+        return None
+    settings = {"jax_compilation_cache_dir": str(path),
+                "jax_persistent_cache_min_compile_time_secs": 0.0,  # also the many small programs
+                "jax_persistent_cache_min_entry_size_bytes": 0}  # ~0.7 MB per model; delete the directory any time
+    for name, value in settings.items():
+        if jax is not None:
+            try:
+                jax.config.update(name, value)
+            except AttributeError:  # an option this JAX version does not have
+                log.debug("JAX has no option %s", name)
+        else:  # read by JAX when it is first imported
+            os.environ[name.upper()] = str(value)
+    return path
 
 
 @contextmanager

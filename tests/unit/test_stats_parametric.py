@@ -95,3 +95,26 @@ def test_undefined_region_is_infinitely_unlikely_not_a_simplex_fallback():
     assert r.quality.ok and r.quality.n_nan >= 1  # the undefined evaluations are still counted
     assert r.bestfit == pytest.approx([a, 1 - a / 4, -1.0], abs=1e-3)  # EDM goal 2·10⁻⁴
     assert r.n_fcn < 80  # SIMPLEX alone took over 100 calls
+
+
+def test_compilation_cache_switch_and_location(monkeypatch, tmp_path):
+    """``ANA_JAX_CACHE=0`` turns the on-disk cache of compiled likelihoods off without touching anything; before
+    JAX is imported the settings go into the environment variables JAX reads at import."""
+    import os
+    import sys
+
+    from analysis.stats.likelihood import enable_compilation_cache
+
+    monkeypatch.setenv("ANA_JAX_CACHE", "0")
+    monkeypatch.setenv("ANA_CACHE_DIR", str(tmp_path / "c"))
+    assert enable_compilation_cache() is None and not (tmp_path / "c").exists()
+    monkeypatch.setenv("ANA_JAX_CACHE", "1")
+    monkeypatch.delitem(sys.modules, "jax", raising=False)  # as in a fresh `ana` process
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
+        monkeypatch.setenv(name, "")  # recorded, so that what the call writes is undone after the test
+        monkeypatch.delenv(name)
+    assert enable_compilation_cache() == tmp_path / "c" / "jax" and (tmp_path / "c" / "jax").is_dir()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "c" / "jax")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "own"))  # the user's own cache is kept
+    assert enable_compilation_cache() == tmp_path / "own"
