@@ -177,10 +177,12 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
             raise Exception(f"Failed to open file: {item!r}. The error was: {e!r}.") from e
         bytes_before = entry.file.file.source.num_requested_bytes if savemetrics else 0
         materialized: list = []
-        by_columns = bool(item.preload) and columns_capable(processor_instance, metadata.get("format", "ntuple"), schema)
+        # a wrapper (the Runner's per-chunk processor) names the processor that may take columns
+        target = getattr(processor_instance, "columns_processor", processor_instance)
+        by_columns = bool(item.preload) and columns_capable(target, metadata.get("format", "ntuple"), schema)
         try:
             if by_columns:  # the declared branches as arrays, no NanoEvents (same output: process_columns' contract)
-                use_inflate(getattr(processor_instance, "inflate", None))  # the processor's inflater, before reading
+                use_inflate(getattr(target, "inflate", None))  # the processor's inflater, before reading
                 events = _columns(entry, item)
             else:
                 events = _events(entry, item, schema, metadata, materialized, uproot_options, cache_function())
@@ -189,7 +191,7 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
         tic = time.time()
         try:
             if by_columns:
-                out = processor_instance.process_columns(events, metadata)
+                out = target.process_columns(events, metadata)
             else:
                 out = processor_instance.process(events) if isinstance(processor_instance, ProcessorABC) else processor_instance(events)
         except Exception as e:

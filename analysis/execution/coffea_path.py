@@ -65,6 +65,12 @@ class _Chunked(processor.ProcessorABC):
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
+    @property
+    def columns_processor(self) -> Any:
+        """The wrapped processor: the chunk reader gives it its declared branches as arrays when it offers
+        ``process_columns`` (:func:`analysis.execution.chunkread.work_function`), as the local fast path does."""
+        return self.inner
+
     def process(self, events):
         """Delegate to the wrapped processor."""
         return self.inner.process(events)
