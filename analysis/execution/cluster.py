@@ -345,6 +345,9 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
             info = ClusterInfo(cluster, jq.scheduler_address, 0, details={"jobqueue": jobqueue_kwargs(cluster, cluster_config)})
         else:
             n = workers or default_workers()
+            # no dashboard here, so nobody reads the workers' statistical profiler (a stack sample every 10 ms
+            # per worker, a few % of a chunk's CPU): off for the workers this cluster starts
+            stack.enter_context(dask.config.set({"distributed.worker.profile.enabled": False}))
             local = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                      dashboard_address=None, memory_limit="auto",
                                                      silence_logs=logging.ERROR if verbose else logging.CRITICAL))
