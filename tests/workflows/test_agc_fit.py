@@ -200,11 +200,13 @@ def test_compiled_likelihood_cache_gives_identical_results(nominal_histograms, t
     def ana_fit(out: Path, **env: str) -> dict:
         subprocess.run([sys.executable, "-m", "analysis", "fit", "--config", str(CONFIG), "--histograms",
                         str(nominal_histograms), "--out", str(out), "--no-ranking", "--no-scan"],
-                       check=True, capture_output=True, env={**os.environ, "MPLBACKEND": "Agg", **env})
+                       check=True, capture_output=True, env={**clean, "MPLBACKEND": "Agg", **env})
         doc = json.loads((out / "fit_results.json").read_text())
         doc.pop("timing_s")
         return doc
 
+    # an `ana` command run in this test process before (main()) leaves JAX's cache settings in os.environ
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     cache = tmp_path / "cache"
     first = ana_fit(tmp_path / "a", ANA_CACHE_DIR=str(cache))
     programs = list((cache / "jax").iterdir())
