@@ -37,6 +37,7 @@ import importlib.util
 import json
 import zlib
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
@@ -116,6 +117,33 @@ class Partons:
     extra: tuple | None = None  # (event, eta, flavour, count per event, start per event)
 
 
+# Elements per block of the element-wise kinematics (see _blockwise): the temporaries of a block stay in
+# the L2 cache; a multiple of the SIMD width, so that every element sits in the same vector lane as in one call.
+BLOCK = 16_384
+
+
+def _blockwise(kernel, n: int, *args, out: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
+    """``kernel(*args)`` evaluated on blocks of :data:`BLOCK` elements; returns its outputs as whole arrays.
+
+    ``args``: length-``n`` arrays (sliced per block) or scalars (constant arrays: bind them with
+    ``functools.partial``); ``kernel`` returns a tuple of arrays of
+    the block's length. For element-wise numpy chains the result is bit for bit that of one call on the
+    whole arrays, ~2× faster for 1M-element arrays (each temporary otherwise streams through main memory).
+    ``out``: preallocated outputs (default: new arrays with the dtypes of the first block's outputs).
+    """
+    if n <= BLOCK and out is None:
+        return kernel(*args)
+    sliced = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
+    for start in range(0, n, BLOCK):
+        block = slice(start, min(start + BLOCK, n))
+        res = kernel(*(a[block] if cut else a for a, cut in zip(args, sliced)))
+        if out is None:
+            out = tuple(np.empty(n, r.dtype) for r in res)
+        for o, r in zip(out, res):
+            o[block] = r
+    return out
+
+
 def _phi(n: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform azimuth in [-π, π) (float32: the precision of the stored branches)."""
     phi = rng.random(n, dtype=np.float32)
@@ -137,15 +165,27 @@ def _standard_normal(n: int, rng: np.random.Generator) -> np.ndarray:
     reaches 8.5σ), the angle from a float32 uniform with float32 sin/cos.
     """
     half = (n + 1) // 2
-    r = rng.random(half)
-    np.log1p(-r, out=r)
+    u = rng.random(half)
+    v = rng.random(half, dtype=np.float32)
+    out = np.empty(2 * half)
+    _blockwise(_box_muller, half, u, v, out=(out[:half], out[half:]))
+    return out[:n]
+
+
+def _box_muller(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r cos φ, r sin φ) with r = √(−2 ln(1 − u)) (float64) and φ = 2πv − π (float32, as :func:`_phi`)."""
+    r = np.log1p(-u)
     r *= -2.0
     np.sqrt(r, out=r)
-    c, s = _cos_sin(_phi(half, rng))
-    out = np.empty(2 * half)
-    np.multiply(r, c, out=out[:half])
-    np.multiply(r, s, out=out[half:])
-    return out[:n]
+    c, s = _cos_sin(_azimuth(v))
+    return r * c, r * s
+
+
+def _azimuth(v: np.ndarray) -> np.ndarray:
+    """φ = 2πv − π in float32 from float32 uniforms v (the arithmetic of :func:`_phi`)."""
+    phi = v * np.float32(TWO_PI)
+    phi -= np.float32(np.pi)
+    return phi
 
 
 def _normal(mu: float, sigma: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -158,14 +198,27 @@ def _normal(mu: float, sigma: float, n: int, rng: np.random.Generator) -> np.nda
 
 def _from_ptetaphim(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> P4:
     """Cartesian four-vectors from (pT, η, φ, m) (as :func:`kinematics.from_ptetaphim`, float32 cos/sin φ)."""
+    return P4(*_blockwise(_cartesian, pt.shape[0], pt, eta, phi, mass))
+
+
+def _cartesian(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(px, py, pz, E) from (pT, η, φ, m) (kernel of :func:`_from_ptetaphim`)."""
     c, s = _cos_sin(phi)
     pz = pt * np.sinh(eta)
-    return P4(pt * c, pt * s, pz, np.sqrt(pt**2 + pz**2 + mass**2))
+    return pt * c, pt * s, pz, np.sqrt(pt**2 + pz**2 + mass**2)
 
 
 def _discrete(cum: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices 0..len(cum) drawn with cumulative probabilities ``cum`` (the rest goes to the last index)."""
-    return np.searchsorted(cum, rng.random(n), side="right")
+    """Indices 0..len(cum) drawn with cumulative probabilities ``cum`` (the rest goes to the last index).
+
+    The index of u is the number of thresholds ``cum[k] <= u`` (= ``np.searchsorted(cum, u, "right")``
+    for the non-decreasing ``cum``), counted in int8 over the few thresholds: ~5× faster than the search.
+    """
+    u = rng.random(n)
+    idx = np.zeros(n, np.int8)
+    for c in cum:
+        idx += u >= c
+    return idx.astype(np.intp)
 
 
 def _truncated_poisson_cdf(mean: float, k_max: int) -> np.ndarray:
@@ -177,8 +230,26 @@ def _truncated_poisson_cdf(mean: float, k_max: int) -> np.ndarray:
 
 def _ptetaphi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pT, η, φ) of Cartesian momenta."""
+    return _blockwise(_ptetaphi_kernel, px.shape[0], px, py, pz)
+
+
+def _ptetaphi_kernel(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pT, η, φ) of Cartesian momenta (kernel of :func:`_ptetaphi`)."""
     pt = np.sqrt(px * px + py * py)
     return pt, np.arcsinh(pz / np.maximum(pt, 1e-9)), np.arctan2(py, px)
+
+
+def _polar32(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(√(x² + y²), atan2(y, x)) rounded to float32."""
+    return np.hypot(x, y).astype(np.float32), np.arctan2(y, x).astype(np.float32)
+
+
+def _gamma2(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Gamma(2, scale) deviates: (x₁ + x₂)·scale with x₁ the first n, x₂ the next n standard exponentials."""
+    x = rng.standard_exponential((2, n))
+    pt = np.add(x[0], x[1], out=x[0])
+    pt *= scale
+    return pt
 
 
 def _decay(parent: P4, mass: np.ndarray, m1: float, m2: float | np.ndarray, rng: np.random.Generator) -> tuple[P4, P4]:
@@ -188,22 +259,31 @@ def _decay(parent: P4, mass: np.ndarray, m1: float, m2: float | np.ndarray, rng:
     E = (E E₁* + P·q)/m; the second daughter is parent − first (exact four-momentum conservation).
     """
     n = mass.shape[0]
+    u = rng.random(n)  # cos θ* = 2u − 1
+    v = rng.random(n, dtype=np.float32)  # φ* (as _phi)
+    out = _blockwise(_decay_kernel, n, parent.px, parent.py, parent.pz, parent.e, mass, m1, m2, u, v)
+    return P4(*out[:4]), P4(*out[4:])
+
+
+def _decay_kernel(px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, mass: np.ndarray, m1: float,
+                  m2: float | np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Daughter four-momenta (px, py, pz, E of the first, then of the second) of :func:`_decay`."""
     m = np.maximum(mass, m1 + m2 + 1e-6)
     p = np.sqrt(np.maximum((m**2 - (m1 + m2) ** 2) * (m**2 - (m1 - m2) ** 2), 0.0)) / (2 * m)
-    cos_t = rng.random(n) * 2.0 - 1.0
+    cos_t = u * 2.0 - 1.0
     psin = p * np.sqrt(1.0 - cos_t**2)
-    c, s = _cos_sin(_phi(n, rng))
+    c, s = _cos_sin(_azimuth(v))
     qx, qy, qz = psin * c, psin * s, p * cos_t
     e1 = np.sqrt(p**2 + m1**2) if m1 else p
-    pq = parent.px * qx + parent.py * qy + parent.pz * qz
-    k = (pq / (parent.e + m) + e1) / m
-    d1 = P4(qx + k * parent.px, qy + k * parent.py, qz + k * parent.pz, (parent.e * e1 + pq) / m)
-    return d1, P4(parent.px - d1.px, parent.py - d1.py, parent.pz - d1.pz, parent.e - d1.e)
+    pq = px * qx + py * qy + pz * qz
+    k = (pq / (e + m) + e1) / m
+    d1 = (qx + k * px, qy + k * py, qz + k * pz, (e * e1 + pq) / m)
+    return d1 + (px - d1[0], py - d1[1], pz - d1[2], e - d1[3])
 
 
 def _top(n: int, tune: Tune, rng: np.random.Generator) -> tuple[P4, np.ndarray]:
     """Top quarks: pT ~ Gamma(2, scale) (sum of two exponentials), η ~ N(0, 1.3), Gaussian mass; (p4, mass)."""
-    pt = rng.standard_exponential((2, n)).sum(axis=0) * tune.top_pt_scale_gev
+    pt = _gamma2(n, tune.top_pt_scale_gev, rng)
     mass = _normal(M_TOP, W_TOP, n, rng)
     return _from_ptetaphim(pt, _normal(0.0, 1.3, n, rng), _phi(n, rng), mass), mass
 
@@ -303,7 +383,7 @@ def _single_top(n: int, tune: Tune, rng: np.random.Generator, channel: str) -> P
         pt_b = 20.0 + 12.0 * rng.standard_exponential(m)
         ev.jets.append((has_b, pt_b, _normal(0.0, 1.8, m, rng), _phi(m, rng), np.full(m, 5, np.int32)))
     else:  # tW
-        pt = rng.standard_exponential((2, n)).sum(axis=0) * 40.0
+        pt = _gamma2(n, 40.0, rng)
         m_w = _normal(M_W, W_W, n, rng)
         _add_w_decay(ev, _from_ptetaphim(pt, _normal(0.0, 1.3, n, rng), _phi(n, rng), m_w), m_w, rng)
     _add_radiation(ev, 1.2, tune.isr_scale_gev, rng)
@@ -344,8 +424,31 @@ def _sorted_by_event(event: np.ndarray, pt32: np.ndarray, n: int) -> tuple[np.nd
     One argsort on an integer key (event << 32 | ~bits(pT)): non-negative float32 bit patterns are
     ordered like the values, so the order is that of the stored float32 pT.
     """
-    key = (event.astype(np.uint64) << np.uint64(32)) | (~pt32.view(np.uint32)).astype(np.uint64)
+    key = event.astype(np.uint64)
+    key <<= np.uint64(32)
+    key |= ~pt32.view(np.uint32)
     return np.argsort(key), np.bincount(event, minlength=n)
+
+
+def _rows32(*columns: np.ndarray) -> np.ndarray:
+    """Candidate rows of 4-byte fields (void records): float columns rounded to float32, int32 ones as they are.
+
+    Gathering whole rows (one cache line per candidate) instead of each column costs half as much for
+    the scattered index of the event grouping; :func:`_columns32` splits the gathered rows again.
+    """
+    rows = np.empty((columns[0].size, len(columns)), np.float32)
+    for j, col in enumerate(columns):
+        if col.dtype.kind == "f":
+            rows[:, j] = col  # the rounding of astype(np.float32)
+        else:
+            rows.view(np.int32)[:, j] = col.astype(np.int32, copy=False)
+    return rows.view(np.dtype((np.void, 4 * len(columns)))).ravel()
+
+
+def _columns32(rows: np.ndarray, dtypes: tuple) -> list[np.ndarray]:
+    """Contiguous columns (bit for bit, as ``dtypes``: float32 or int32) of :func:`_rows32` records."""
+    table = rows.view(np.int32).reshape(rows.size, len(dtypes))
+    return [table[:, j].copy().view(dtype) for j, dtype in enumerate(dtypes)]
 
 
 def _btag(flavour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -358,15 +461,21 @@ def _btag(flavour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     table = np.full(max(B_TAG_PROB) + 1, B_TAG_PROB[0])
     for flav, p in B_TAG_PROB.items():
         table[flav] = p
+    u = rng.random(flavour.shape)
+    return _blockwise(partial(_btag_kernel, table), u.shape[0], flavour, u)[0]
+
+
+def _btag_kernel(table: np.ndarray, flavour: np.ndarray, u: np.ndarray) -> tuple[np.ndarray]:
+    """b-tag scores (float32) from uniforms ``u`` and the tag probability ``table[flavour]`` (see :func:`_btag`)."""
     prob = table[flavour]
-    d = prob - rng.random(flavour.shape)
+    d = prob - u
     v = np.abs(d)
     v /= np.where(d > 0, prob, 1.0 - prob)
     np.sqrt(v, out=v)
     np.copysign(v, d, out=v)
     v *= 0.5
     v += 0.5
-    return v.astype(np.float32)
+    return (v.astype(np.float32),)
 
 
 def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, ak.Array | np.ndarray]:
@@ -379,13 +488,13 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     """
     n = ev.n
     event, ppt, eta, phi, flav = _candidates(ev.jets, n)
-    smear = _normal(tune.jet_response, tune.jet_resolution, event.size, rng)
-    pt = ppt * np.maximum(smear, 0.3)
+    pt = _normal(tune.jet_response, tune.jet_resolution, event.size, rng)
+    np.maximum(pt, 0.3, out=pt)
+    pt *= ppt
     keep = np.flatnonzero((pt > 20.0) & (np.abs(eta) < 2.5))
-    pt32 = pt[keep].astype(np.float32)
-    order, njet = _sorted_by_event(event[keep], pt32, n)
-    idx = keep[order]
-    pt32, eta, phi, flav = pt32[order], eta[idx].astype(np.float32), phi[idx], flav[idx]
+    rows = _rows32(pt, eta, phi, flav)
+    order, njet = _sorted_by_event(event[keep], rows.view(np.float32).reshape(rows.size, 4)[keep, 0], n)
+    pt32, eta, phi, flav = _columns32(rows[keep[order]], (np.float32, np.float32, np.float32, flav.dtype))
     mass = rng.random(pt32.size, dtype=np.float32)
     mass *= np.float32(0.10)
     mass += np.float32(0.04)
@@ -394,7 +503,7 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     energy *= energy
     energy += mass * mass
     np.sqrt(energy, out=energy)
-    jets = {"pt": pt32, "eta": eta, "phi": phi.astype(np.float32, copy=False), "e": energy,
+    jets = {"pt": pt32, "eta": eta, "phi": phi, "e": energy,
             "mass": mass, "btag": _btag(flav, rng), "hadronFlavour": flav}
     jets = {k: ak.unflatten(v, njet) for k, v in jets.items()}
 
@@ -422,8 +531,7 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     met_x = ev.nu_px + _normal(0.0, 12.0, n, rng)
     met_y = ev.nu_py + _normal(0.0, 12.0, n, rng)
     out["jet"] = jets
-    out["met_pt"] = np.hypot(met_x, met_y).astype(np.float32)
-    out["met_phi"] = np.arctan2(met_y, met_x).astype(np.float32)
+    out["met_pt"], out["met_phi"] = _blockwise(_polar32, n, met_x, met_y)
     out["njet_counts"] = njet
     return out
 
