@@ -545,13 +545,12 @@ def write_file(path: Path, cols: dict[str, ak.Array | np.ndarray], basket_entrie
     Every branch has baskets of ``basket_entries`` entries (default :data:`BASKET_ENTRIES`; the last
     basket holds the rest), compressed with :func:`basket_compression`.
     """
-    f32 = lambda a: ak.values_astype(a, np.float32)  # noqa: E731
     data = {
-        "jet": ak.zip({k: (f32(v) if k != "hadronFlavour" else ak.values_astype(v, np.int32)) for k, v in cols["jet"].items()}),
-        "electron": ak.zip({k: f32(v) for k, v in cols["electron"].items()}),
-        "muon": ak.zip({k: f32(v) for k, v in cols["muon"].items()}),
-        "met_pt": cols["met_pt"].astype(np.float32),
-        "met_phi": cols["met_phi"].astype(np.float32),
+        "jet": _jagged_records(cols["jet"], {"hadronFlavour": np.int32}),
+        "electron": _jagged_records(cols["electron"]),
+        "muon": _jagged_records(cols["muon"]),
+        "met_pt": cols["met_pt"].astype(np.float32, copy=False),
+        "met_phi": cols["met_phi"].astype(np.float32, copy=False),
         "event": cols["event"],
     }
     if "hf_class" in cols:
@@ -565,6 +564,30 @@ def write_file(path: Path, cols: dict[str, ak.Array | np.ndarray], basket_entrie
         )
         extend_in_baskets(tree, data, basket_entries)
     return len(cols["event"])
+
+
+def _jagged_records(fields: dict[str, ak.Array], dtypes: dict[str, type] | None = None) -> ak.Array:
+    """``ak.zip`` of one collection's jagged columns (float32, or ``dtypes[name]``), for the writer.
+
+    Columns as :func:`generate_arrays` makes them (list-offset arrays with the same offsets) are wrapped
+    as one record array around their buffers (no broadcasting, no copy when the dtype already matches:
+    ~1 ms less per file); other layouts (e.g. the resampled pseudo-data) go through ``ak.zip``.
+    """
+    dtypes = dtypes or {}
+    want = {k: np.dtype(dtypes.get(k, np.float32)) for k in fields}
+    layouts = {k: ak.to_layout(v) for k, v in fields.items()}
+    first = next(iter(layouts.values()))
+    simple = all(isinstance(x, ak.contents.ListOffsetArray) and isinstance(x.content, ak.contents.NumpyArray)
+                 and x.content.data.ndim == 1 for x in layouts.values())
+    if simple:
+        offsets = np.asarray(first.offsets)
+        simple = all(x.offsets is first.offsets or np.array_equal(np.asarray(x.offsets), offsets)
+                     for x in layouts.values())
+    if not simple:
+        return ak.zip({k: ak.values_astype(v, want[k]) for k, v in fields.items()})
+    contents = [ak.contents.NumpyArray(np.asarray(x.content.data).astype(want[k], copy=False))
+                for k, x in layouts.items()]
+    return ak.Array(ak.contents.ListOffsetArray(first.offsets, ak.contents.RecordArray(contents, list(layouts))))
 
 
 # Entries per basket of the generated files: divides the default chunk size (100k) and the usual
