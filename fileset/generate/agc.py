@@ -28,7 +28,12 @@ Speed (``benchmarks/generator_speed.py``): objects are generated as flat arrays 
 exist (counts → flat draws; no draws for empty slots), collections are grouped and pT-sorted by one
 integer-key argsort, Gaussians come from a Box–Muller transform and angles use float32 trigonometry.
 The distributions are those of the model above; the streams (hence the individual events) differ
-from the generator before this layout (fileset 2026-11, commit 8800847).
+from the generator before this layout (fileset 2026-11, commit 8800847). The random draws are made
+for whole arrays (which fixes the stream); the element-wise kinematics that follow run in L2-sized
+blocks (:func:`_blockwise`), bit for bit as on whole arrays; tests/unit/test_agc_generator_stream.py
+pins the stream. Per event (1M-event files, one core): ~0.65 µs generation, ~0.5 µs writing, of which
+~0.3 µs is the ZLIB (ISA-L level 1) compression of nearly incompressible float32 baskets and ~0.2 µs
+uproot's basket assembly and file I/O.
 """
 
 from __future__ import annotations
