@@ -3,10 +3,11 @@
 For each size and process: ``generate_arrays`` alone, ``write_file`` alone (uproot + ISA-L level-1 ZLIB
 baskets of 50k entries, to a temporary directory) and the two together, the median of ``--repeat``
 runs after one warm-up. CPU seconds are those of this process (robust on a shared machine; numpy and
-the compression here are single-threaded).
+the compression here are single-threaded). ``--compression lz4`` measures the opt-in LZ4 baskets.
 
     /work/venv/bin/python benchmarks/generator_speed.py                     # this checkout
     /work/venv/bin/python benchmarks/generator_speed.py --code /work/main   # another checkout (before/after)
+    /work/venv/bin/python benchmarks/generator_speed.py --compression lz4   # opt-in LZ4 baskets
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return statistics.median(cpu), statistics.median(wall), result
 
 
-def measure(process: str, n: int, repeat: int, workdir: Path) -> dict[str, float]:
+def measure(process: str, n: int, repeat: int, workdir: Path, compression: str = "zlib") -> dict[str, float]:
     """Rates in events/s (CPU and wall) of generation, writing and both, for ``n`` events of ``process``."""
     from fileset.generate.agc import generate_arrays, write_file
 
     g_cpu, g_wall, cols = _timed(lambda: generate_arrays(process, "nominal", n, 1, 0), repeat)
     path = workdir / f"{process}_{n}.root"
-    w_cpu, w_wall, _ = _timed(lambda: write_file(path, cols), repeat)
+    options = {} if compression == "zlib" else {"compression": compression}  # older checkouts: ZLIB only
+    w_cpu, w_wall, _ = _timed(lambda: write_file(path, cols, **options), repeat)
     size_mb = path.stat().st_size / 1e6
     return {
         "process": process, "events": n,
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", nargs="+", default=["ttbar"], help="AGC processes (nominal variation)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (median)")
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose fileset.generate.agc is measured")
+    ap.add_argument("--compression", choices=["zlib", "lz4"], default="zlib", help="basket compression")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(args.code.resolve()))
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for process in args.processes:
             for n in args.sizes:
-                r = measure(process, n, args.repeat, Path(tmp))
+                r = measure(process, n, args.repeat, Path(tmp), args.compression)
                 rows.append(r)
                 print(f"{process:<20}{n:>9}  {r['generate_per_cpu_s'] / 1e6:>12.3f}{r['write_per_cpu_s'] / 1e6:>8.3f}"
                       f"{r['both_per_cpu_s'] / 1e6:>10.3f}   {r['generate_per_wall_s'] / 1e6:>10.3f}"

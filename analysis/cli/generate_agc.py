@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="AGC flat ntuples (tree events) or NanoAOD branch names (tree Events)")
     parser.add_argument("--inject-ht", default=None, metavar="EXPR",
                         help="also write pseudo-data whose tt+>=1b part is reweighted by f(HT, nJets)")
+    parser.add_argument("--compression", choices=["zlib", "lz4"], default="zlib",
+                        help="basket compression of the ntuples: zlib (as the real AGC files) or lz4 "
+                             "(faster to write and read, ~15%% larger files; same events)")
     parser.set_defaults(func=run)
 
 
@@ -32,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.inject_ht is not None:
         kwargs["inject_ht"] = args.inject_ht
+    if args.compression != "zlib":
+        if args.format == "nanoaod":
+            raise AnalysisError("--compression lz4 is available for --format ntuple only")
+        kwargs["compression"] = args.compression
     if args.format == "nanoaod":
         try:
             from fileset.generate.nanoaod import generate_nanoaod as generate

@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 import uproot
 
-from fileset.generate.agc import BASKET_ENTRIES, generate_arrays, write_file
+from fileset.errors import FilesetError
+from fileset.generate.agc import (
+    BASKET_ENTRIES,
+    generate_agc,
+    generate_arrays,
+    write_file,
+)
 from fileset.generate.nanoaod import generate_nanoaod
 
 
@@ -168,3 +174,35 @@ def test_written_nanoaod_is_pinned(tmp_path):
     (path,) = tmp_path.glob("*.root")
     got = _branch_digests(path, "Events")
     assert not _mismatch(got, NANOAOD), f"NanoAOD branches changed: {_mismatch(got, NANOAOD)}"
+
+
+def _first_basket_algorithm(path, branch: str) -> bytes:
+    """The two-byte ROOT compression tag (b"ZL", b"L4", ...) of the branch's first basket."""
+    with uproot.open(path) as f:
+        start = f["events"][branch].basket_key(0).data_cursor.index  # the payload after the TKey
+    with open(path, "rb") as raw:
+        raw.seek(start)
+        return raw.read(2)
+
+
+def test_lz4_baskets_hold_the_same_arrays(tmp_path):
+    cols = generate_arrays(*NTUPLE_CASE)
+    write_file(tmp_path / "zlib.root", cols)
+    write_file(tmp_path / "lz4.root", cols, compression="lz4")
+    assert _first_basket_algorithm(tmp_path / "zlib.root", "jet_hadronFlavour") == b"ZL"
+    assert _first_basket_algorithm(tmp_path / "lz4.root", "jet_hadronFlavour") == b"L4"
+    with uproot.open(tmp_path / "lz4.root") as f:  # LZ4 cannot shrink random float32: stored as they are
+        assert f["events"]["jet_pt"].compressed_bytes == f["events"]["jet_pt"].uncompressed_bytes
+    got = _branch_digests(tmp_path / "lz4.root", "events")
+    assert not _mismatch(got, NTUPLE), f"LZ4 ntuple branches differ: {_mismatch(got, NTUPLE)}"
+
+
+def test_unknown_compression_fails_before_writing(tmp_path, capsys):
+    from analysis.cli import main
+
+    with pytest.raises(FilesetError, match="unknown basket compression 'gzip' .*zlib, lz4"):
+        generate_agc(tmp_path / "a", events_per_file=100, files_per_sample=1, compression="gzip")
+    assert not any((tmp_path / "a").glob("*.root"))
+    rc = main(["generate", "agc", "--out", str(tmp_path / "b"), "--events-per-file", "100", "--format", "nanoaod",
+               "--compression", "lz4"])
+    assert rc == 2 and "--compression lz4 is available for --format ntuple only" in capsys.readouterr().err
