@@ -462,6 +462,19 @@ def _btag_kernel(table: np.ndarray, flavour: np.ndarray, u: np.ndarray) -> tuple
     return (v.astype(np.float32),)
 
 
+def _offsets(counts: np.ndarray) -> ak.index.Index64:
+    """List offsets (0, c₀, c₀ + c₁, …) of per-event counts."""
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return ak.index.Index64(offsets)
+
+
+def _jagged(flat: np.ndarray, offsets: ak.index.Index64) -> ak.Array:
+    """``ak.unflatten(flat, counts)`` for the ``offsets`` of those counts, sharing them between the columns
+    of one collection (no per-column validation and offset computation: ~0.3 ms less per column)."""
+    return ak.Array(ak.contents.ListOffsetArray(offsets, ak.contents.NumpyArray(flat)))
+
+
 def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, ak.Array | np.ndarray]:
     """Detector-level objects (AGC ntuple columns, float32 kinematics) from partons.
 
@@ -490,7 +503,8 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     np.sqrt(energy, out=energy)
     jets = {"pt": pt32, "eta": eta, "phi": phi, "e": energy,
             "mass": mass, "btag": _btag(flav, rng), "hadronFlavour": flav}
-    jets = {k: ak.unflatten(v, njet) for k, v in jets.items()}
+    offsets = _offsets(njet)
+    jets = {k: _jagged(v, offsets) for k, v in jets.items()}
 
     real = _candidates(ev.leptons, n)
     real[1] = real[1] * _normal(1.0, 0.02, real[1].size, rng)
@@ -511,7 +525,8 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
         idx = sel[order]
         cols = {"pt": pt32[order], "eta": leta[idx].astype(np.float32), "phi": lphi[idx].astype(np.float32),
                 "e": (lpt[idx] * np.cosh(leta[idx])).astype(np.float32)}
-        out[name] = {k: ak.unflatten(v, counts) for k, v in cols.items()}
+        offsets = _offsets(counts)
+        out[name] = {k: _jagged(v, offsets) for k, v in cols.items()}
 
     met_x = ev.nu_px + _normal(0.0, 12.0, n, rng)
     met_y = ev.nu_py + _normal(0.0, 12.0, n, rng)
