@@ -502,7 +502,7 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     pt32 = pt[keep].astype(np.float32)
     order, njet = _sorted_by_event(event[keep], pt32, n)
     idx = keep[order]
-    pt32, eta, phi, flav = pt32[order], eta[idx].astype(np.float32), phi[idx].astype(np.float32), flav[idx]
+    pt32, eta, phi, flav = pt32[order], eta[idx].astype(np.float32), phi[idx].astype(np.float32, copy=False), flav[idx]
     mass = rng.random(pt32.size, dtype=np.float32)
     mass *= np.float32(0.10)
     mass += np.float32(0.04)
@@ -541,7 +541,8 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     met_x = ev.nu_px + _normal(0.0, 12.0, n, rng)
     met_y = ev.nu_py + _normal(0.0, 12.0, n, rng)
     out["jet"] = jets
-    out["met_pt"], out["met_phi"] = _blockwise(_polar32, n, (met_x, met_y), (np.empty(n, np.float32), np.empty(n, np.float32)))
+    met = (np.empty(n, np.float32), np.empty(n, np.float32))
+    out["met_pt"], out["met_phi"] = _blockwise(_polar32, n, (met_x, met_y), met)
     out["njet_counts"] = njet
     return out
 
