@@ -353,12 +353,21 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
                                                      silence_logs=logging.ERROR if verbose else logging.CRITICAL))
             client = stack.enter_context(Client(local))
             info = ClusterInfo("local", local.scheduler_address, n)
-        if ship if ship is not None else info.kind != "local":
+        if ship if ship is not None else (info.kind != "local" and not _scheduler_in_this_process(info.address)):
             info.code_shipped = ship_code(client)
             log.info("shipped project code to the workers as %s", info.code_shipped)
         if user_modules:
             info.user_code_shipped = ship_user_code(client, user_modules)
         yield client, info
+
+
+def _scheduler_in_this_process(address: str | None) -> bool:
+    """True if the scheduler at ``address`` runs in this process (a LocalCluster started in the same notebook or
+    script): it imports from this process's files already, and code uploaded to it would be put on this
+    process's ``sys.path`` from its scratch directory — gone, and breaking imports, once that cluster closes."""
+    from distributed import Scheduler
+
+    return any(getattr(s, "address", None) == address for s in list(getattr(Scheduler, "_instances", ())))
 
 
 def is_scheduler_address(text: str) -> bool:

@@ -250,3 +250,22 @@ def test_oversize_chunk_clamped_with_warning(agc, reference, tmp_path, monkeypat
     assert m["chunksize_requested"] == 10**9 and m["chunksize"] < 2000  # smaller than a file: several chunks
     assert m["chunks"] > 9 and m["warnings"] and "clamped to" in caplog.text
     assert histogram_digest(tmp_path / "histograms.root") == reference[0]
+
+
+def test_scheduler_in_this_process_gets_no_code_upload(agc, reference, tmp_path):
+    """A LocalCluster started in the same process (a notebook) is used through its address: the project code is
+    not uploaded (the scheduler would put the zip from its scratch directory on this process's sys.path, and every
+    import after the cluster closed failed with FileNotFoundError); the histograms are the reference's."""
+    import logging
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster):
+        res = run_ttbar(agc, tmp_path / "out", scheduler=cluster.scheduler_address, executor=None, chunksize=2000,
+                        progress=False)
+    assert res.metrics["cluster"]["code_shipped"] is None
+    assert not [p for p in sys.path if "dask-scratch-space" in p]
+    assert histogram_digest(tmp_path / "out" / "histograms.root") == reference[0]
+    run_ttbar(agc, tmp_path / "again", executor="iterative", progress=False)  # imports still work afterwards
