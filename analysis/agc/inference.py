@@ -351,7 +351,12 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
     keep(cabinetry.visualize.pulls(fr, exclude=poi_name, **kw), "pulls")
     keep(correlation_figure(list(fr.labels), fr.corr_mat, keep=(poi_name,)), "correlation_matrix")
     if outcome.ranking is not None and ranking:
-        keep(cabinetry.visualize.ranking(outcome.ranking.to_cabinetry(), max_pars=15, **kw), "ranking")
+        drawable, left_out = outcome.ranking.finite()
+        if left_out:
+            outcome.warnings.append(f"ranking plot: impacts of {', '.join(left_out)} unknown (a refit at θ̂ ± Δθ "
+                                    "failed the guard, see the ranking warnings): left out of the plot")
+        if drawable.labels:
+            keep(cabinetry.visualize.ranking(drawable.to_cabinetry(), max_pars=15, **kw), "ranking")
     if outcome.scan is not None:
         keep(cabinetry.visualize.scan(outcome.scan.to_cabinetry(), **kw), f"scan_{poi_name}")
     if outcome.limit is not None:

@@ -454,6 +454,8 @@ def fit(lh: FittableLikelihood, *, init: Sequence[float] | None = None, fix: Map
     q.attempts = [t[0].name for t in attempts]
     q.n_nan = lh.n_nan - nan_before
     q.warnings = _describe(q) if not q.ok else []
+    if not q.ok and q.n_nan:
+        q.warnings.append(f"−2 ln L undefined at {q.n_nan} evaluation(s) (e.g. a negative expected yield)")
     if q.at_bounds:  # a free parameter pinned at a bound is worth a line even when the fit is ok
         q.warnings.append(f"parameters at bounds: {', '.join(q.at_bounds)}")
     m = a.m

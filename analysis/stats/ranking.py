@@ -39,11 +39,23 @@ class RankingResult:
                                             self.prefit_down, self.postfit_up, self.postfit_down)
 
     def to_list(self) -> list[dict[str, Any]]:
-        """JSON-ready rows."""
-        return [{"parameter": lab, "prefit_impact_up": float(a), "prefit_impact_down": float(b),
-                 "postfit_impact_up": float(c), "postfit_impact_down": float(d)}
+        """JSON-ready rows (an impact whose fit failed the guard is ``None``, JSON null, not NaN)."""
+        def num(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return [{"parameter": lab, "prefit_impact_up": num(a), "prefit_impact_down": num(b),
+                 "postfit_impact_up": num(c), "postfit_impact_down": num(d)}
                 for lab, a, b, c, d in zip(self.labels, self.prefit_up, self.prefit_down, self.postfit_up,
                                            self.postfit_down)]
+
+    def finite(self) -> tuple[RankingResult, list[str]]:
+        """The rows whose four impacts are all known, and the names of the rows left out (a refit at θ̂ ± Δθ
+        failed the guard, e.g. the model has a negative yield there): what can be drawn, and what to say."""
+        ok = np.isfinite(np.column_stack([self.prefit_up, self.prefit_down, self.postfit_up, self.postfit_down])).all(axis=1)
+        kept = RankingResult([lab for lab, k in zip(self.labels, ok) if k], self.bestfit[ok], self.uncertainty[ok],
+                             self.prefit_up[ok], self.prefit_down[ok], self.postfit_up[ok], self.postfit_down[ok],
+                             list(self.warnings))
+        return kept, [lab for lab, k in zip(self.labels, ok) if not k]
 
 
 def impacts(lh: Likelihood, best: FitResult, *, include_staterror: bool = False, workers: int = 2) -> RankingResult:
