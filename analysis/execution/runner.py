@@ -66,10 +66,15 @@ def _import_modules(names: tuple[str, ...]) -> None:
             pass
 
 
+async def _import_modules_async(names: tuple[str, ...]) -> None:
+    """:func:`_import_modules` as a coroutine: distributed runs ``client.run(..., wait=False)`` only for those."""
+    _import_modules(names)
+
+
 def _warm_workers(client: Any, modules: tuple[str, ...]) -> None:
     """Start importing ``modules`` on every connected Dask worker without waiting (fire and forget)."""
     try:
-        client.run(_import_modules, tuple(modules), wait=False)
+        client.run(_import_modules_async, tuple(modules), wait=False)
     except Exception:  # best effort only: the chunks import what they need anyway
         log.debug("warming the Dask workers failed", exc_info=True)
 

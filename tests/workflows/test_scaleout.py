@@ -269,3 +269,27 @@ def test_scheduler_in_this_process_gets_no_code_upload(agc, reference, tmp_path)
     assert not [p for p in sys.path if "dask-scratch-space" in p]
     assert histogram_digest(tmp_path / "out" / "histograms.root") == reference[0]
     run_ttbar(agc, tmp_path / "again", executor="iterative", progress=False)  # imports still work afterwards
+
+
+def test_workers_warmed_without_waiting(caplog):
+    """After the pre-flight the workers import the chunk reader and the processor without the client waiting
+    (``client.run(..., wait=False)`` takes coroutine functions only: a plain one was refused on every worker with
+    a logged "Combination not supported" and nothing imported)."""
+    import logging
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    from analysis.execution.runner import _warm_workers
+
+    modules = ("analysis.execution.chunkread", "processors.ttbar")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        assert not any(client.run(lambda: "processors.ttbar" in sys.modules).values())
+        with caplog.at_level(logging.ERROR, logger="distributed"):
+            _warm_workers(client, modules)
+            deadline = time.time() + 60
+            while not all(client.run(lambda: all(m in sys.modules for m in modules)).values()):
+                assert time.time() < deadline, "the workers did not import the modules"
+                time.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
