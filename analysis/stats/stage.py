@@ -29,8 +29,9 @@ def stage(name: str, *, quiet: bool = False, verbose: bool = False, timing: dict
     from analysis.console import progress_enabled
 
     quiet = quiet or not progress_enabled()  # --no-progress / progress_setting(False) silence stages everywhere
-    try:  # the spinner writes to a copy of the terminal's descriptor: stdout itself is captured during the stage
-        out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    try:  # spinner and "✓" go to a copy of stderr's descriptor (stderr itself is captured during the stage),
+        # like every other progress message: stdout is for results
+        out = os.fdopen(os.dup(sys.stderr.fileno()), "w")
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         out = None
     console = Console(file=out, highlight=False)

@@ -149,3 +149,16 @@ def test_help_and_argument_errors_are_fast(argv):
     cpu, proc = _cpu_seconds(argv)
     assert proc.returncode in (0, 2), proc.stderr
     assert cpu <= 0.5, f"ana {' '.join(argv)}: {cpu:.2f} s CPU"
+
+
+def test_stats_stage_messages_go_to_stderr(capfd):
+    """``ana fit``'s "✓ stage (t s)" lines are progress messages: stderr, like the other commands' (stdout is for
+    results)."""
+    from analysis.stats import stage as stage_module
+
+    with stage_module.stage("ranking", quiet=False):
+        import time
+
+        time.sleep(stage_module.LONG_STAGE_S + 0.05)
+    out, err = capfd.readouterr()
+    assert "✓ ranking (" in err and "✓" not in out
