@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if cat["status"] == "ok":
             best = cat["best"]
             print(f"category {cat['category']}: envelope {', '.join(cat['envelope'])}; best {best['name']} "
-                  f"({best['n_params']} parameters)")
+                  f"({best['n_params']} parameter{'s' if best['n_params'] != 1 else ''})")
             if cat.get("fit_quality_warning"):
                 print(f"ana ftest: warning: category {cat['category']}: {cat['fit_quality_warning']}", file=sys.stderr)
         elif cat["status"] == "skipped":

@@ -64,7 +64,7 @@ def run_derive(args: argparse.Namespace) -> int:
                 top = max(e["order"] for e in pol["order_scan"])
                 shape = (f"AIC-averaged polynomial (orders 0-{top}, best {pol['order']})"
                          if pol["order_selection"] == "aic_average" else f"order-{pol['order']} polynomial")
-            print(f"  {b['label']}: {len(b['k'])} bins, {shape} on {fn['populated_range_gev'][0]:.0f}–"
+            print(f"  {b['label']}: {len(b['k'])} bin{'s' if len(b['k']) != 1 else ''}, {shape} on {fn['populated_range_gev'][0]:.0f}–"
                   f"{fn['populated_range_gev'][1]:.0f} GeV; closure chi2/ndf before {c['chi2_before']:.1f}/{c['ndf']}, "
                   f"after {c['chi2_smooth']:.1f}/{c['ndf']}, KDE {c['chi2_kde']:.1f}/{c['ndf']}")
     for w in summary["warnings"]:
