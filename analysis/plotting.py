@@ -110,6 +110,8 @@ def restyle_data_mc(fig: plt.Figure, config: dict, data_label: str | None = None
             ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
         for text in leg.get_texts():
             text.set_fontsize("medium")
+        if ax.get_ylabel().strip().lower() == "events":  # as on the stack plots of the same run
+            ax.set_ylabel("Events / bin")
     return fig
 
 

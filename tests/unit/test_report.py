@@ -216,3 +216,25 @@ def test_reports_name_the_missing_file(tmp_path: Path) -> None:
                        (lambda: write_ml_report(tmp_path), "metrics.json")):
         with pytest.raises(UserError, match=name):
             call()
+
+
+def test_fit_data_mc_plots_say_events_per_bin(tmp_path):
+    """The pre/post-fit data/model plots label their y axis "Events / bin", as the run's stack plots do."""
+    import cabinetry
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.plotting import data_mc_figures
+
+    config = {"General": {"Measurement": "m", "POI": "mu", "InputPath": "x.root:{RegionPath}", "HistogramFolder": str(tmp_path)},
+              "Regions": [{"Name": "SR", "Variable": "m_bjj [GeV]", "Binning": [0.0, 1.0, 2.0]}],
+              "Samples": [{"Name": "Data", "Data": True, "SamplePath": "data"}, {"Name": "ttbar", "SamplePath": "ttbar"}],
+              "NormFactors": [{"Name": "mu", "Samples": "ttbar", "Nominal": 1, "Bounds": [0, 10]}]}
+    spec = {"channels": [{"name": "SR", "samples": [{"name": "ttbar", "data": [10.0, 5.0], "modifiers": [
+        {"name": "mu", "type": "normfactor", "data": None}]}]}],
+        "observations": [{"name": "SR", "data": [11.0, 4.0]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}], "version": "1.0.0"}
+    model, data = cabinetry.model_utils.model_and_data(spec)
+    figs = data_mc_figures(cabinetry.model_utils.prediction(model), data, config, figure_folder=tmp_path,
+                           save_figure=False, close_figure=False)
+    assert [item["figure"].axes[0].get_ylabel() for item in figs] == ["Events / bin"]
