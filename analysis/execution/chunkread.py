@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid as uuidlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +145,42 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
                   processor_instance, uproot_options: dict, iteritems_options: dict, checkpointer,
                   cache_function) -> dict:
     """Drop-in for ``coffea.processor.Runner._work_function`` (same arguments, output and error messages)
-    that keeps each file's tree open across its chunks. See the module docstring."""
+    that keeps each file's tree open across its chunks. See the module docstring.
+
+    Warnings raised while the chunk is read and processed are returned with the output (``"warnings"``:
+    ``{(category, message, filename, lineno): count}``, summed over chunks like the rest of the output) instead
+    of being printed by a pool or Dask worker process; the run re-emits them in the main process
+    (:func:`reemit_warnings`), where the CLI counts them into its one summary line (``-v`` shows them).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        out = _work_function(format, xrootdtimeout, schema, use_dataframes, savemetrics, item, processor_instance,
+                             uproot_options, iteritems_options, checkpointer, cache_function)
+    if caught and isinstance(out, dict):
+        counts: dict[tuple[str, str, str, int], int] = {}
+        for w in caught:
+            key = (w.category.__name__, str(w.message), str(w.filename), int(w.lineno or 0))
+            counts[key] = counts.get(key, 0) + 1
+        out["warnings"] = counts
+    return out
+
+
+def reemit_warnings(counts: dict[tuple[str, str, str, int], int] | None) -> None:
+    """Raise again, in this process, the warnings :func:`work_function` collected in worker processes (each as
+    often as it occurred, at its original file and line; categories other than the built-in ones as UserWarning)."""
+    import builtins
+
+    for (category, message, filename, lineno), n in (counts or {}).items():
+        cls = getattr(builtins, category, None)
+        if not (isinstance(cls, type) and issubclass(cls, Warning)):
+            cls = UserWarning
+        for _ in range(int(n)):
+            warnings.warn_explicit(message, cls, filename, lineno)
+
+
+def _work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool, savemetrics: bool, item: WorkItem,
+                   processor_instance, uproot_options: dict, iteritems_options: dict, checkpointer,
+                   cache_function) -> dict:
+    """Body of :func:`work_function`."""
     if (not _HAVE_INTERNALS or format != "root" or use_dataframes or schema is None
             or not (isinstance(schema, type) and issubclass(schema, schemas.BaseSchema))):
         return Runner._work_function(format, xrootdtimeout, schema, use_dataframes, savemetrics, item,

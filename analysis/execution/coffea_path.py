@@ -25,7 +25,7 @@ from coffea import processor
 from coffea.processor.executor import FileMeta, WorkItem
 
 from analysis.console import progress_enabled
-from analysis.execution.chunkread import close_open_trees, work_function
+from analysis.execution.chunkread import close_open_trees, reemit_warnings, work_function
 from analysis.execution.executors import DaskExecutor, FuturesExecutor, IterativeExecutor
 from analysis.execution.preflight import FileCheck
 from analysis.execution.retries import RetryPolicy, _RetryingCall
@@ -147,4 +147,5 @@ def run_chunks(run_fileset: dict[str, dict[str, Any]], good: list[FileCheck], pr
                 client.run(close_open_trees)
             except Exception:  # a worker gone already holds nothing
                 log.debug("closing the Dask workers' open trees failed", exc_info=True)
+    reemit_warnings(wrapped.pop("warnings", None))  # those of pool/Dask workers, now where the caller counts them
     return wrapped, len(chunks), reused

@@ -210,3 +210,24 @@ def test_bad_options_together(nano, tmp_path, capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1
     for needle in ("chunksize: must be a positive integer", "options ['nope'] do not fit", "missing.json: fileset json not found"):
         assert needle in err, (needle, err)
+
+
+def test_pool_worker_warnings_are_counted_not_printed(nano, tmp_path, capfd):
+    """Warnings raised in futures' worker processes (coffea's NanoAOD schema: "Missing cross-reference index for
+    Electron_jetIdx => Jet" on files without those branches) come back with the chunk and are counted into the one
+    summary line like those of an in-process run; they were printed raw by each worker (16 lines per chunk)."""
+    index, _ = nano
+    meta = json.loads(index.read_text())
+    p, v = SAMPLES[0]
+    doc = {"tt": {"files": {str(index.parent / meta[p][v]["files"][0]["path"]): "Events"}, "metadata": {}}}
+    coffea_json = tmp_path / "coffea_fileset.json"
+    coffea_json.write_text(json.dumps(doc))
+    summaries = []
+    for executor in ("futures", "iterative"):
+        rc = main(["run", "--processor", "processors.examples.dilepton:DileptonTtbar", "--fileset", str(coffea_json),
+                   "--out", str(tmp_path / executor), "--executor", executor, "--no-progress"])
+        out, err = capfd.readouterr()
+        assert rc == 0, err
+        assert "RuntimeWarning" not in err.replace("coffea RuntimeWarning", ""), err  # no raw warning lines
+        summaries.append([line for line in err.splitlines() if "library warning(s) hidden" in line])
+    assert summaries[0] == summaries[1] and "coffea RuntimeWarning" in summaries[0][0]
