@@ -55,10 +55,29 @@ def is_remote(path: str) -> bool:
 
 
 def load_ntuples_json(path: str | Path) -> dict[str, Any]:
-    """Read and validate an AGC ntuples.json / nanoaod_inputs.json document."""
+    """Read and validate an AGC ntuples.json / nanoaod_inputs.json document.
+
+    Raises:
+        FilesetError: the document is a coffea-style fileset (one line saying which layout is needed).
+        ConfigError: schema violations (every problem, with its key path).
+    """
     doc = load_json(path, what="fileset json")
+    if is_coffea_fileset(doc) or _looks_coffea(doc):
+        raise FilesetError(f"{path}: a coffea-style fileset ({{dataset: {{files, treename, metadata}}}}); this step reads "
+                           "the AGC layout {process: {variation: {files: [{path, nevts}]}}} as `ana generate agc` writes "
+                           "it (coffea-style filesets run with `ana run --processor`)")
     validate_model(doc, FilesetJson, str(path))
     return doc
+
+
+def _looks_coffea(doc: Any) -> bool:
+    """True for a document meant as a coffea-style fileset but invalid as one (e.g. ``"files"`` missing): a dataset
+    with coffea's per-dataset keys (``files``, ``treename``, ``metadata``) holding a non-mapping value — in the AGC
+    layout every value of a process is a variation's dict."""
+    if not isinstance(doc, dict) or not doc or not all(isinstance(v, dict) for v in doc.values()):
+        return False
+    return any(any(k in v for k in ("files", "treename", "metadata")) and not all(isinstance(x, dict) for x in v.values())
+               for v in doc.values())
 
 
 def build_fileset(
@@ -154,6 +173,6 @@ def load_fileset(json_path: str | Path, **agc_options: Any) -> tuple[dict[str, d
     AGC-style jsons only.
     """
     doc = load_json(json_path, what="fileset json")
-    if is_coffea_fileset(doc):
+    if is_coffea_fileset(doc) or _looks_coffea(doc):  # an invalid coffea-style json gets coffea-style messages
         return load_coffea_fileset(json_path), "coffea"
     return build_fileset(json_path, **agc_options), "agc"

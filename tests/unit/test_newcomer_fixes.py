@@ -166,3 +166,28 @@ def test_spectrum_generator(tmp_path):
     assert 10000 + 60 <= n0 <= 10000 + 75  # 20000·0.5 background + 150·0.5 signal (a few beyond the range)
     with pytest.raises(FilesetError, match=".parquet or .csv"):
         generate_spectrum(tmp_path / "events.txt")
+
+
+def test_fileset_layout_mixups_name_the_layout(tmp_path):
+    """A coffea-style json handed to the AGC reader says which layout is needed; an invalid coffea-style json (no
+    "files") gets the coffea message, not the AGC model's (which named an internal class and blamed "treename")."""
+    import json
+
+    import pytest
+
+    from fileset.build import load_fileset, load_ntuples_json
+    from fileset.errors import ConfigError, FilesetError
+
+    ok = tmp_path / "coffea.json"
+    ok.write_text(json.dumps({"tt": {"files": {"a.root": "Events"}, "metadata": {}}}))
+    with pytest.raises(FilesetError, match="a coffea-style fileset .*AGC layout .*ana run --processor"):
+        load_ntuples_json(ok)
+    bad = tmp_path / "nofiles.json"
+    bad.write_text(json.dumps({"tt": {"treename": "Events", "metadata": {}}}))
+    with pytest.raises(ConfigError) as err:
+        load_fileset(bad)
+    assert "tt: 'files' is required" in str(err.value) and "_VariationEntry" not in str(err.value)
+    agc = tmp_path / "agc.json"  # an AGC-style json keeps its own messages
+    agc.write_text(json.dumps({"ttbar": {"nominal": {"files": [{"path": "a.root"}]}}}))
+    with pytest.raises(ConfigError, match="nevts"):
+        load_ntuples_json(agc)
