@@ -34,7 +34,7 @@ import copy
 import time
 import uuid as uuidlib
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,11 +156,8 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
         out = _work_function(format, xrootdtimeout, schema, use_dataframes, savemetrics, item, processor_instance,
                              uproot_options, iteritems_options, checkpointer, cache_function)
     if caught and isinstance(out, dict):
-        counts: dict[tuple[str, str, str, int], int] = {}
-        for w in caught:
-            key = (w.category.__name__, str(w.message), str(w.filename), int(w.lineno or 0))
-            counts[key] = counts.get(key, 0) + 1
-        out["warnings"] = counts
+        out["warnings"] = dict(Counter((w.category.__name__, str(w.message), str(w.filename), int(w.lineno or 0))
+                                       for w in caught))
     return out
 
 

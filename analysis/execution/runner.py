@@ -55,8 +55,9 @@ def input_format_of(fileset: dict[str, dict[str, Any]]) -> str | None:
     return formats.pop() if len(formats) == 1 else None
 
 
-def _import_modules(names: tuple[str, ...]) -> None:
-    """Import ``names`` (run on each Dask worker by :func:`_warm_workers`; failures are left to the real run)."""
+async def _import_modules(names: tuple[str, ...]) -> None:
+    """Import ``names`` (run on each Dask worker by :func:`_warm_workers`; failures are left to the real run).
+    A coroutine: distributed runs ``client.run(..., wait=False)`` only for those."""
     import importlib
 
     for name in names:
@@ -66,15 +67,10 @@ def _import_modules(names: tuple[str, ...]) -> None:
             pass
 
 
-async def _import_modules_async(names: tuple[str, ...]) -> None:
-    """:func:`_import_modules` as a coroutine: distributed runs ``client.run(..., wait=False)`` only for those."""
-    _import_modules(names)
-
-
 def _warm_workers(client: Any, modules: tuple[str, ...]) -> None:
     """Start importing ``modules`` on every connected Dask worker without waiting (fire and forget)."""
     try:
-        client.run(_import_modules_async, tuple(modules), wait=False)
+        client.run(_import_modules, tuple(modules), wait=False)
     except Exception:  # best effort only: the chunks import what they need anyway
         log.debug("warming the Dask workers failed", exc_info=True)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -34,14 +35,14 @@ Optimizer = Literal["minuit", "scipy"]
 OPTIMIZERS = ("minuit", "scipy")
 MAX_CALLS = 100_000
 TOLERANCE = 0.1  # Minuit's EDM goal is 0.002 · tolerance · errordef (pyhf's and cabinetry's default)
-#: (strategy, tolerance) for a fit started next to its minimum with one more parameter fixed (profile scans,
-#: impacts, MINOS fallbacks): strategy 0 skips the numerical HESSE that strategy 1 runs at the end of MIGRAD
-#: (n²/2 function calls, ~90 % of such a fit's cost on the AGC model), and the tight EDM goal keeps the
-#: approximate covariance from stopping early. On the AGC demo model's 44 impact fits: POI within 1.5·10⁻⁴
+#: Minuit strategy and tolerance (``fit(..., **NEARBY_FIT)``) for a fit started next to its minimum with one
+#: more parameter fixed (profile scans, impacts, MINOS fallbacks): strategy 0 skips the numerical HESSE that
+#: strategy 1 runs at the end of MIGRAD (n²/2 function calls, ~90 % of such a fit's cost on the AGC model), and
+#: the tight EDM goal keeps the approximate covariance from stopping early. On the AGC demo model's 44 impact fits: POI within 1.5·10⁻⁴
 #: (median 7·10⁻⁶) of a strategy-2, tolerance-10⁻⁵ reference at 12 700 calls in all; strategy 1 at
 #: tolerance 0.1 (pyhf's and cabinetry's default) was within 7·10⁻⁴ at 85 000 calls; strategy 0 at 0.1 stops
 #: up to 0.3 high in −2 ln L.
-NEARBY_FIT = (0, 1e-6)
+NEARBY_FIT: Mapping[str, float] = MappingProxyType({"strategy": 0, "tolerance": 1e-6})
 
 
 @dataclass
@@ -370,7 +371,7 @@ def fit(lh: FittableLikelihood, *, init: Sequence[float] | None = None, fix: Map
         hesse: compute the covariance matrix (HESSE).
         strategy: Minuit strategy of the first attempt (default 1; retries use 2).
         tolerance: Minuit's tolerance (EDM goal 0.002 · tolerance) for every Minuit attempt (default
-            :data:`TOLERANCE`); :data:`NEARBY_FIT` gives (strategy, tolerance) for fits started next to a minimum.
+            :data:`TOLERANCE`); :data:`NEARBY_FIT` gives strategy and tolerance for fits started next to a minimum.
         retry: try the fallbacks when the first attempt is not good.
 
     Returns:

@@ -122,8 +122,7 @@ def profile_scan(lh: Likelihood, best: FitResult, name: str | None = None, value
     values = np.asarray(values, float)
     deltas, failed = [], []
     for v in values:
-        r = fit(lh, init=best.bestfit, fix={i: float(v)}, hesse=False, strategy=NEARBY_FIT[0],
-                tolerance=NEARBY_FIT[1])
+        r = fit(lh, init=best.bestfit, fix={i: float(v)}, hesse=False, **NEARBY_FIT)
         if not r.quality.ok:
             failed.append(float(v))
         deltas.append(r.twice_nll - best.twice_nll if r.quality.ok else np.nan)
@@ -143,8 +142,7 @@ def profile_crossings(lh: Likelihood, best: FitResult, index: int, *, data: np.n
     step = float(best.uncertainty[index]) if best.uncertainty[index] > 0 else 0.1 * max(abs(v0), 1.0)
 
     def delta(v: float) -> float:
-        r = fit(lh, init=best.bestfit, fix={index: v}, data=data, hesse=False, strategy=NEARBY_FIT[0],
-                tolerance=NEARBY_FIT[1])
+        r = fit(lh, init=best.bestfit, fix={index: v}, data=data, hesse=False, **NEARBY_FIT)
         return r.twice_nll - best.twice_nll - level
 
     out = []

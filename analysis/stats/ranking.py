@@ -87,7 +87,7 @@ def impacts(lh: Likelihood, best: FitResult, *, include_staterror: bool = False,
         i, value = job
         if value == best.bestfit[i]:
             return 0.0, None
-        r = fit(lh, init=best.bestfit, fix={i: value}, hesse=False, strategy=NEARBY_FIT[0], tolerance=NEARBY_FIT[1])
+        r = fit(lh, init=best.bestfit, fix={i: value}, hesse=False, **NEARBY_FIT)
         if not r.quality.ok:
             return float("nan"), f"{lh.labels[i]} = {value:.4g}: " + "; ".join(r.quality.warnings)
         return float(r.bestfit[poi] - best.bestfit[poi]), None
