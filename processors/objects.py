@@ -59,7 +59,8 @@ FORMAT_CUTS: dict[str, Cuts] = {
 class ObjectView:
     """Common per-chunk view: flat jet columns with event offsets, lepton counts, event ids.
 
-    Jet columns may be float32 (as stored) or float64; :meth:`subset` always returns float64 (exact).
+    Jet columns may be float32 (as stored) or float64; :meth:`subset` returns ``pt`` and ``btag`` as float64 (exact),
+    ``eta``, ``phi`` and ``energy`` as stored (convert with ``astype(np.float64)`` before computing with them).
     """
 
     n: int

@@ -125,10 +125,14 @@ class TtbarCore:
             "4j2b": int(counted["nominal"][5].sum())}}}
 
         sums: dict[str, np.ndarray] = {}  # variation → (2, 2 regions, n_bins + 2): sumw, sumw2
+        default_weights = type(self).event_weights is TtbarCore.event_weights
         for pt_var, (njet, nb, ht, lead_pt, in_1b, in_2b, mbjj) in counted.items():
             label = variation if pt_var == "nominal" else pt_var
-            base_w, extra = self.event_weights(events, _scatter(njet, rows, n), _scatter(ht, rows, n))
-            base_w = np.asarray(base_w, dtype=np.float64)[rows]
+            if default_weights:  # weight 1, no variations: what event_weights returns, without per-event arrays
+                base_w, extra = np.ones(rows.shape[0]), {}
+            else:
+                base_w, extra = self.event_weights(events, _scatter(njet, rows, n), _scatter(ht, rows, n))
+                base_w = np.asarray(base_w, dtype=np.float64)[rows]
             for r, (mask, obs) in enumerate(((in_1b, ht), (in_2b, mbjj))):
                 bins = self._axis.index(obs[mask]) + 1
                 w0 = base_w[mask]
@@ -148,18 +152,21 @@ class TtbarCore:
 
     def variation_observables(self, sub: ObjectView, c: Cuts,
                               factors: dict[str, np.ndarray | np.float64]) -> dict[str, tuple]:
-        """Per jet-pT variation, per event of ``sub``: (njet, nb, HT, lead pT, in 4j1b, in 4j2b, m_bjj).
+        """Per jet-pT variation, per event of ``sub``: (njet, nb, HT, lead pT, in 4j1b, in 4j2b, m_bjj); lead pT
+        (the unvaried pT of the first four selected jets, (n, 4)) only for ``"nominal"``, None for the others.
 
         ``factors``: per variation, a float64 array per jet of ``sub`` or one float64 for all jets (see
         :func:`jet_factors`). njet and HT are 0 for events that cannot reach ≥ 4 selected jets under any variation.
         """
         counted, layouts = {}, {}
+        tagged = sub.btag > c.btag  # per jet, the same under every jet-pT variation
         for pt_var, factor in factors.items():
-            lead_pt = np.zeros((sub.n, 4))
+            # lead pT feeds the b-tag weight variations, which only the nominal jet pT carries
+            lead_pt = np.zeros((sub.n, 4)) if pt_var == "nominal" else None
             selected = selected_jets(sub.pt, sub.jet_ok, factor, c.jet_pt)
             layouts[pt_var] = jet_layout(sub.offsets, selected[1], sub.jet_event)  # shared with the trijet search
             njet, nb, ht = count_jets(sub.offsets, sub.pt, sub.btag, sub.jet_ok, factor, c.jet_pt, c.btag, lead_pt,
-                                      sub.jet_event, selected=selected, layout=layouts[pt_var])
+                                      sub.jet_event, selected=selected, layout=layouts[pt_var], tagged=tagged)
             selected = (njet >= 4) & (nb >= 1)
             counted[pt_var] = (njet, nb, ht, lead_pt, selected & (nb == 1), selected & (nb >= 2))
         # four-momenta only of jets that the trijet search can select (events in 4j2b under some variation,
@@ -174,17 +181,18 @@ class TtbarCore:
     @staticmethod
     def _momenta(view: ObjectView, events_mask: np.ndarray,
                  jet_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(px, py, pz, E) per jet, evaluated (numpy) only for jets of events in ``events_mask`` (and in ``jet_mask``
-        if given); 0 elsewhere."""
+        """(px, py, pz, E) per jet, evaluated (numpy, float64) only for jets of events in ``events_mask`` (and in
+        ``jet_mask`` if given); 0 elsewhere. E is the view's energy column as stored (the trijet kernel converts it)."""
         jets = events_mask[view.jet_event]
         if jet_mask is not None:
             jets &= jet_mask
         at = np.flatnonzero(jets)  # one index for all gathers and scatters
         px, py, pz = (np.zeros(view.pt.shape[0]) for _ in range(3))
-        pt, phi = view.pt.take(at), view.phi.take(at)
+        pt = view.pt.take(at).astype(np.float64, copy=False)
+        phi = view.phi.take(at).astype(np.float64, copy=False)  # exact; the trigonometry runs in float64
         px[at] = pt * np.cos(phi)
         py[at] = pt * np.sin(phi)
-        pz[at] = pt * np.sinh(view.eta.take(at))
+        pz[at] = pt * np.sinh(view.eta.take(at).astype(np.float64, copy=False))
         return px, py, pz, view.energy
 
     @property

@@ -55,31 +55,38 @@ def selected_jets(pt: np.ndarray, ok: np.ndarray, factor: np.ndarray | float, pt
 
 
 def count_jets(offsets: np.ndarray, pt: np.ndarray, btag: np.ndarray, ok: np.ndarray, factor: np.ndarray,
-               pt_min: float, btag_min: float, lead_pt: np.ndarray,
+               pt_min: float, btag_min: float, lead_pt: np.ndarray | None,
                jet_event: np.ndarray | None = None,
                selected: tuple[np.ndarray, np.ndarray] | None = None,
-               layout: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               layout: tuple[np.ndarray, ...] | None = None,
+               tagged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: number of selected jets, of b-tagged selected jets, and HT = Σ factor·pT (in jet order).
 
     Args:
         offsets: int64 (n + 1,) jet offsets; pt, btag, ok: per jet (float, float, bool); factor: float64 per jet,
             or one float64 for all jets.
         pt_min, btag_min: selection thresholds (GeV, score).
-        lead_pt: float64 (n, 4), filled in place with the unvaried pT of the first four selected jets (0 if fewer).
+        lead_pt: float64 (n, 4), C-contiguous, filled in place with the unvaried pT of the first four selected jets
+            (0 if fewer); None: not wanted.
         jet_event: optional :func:`jet_events` of ``offsets`` (int64 per jet), reused across calls.
         selected: optional :func:`selected_jets` of (pt, ok, factor, pt_min), if already computed.
         layout: optional :func:`jet_layout` of (offsets, selection mask, jet_event), if already computed.
+        tagged: optional ``btag > btag_min`` per jet (bool), if already computed (it does not depend on the variation).
     Returns:
         (njet int64 (n,), nb int64 (n,), ht float64 (n,)).
     """
     n = offsets.shape[0] - 1
     p, sel = selected if selected is not None else selected_jets(pt, ok, factor, pt_min)
     where, event, rank, njet = layout if layout is not None else jet_layout(offsets, sel, jet_event)
-    nb = np.bincount(event[btag.take(where) > btag_min], minlength=n)
+    if tagged is None:
+        tagged = btag > btag_min
+    nb = _masked_counts(offsets, sel & tagged)[1]
     ht = np.zeros(n)
     np.add.at(ht, event, p.take(where))  # unbuffered, in jet order: ((0 + p0) + p1) + ... per event
-    first = rank < 4
-    lead_pt[event[first], rank[first]] = pt.take(where)[first]
+    if lead_pt is not None:
+        first = np.flatnonzero(rank < 4)
+        # one flat scatter into the C-contiguous (n, 4) array (a 2-D fancy assignment costs ~4× more)
+        lead_pt.reshape(-1)[event.take(first) * 4 + rank.take(first)] = pt.take(where.take(first))
     return njet, nb, ht
 
 
@@ -128,30 +135,32 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     np.cumsum(k_per_event, out=start[1:])
     for k in np.unique(k_per_event[want & (k_per_event >= 3)]):
         evs = np.flatnonzero(want & (k_per_event == k))
-        idx = start[evs][:, None] + np.arange(k)  # (m, k) positions in the selected-jet arrays
+        first = start.take(evs)
+        idx = np.arange(k)[:, None] + first  # (k, m): row j holds the positions of the events' j-th selected jets
         a, b, c = _triples(int(k))
-        xs, ys, tags = x[idx], y[idx], tag[idx]  # (m, k): the events' jets, then combined by column
-        # (m, triples) arrays built in place: ((j_a + j_b) + j_c), pT² = sx·sx + sy·sy, the same operations in order
-        valid = tags[:, a]
-        valid |= tags[:, b]
-        valid |= tags[:, c]
-        sx = xs[:, a]
-        sx += xs[:, b]
-        sx += xs[:, c]
-        sy = ys[:, a]
-        sy += ys[:, b]
-        sy += ys[:, c]
+        xs, ys, tags = x.take(idx), y.take(idx), tag.take(idx)  # (k, m)
+        # (triples, m) arrays built row by row in place (row gathers are contiguous copies): ((j_a + j_b) + j_c) and
+        # pT² = sx·sx + sy·sy, the same operations in the same order as per event
+        sx = xs.take(a, axis=0)
+        sx += xs.take(b, axis=0)
+        sx += xs.take(c, axis=0)
+        sy = ys.take(a, axis=0)
+        sy += ys.take(b, axis=0)
+        sy += ys.take(c, axis=0)
         pt2 = sx * sx
         pt2 += sy * sy
-        has = valid.any(axis=1)
-        np.logical_not(valid, out=valid)
-        pt2[valid] = -1.0  # not b-tagged: never the maximum (pt2 >= 0 > -1)
-        best = np.argmax(pt2, axis=1)  # first maximum
-        rows = np.arange(evs.shape[0])
-        ja, jb, jc = idx[rows, a[best]], idx[rows, b[best]], idx[rows, c[best]]
-        bx, by = sx[rows, best], sy[rows, best]
-        bz = (z[ja] + z[jb]) + z[jc]
-        be = (en[ja] + en[jb]) + en[jc]
+        untagged = tags.take(a, axis=0)
+        untagged |= tags.take(b, axis=0)
+        untagged |= tags.take(c, axis=0)
+        np.logical_not(untagged, out=untagged)
+        np.copyto(pt2, -1.0, where=untagged)  # not b-tagged: never the maximum (pt2 >= 0 > -1)
+        best = np.argmax(pt2, axis=0)  # first maximum: ties keep the first triple in (a < b < c) order
+        cols = np.arange(evs.shape[0])
+        has = ~untagged[best, cols]  # the best triple is b-tagged unless none is
+        ja, jb, jc = first + a.take(best), first + b.take(best), first + c.take(best)
+        bx, by = sx[best, cols], sy[best, cols]
+        bz = (z.take(ja) + z.take(jb)) + z.take(jc)
+        be = (en.take(ja) + en.take(jb)) + en.take(jc)
         m2 = be * be - bx * bx - by * by - bz * bz
         mass = np.where(m2 > 0.0, np.sqrt(np.where(m2 > 0.0, m2, 0.0)), 0.0)
         mbjj[evs[has]] = mass[has]
@@ -162,7 +171,8 @@ def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np
                   energy: np.ndarray, btag: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, ...]:
     """Jets of the events at ``rows`` (sorted), in order: (offsets, pt, eta, phi, energy, btag, ok).
 
-    Float columns come back as float64 (inputs may be float32: the conversion is exact), ``ok`` as bool.
+    ``pt`` and ``btag`` come back as float64 (inputs may be float32: the conversion is exact); ``eta``, ``phi`` and
+    ``energy`` keep their stored dtype (their users convert the few jets they read); ``ok`` as bool.
     """
     counts = np.diff(offsets)[rows]
     new_offsets = np.zeros(rows.shape[0] + 1, np.int64)
@@ -173,4 +183,5 @@ def gather_events(offsets: np.ndarray, rows: np.ndarray, pt: np.ndarray, eta: np
     def f64(a: np.ndarray) -> np.ndarray:
         return a.take(index).astype(np.float64, copy=False)
 
-    return new_offsets, f64(pt), f64(eta), f64(phi), f64(energy), f64(btag), ok.take(index).astype(bool, copy=False)
+    return (new_offsets, f64(pt), eta.take(index), phi.take(index), energy.take(index), f64(btag),
+            ok.take(index).astype(bool, copy=False))

@@ -13,14 +13,16 @@ from processors.ttbar_kernels import count_jets, jet_events, jet_layout, selecte
 PT_MIN, BTAG_MIN = 25.0, 0.5
 
 
-def _events(seed: int, n: int = 400):
+def _events(seed: int, n: int = 400, ties: bool = False):
+    """Random jets; ``ties``: pT and φ from a few values, so that trijets of equal pT (ties) are common."""
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 9, n)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     m = int(offsets[-1])
-    pt = rng.uniform(15.0, 120.0, m)
-    phi, eta = rng.uniform(-np.pi, np.pi, m), rng.uniform(-2.4, 2.4, m)
+    pt = rng.choice([30.0, 60.0], m) if ties else rng.uniform(15.0, 120.0, m)
+    phi = rng.choice([0.0, np.pi / 2], m) if ties else rng.uniform(-np.pi, np.pi, m)
+    eta = rng.uniform(-2.4, 2.4, m)
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     e = np.sqrt(px * px + py * py + pz * pz + rng.uniform(0.0, 100.0, m))
     btag, ok = rng.uniform(0.0, 1.0, m), rng.uniform(0.0, 1.0, m) > 0.1
@@ -61,18 +63,22 @@ def _reference(offsets, pt, px, py, pz, e, btag, ok, factor):
     return njet, nb, ht, lead, mbjj
 
 
-@pytest.mark.parametrize("seed, kind", [(1, "nominal"), (2, "scalar"), (3, "per-jet")])
-def test_kernels_match_the_per_event_loop(seed, kind):
-    offsets, pt, px, py, pz, e, btag, ok = _events(seed)
+@pytest.mark.parametrize("seed, kind, ties", [(1, "nominal", False), (2, "scalar", False), (3, "per-jet", False),
+                                              (4, "nominal", True), (5, "scalar", True)])
+def test_kernels_match_the_per_event_loop(seed, kind, ties):
+    offsets, pt, px, py, pz, e, btag, ok = _events(seed, ties=ties)
     factor = {"nominal": np.float64(1.0), "scalar": np.float64(1.03),
               "per-jet": np.random.default_rng(seed).normal(1.0, 0.1, pt.shape[0])}[kind]
     njet_r, nb_r, ht_r, lead_r, m_r = _reference(offsets, pt, px, py, pz, e, btag, ok, factor)
     jet_event = jet_events(offsets)
     selected = selected_jets(pt, ok, factor, PT_MIN)
-    for layout in (None, jet_layout(offsets, selected[1], jet_event)):
+    for layout, tagged in ((None, None), (jet_layout(offsets, selected[1], jet_event), btag > BTAG_MIN)):
         lead = np.zeros((offsets.shape[0] - 1, 4))
         njet, nb, ht = count_jets(offsets, pt, btag, ok, factor, PT_MIN, BTAG_MIN, lead, jet_event,
-                                  selected=selected, layout=layout)
+                                  selected=selected, layout=layout, tagged=tagged)
+        without_lead = count_jets(offsets, pt, btag, ok, factor, PT_MIN, BTAG_MIN, None, jet_event,
+                                  selected=selected, layout=layout, tagged=tagged)
+        assert all(np.array_equal(u, v) for u, v in zip(without_lead, (njet, nb, ht)))
         want = (njet >= 4) & (nb >= 2)
         mbjj = trijet_mass(offsets, pt, px, py, pz, e, btag, ok, factor, PT_MIN, BTAG_MIN, want, jet_event,
                            selected=selected[1], layout=layout)
