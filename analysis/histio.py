@@ -15,7 +15,6 @@ import hashlib
 import logging
 import re
 import struct
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import uproot
 
 from analysis.errors import AnalysisError, UserError
+from schemas.reading import inflate_errors
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,11 @@ def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
 
 
 #: What uproot raises when a ROOT file's bytes are damaged: truncated (``OSError: expected Chunk of length …``),
-#: overwritten (``ValueError: unrecognized compression algorithm``, ``zlib.error``), garbled object streamers
-#: (``DeserializationError``, ``struct.error``) or cut short (``EOFError``). Caught at the reading boundary only.
+#: overwritten (``ValueError: unrecognized compression algorithm``, ``zlib.error`` or ISA-L's error when a run in
+#: this process selected that inflater), garbled object streamers (``DeserializationError``, ``struct.error``) or
+#: cut short (``EOFError``). Caught at the reading boundary only.
 CORRUPT_READ_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, ValueError, zlib.error, struct.error, uproot.deserialization.DeserializationError,
+    OSError, EOFError, ValueError, struct.error, uproot.deserialization.DeserializationError, *inflate_errors(),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import importlib.util
+import zlib
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -40,6 +41,17 @@ def use_inflate(library: str | None = None) -> str:
     if decompressor.library != library:
         decompressor.library = library
     return library
+
+
+def inflate_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a damaged ZLIB basket raises under either inflater: ``zlib.error`` and, when ``isal`` is
+    installed, ISA-L's ``IsalError`` (not a ``zlib.error`` subclass). Readers that name a corrupt file catch these."""
+    errors: tuple[type[BaseException], ...] = (zlib.error,)
+    if fast_inflate_available():
+        from isal import isal_zlib
+
+        errors += (isal_zlib.error,)
+    return errors
 
 
 def basket_aligned_ranges(boundaries: Sequence[int], num_entries: int, limit: int) -> list[tuple[int, int]]:

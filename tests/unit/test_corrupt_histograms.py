@@ -58,6 +58,27 @@ def test_read_th1_names_file_and_histogram(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_damage_is_named_whichever_inflater_a_run_selected(tmp_path, kind):
+    """After a run in the same process (notebook) selected ISA-L for ZLIB baskets, a garbled basket raises ISA-L's
+    error, which is not a ``zlib.error``: still one message naming file and histogram."""
+    from analysis.histio import read_th1
+    from schemas.reading import fast_inflate_available, use_inflate
+
+    if not fast_inflate_available():
+        pytest.skip("isal not installed: only zlib inflates")
+    import uproot.compression
+
+    before = uproot.compression._DecompressZLIB.library
+    p = damage(write_hists(tmp_path / "h.root"), kind)
+    try:
+        use_inflate("isal")
+        with pytest.raises(AnalysisError, match=r"h\.root: cannot read histogram 'SR_sig': file is corrupt or truncated"):
+            read_th1(p, "SR_sig")
+    finally:
+        uproot.compression._DecompressZLIB.library = before
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_read_histograms_and_digest(tmp_path, kind):
     from analysis.histio import histogram_digest, read_histograms
 
