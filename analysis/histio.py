@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import struct
@@ -30,6 +31,9 @@ from schemas.reading import inflate_errors
 log = logging.getLogger(__name__)
 
 PSEUDODATA_PARTS = (("ttbar", "ME_var", 0.5), ("ttbar", "PS_var", 0.5), ("wjets", "nominal", 1.0))
+#: Key of the run's metadata in ``histograms.root``: a ``TObjString`` holding a JSON object (e.g. the integrated
+#: luminosity the MC was normalised to), so that the file says what it was made for wherever it is copied.
+METADATA_KEY = "ana_metadata"
 
 
 def histogram_key(region: str, process: str, variation: str) -> str:
@@ -102,11 +106,13 @@ def _th1(values: np.ndarray, variances: np.ndarray, axis: Any, title: str = "") 
 
 
 def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]] | None = None,
-                    ttbar_scale: float = 1.0) -> list[str]:
+                    ttbar_scale: float = 1.0, metadata: Mapping[str, Any] | None = None) -> list[str]:
     """Write ``histograms.root`` with AGC keys (the histograms of :func:`to_keyed`); return the keys written.
 
     Regular-axis Weight histograms (``run ttbar``'s) are converted from one view of the whole histogram; any other
-    kind goes through uproot's own conversion of the ``hist`` object.
+    kind goes through uproot's own conversion of the ``hist`` object. ``metadata`` (JSON-serialisable, e.g.
+    ``{"luminosity_pb": 3378.0}``) is stored under :data:`METADATA_KEY` (read back by :func:`read_metadata`);
+    it is not among the returned histogram keys.
     """
     hs = fit_slice(h, 110.0, 2)
     plan = _keyed_plan(hs, filled, ttbar_scale)
@@ -127,7 +133,28 @@ def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]]
                 f[key] = _th1(np.asarray(cell["value"]), np.asarray(cell["variance"]), axis, title)
             else:
                 f[key] = hs[:, where[0], where[1], where[2]]
+        if metadata:
+            f[METADATA_KEY] = json.dumps(dict(metadata), sort_keys=True)
     return list(plan)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The run metadata stored by :func:`save_histograms` in a histogram file; ``{}`` when it has none (a file
+    written by another tool or an older version) or when it cannot be read as a JSON object.
+
+    Raises:
+        AnalysisError: missing/non-ROOT file.
+    """
+    p = require_root_file(path)
+    try:
+        with uproot.open(p) as f:
+            if METADATA_KEY not in f:
+                return {}
+            doc = json.loads(str(f[METADATA_KEY]))
+    except (*CORRUPT_READ_ERRORS, json.JSONDecodeError):
+        log.debug("%s: unreadable %s", p, METADATA_KEY, exc_info=True)
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
@@ -209,7 +236,7 @@ def histogram_digest(path: str | Path) -> str:
     key = None
     try:
         with uproot.open(path) as f:
-            keys = sorted(f.keys(cycle=False))
+            keys = sorted(k for k in f.keys(cycle=False) if k != METADATA_KEY)
             if not keys:
                 raise AnalysisError(f"{path}: holds no histograms")
             for key in keys:

@@ -115,23 +115,39 @@ def restyle_data_mc(fig: plt.Figure, config: dict, data_label: str | None = None
     return fig
 
 
-def data_mc_figures(prediction: Any, data: Any, config: dict, **kwargs: Any) -> list[dict]:
-    """``cabinetry.visualize.data_mc`` with the run's process colours and labels (one style for every plot).
+def data_label_text(config: dict) -> str:
+    """The experiment label's text for a data/model plot of ``config``: "Simulation" when its data sample is
+    pseudodata (``Name`` or ``SamplePath`` contains "pseudo", as the AGC's), else "Data"."""
+    for sample in config.get("Samples", []):
+        if sample.get("Data"):
+            names = f"{sample.get('Name', '')} {sample.get('SamplePath', '')}".lower()
+            return "Simulation" if "pseudo" in names else "Data"
+    return "Simulation"
+
+
+def data_mc_figures(prediction: Any, data: Any, config: dict, *, lumi_fb: float | None = None,
+                    com: float | None = 13, **kwargs: Any) -> list[dict]:
+    """``cabinetry.visualize.data_mc`` with the run's process colours and labels (one style for every plot) and
+    the experiment label of the run's stack plots (:func:`label`: luminosity and √s).
 
     Args:
         prediction: a ``cabinetry.model_utils.ModelPrediction`` (pre- or post-fit).
         data: observed data per bin (and auxdata), as cabinetry takes it.
         config: the cabinetry config (sample names → ``SamplePath`` → PROCESS_STYLE).
+        lumi_fb: integrated luminosity in fb⁻¹ the templates are normalised to, or None when it is not known
+            (the label then shows √s only, never a guessed luminosity).
+        com: centre-of-mass energy √s in TeV (None: omitted).
         kwargs: passed on to ``cabinetry.visualize.data_mc`` (figure_folder, close_figure, save_figure, ...).
 
     Returns:
-        cabinetry's list of ``{"region": name, "figure": Figure}``, restyled.
+        cabinetry's list of ``{"region": name, "figure": Figure}``, restyled and labelled.
     """
     import cabinetry
 
     figs = cabinetry.visualize.data_mc(prediction, data, config=config, colors=cabinetry_colors(config), **kwargs)
     for item in figs or []:
         restyle_data_mc(item["figure"], config)
+        label(item["figure"].axes[0], data_label_text(config), lumi=lumi_fb, com=com)
     return figs or []
 
 

@@ -66,6 +66,9 @@ class FitOutcome:
     plots: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: integrated luminosity (pb⁻¹) the input histograms are normalised to, from their file's metadata
+    #: (:func:`input_luminosity`); None when unknown — the plots then show no luminosity
+    luminosity_pb: float | None = None
 
     @property
     def fit_results(self) -> cabinetry.fit.FitResults:
@@ -175,12 +178,33 @@ def _edges(edges: np.ndarray) -> str:
     return "[" + ", ".join(f"{x:.12g}" for x in edges) + "]"
 
 
+def _input_files(config: dict[str, Any]) -> list[str]:
+    """The histogram files the config's ``InputPath`` reads (its file part, placeholders as wildcards)."""
+    pattern = config["General"]["InputPath"].split(":", 1)[0]
+    return sorted(glob.glob(re.sub(r"\{[^}]*\}", "*", pattern))) if "{" in pattern else [pattern]
+
+
+def input_luminosity(config: dict[str, Any]) -> float | None:
+    """Integrated luminosity in pb⁻¹ recorded by ``ana run`` in the metadata of the config's histogram file(s)
+    (:func:`analysis.histio.read_metadata`); ``None`` when a file does not record it or the files disagree —
+    the fit has no other source, and a plot label must not show a guessed number."""
+    from analysis.histio import read_metadata
+
+    values = set()
+    for path in _input_files(config):
+        if not Path(path).is_file():
+            return None
+        lumi = read_metadata(path).get("luminosity_pb")
+        if not isinstance(lumi, (int, float)) or isinstance(lumi, bool) or not np.isfinite(lumi) or lumi <= 0:
+            return None
+        values.add(float(lumi))
+    return values.pop() if len(values) == 1 else None
+
+
 def _corrupt_input_error(config: dict[str, Any]) -> AnalysisError | None:
     """One line naming the damaged histogram file and histogram behind a failed ``templates.collect``, or ``None``
     if every input file reads cleanly (the failure was not a damaged file)."""
-    pattern = config["General"]["InputPath"].split(":", 1)[0]
-    paths = sorted(glob.glob(re.sub(r"\{[^}]*\}", "*", pattern))) if "{" in pattern else [pattern]
-    for path in paths:
+    for path in _input_files(config):
         if Path(path).is_file():
             found = find_unreadable_histogram(path)
             if found is not None:
@@ -361,11 +385,30 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
         keep(cabinetry.visualize.scan(outcome.scan.to_cabinetry(), **kw), f"scan_{poi_name}")
     if outcome.limit is not None:
         keep(limit_figure(outcome.limit, poi_name, log_x=True), "limit")
+    for stem, figure in fit_data_mc_figures(outcome, out_dir):
+        keep(figure, stem)
+    plt.close("all")
+    return plots
+
+
+def fit_data_mc_figures(outcome: FitOutcome, out_dir: Path | None = None) -> list[tuple[str, plt.Figure]]:
+    """Pre- and post-fit data/model figures per region (``{region}_{prefit|postfit}``, figures left open).
+
+    The run's process colours and labels, the experiment label of the run's stack plots (luminosity from the
+    histograms' metadata, :attr:`FitOutcome.luminosity_pb`, or none when unknown; √s = 13 TeV) and, post-fit,
+    the region's and the fit's χ².
+    """
+    kw = {"figure_folder": out_dir or Path("."), "close_figure": False, "save_figure": False}
+    lumi_fb = outcome.luminosity_pb / 1000.0 if outcome.luminosity_pb is not None else None
     chi2 = region_chi2(outcome)
-    for stage_name, res in (("prefit", None), ("postfit", fr)):
-        prediction = cabinetry.model_utils.prediction(outcome.model, fit_results=res)
-        figs = data_mc_figures(prediction, outcome.data, outcome.config, **kw)  # the run's process colours/labels
-        for item in figs:
+    figures = []
+    for stage_name, res in (("prefit", None), ("postfit", outcome.fit_results)):
+        with pyhf_backend("numpy"):
+            prediction = cabinetry.model_utils.prediction(outcome.model, fit_results=res)
+        with plt.rc_context():
+            plt.rcdefaults()  # cabinetry's own layout, whatever style the caller left active
+            items = data_mc_figures(prediction, outcome.data, outcome.config, lumi_fb=lumi_fb, **kw)
+        for item in items:
             if res is not None:
                 ch = item["region"]
                 dev, nb = chi2.get(ch, chi2.get(ch.replace(" ", "_"), (float("nan"), 0)))
@@ -373,10 +416,8 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
                 item["figure"].axes[0].text(
                     0.03, 0.72, f"region: χ² = {dev:.1f} / {nb} bins\nfit: χ²/ndf = {g.chi2:.1f}/{g.ndf}, "
                     f"p = {g.p_value:.2f}", transform=item["figure"].axes[0].transAxes, fontsize=9, va="top")
-            stem = f"{item['region'].replace(' ', '_')}_{stage_name}"
-            keep(item["figure"], stem)
-    plt.close("all")
-    return plots
+            figures.append((f"{item['region'].replace(' ', '_')}_{stage_name}", item["figure"]))
+    return figures
 
 
 def run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Path, *, ranking: bool = True,
@@ -419,6 +460,7 @@ def _run_fit(config_path: str | Path, histograms: str | Path, out_dir: str | Pat
     cabinetry.workspace.save(ws, out / "workspace.json")
     with stage("fit", **kw):
         outcome = fit(config, ws, maxiter, fix=fix, prune=prune, optimizer=optimizer)
+    outcome.luminosity_pb = input_luminosity(config)
     if not quiet:
         for notice in outcome.controls.notices:
             print(f"note: {notice}", file=sys.stderr)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import mplhep
 import numpy as np
 
-from analysis.plotting import ordered_processes, process_style, save_figure, use_style
+from analysis.plotting import label, ordered_processes, process_style, save_figure, use_style
 
 OBSERVABLE_LABEL = {"4j1b": r"$H_T$ [GeV]", "4j2b": r"$m_{bjj}$ [GeV]"}
 REGION_TITLE = {"4j1b": r"$\geq$ 4 jets, 1 b-tag", "4j2b": r"$\geq$ 4 jets, $\geq$ 2 b-tags"}
@@ -37,7 +37,7 @@ def stack_plot(h: hist.Hist, region: str, lumi_fb: float | None = None, com: flo
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], frameon=False, fontsize=12)  # legend top-down = stack top-down
     ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
-    mplhep.label.exp_label(exp="", llabel="Simulation", ax=ax, lumi=lumi_fb, com=com)
+    label(ax, "Simulation", lumi=lumi_fb, com=com)  # the fit's data/model plots carry the same label
     return fig
 
 

@@ -142,11 +142,22 @@ def ttbar_scale_of(fileset: dict[str, dict[str, Any]]) -> float:
     return scales.pop() if len(scales) == 1 else 1.0
 
 
+def luminosity_of(fileset: dict[str, dict[str, Any]]) -> float | None:
+    """The integrated luminosity in pb⁻¹ the simulated samples were normalised to (σ·L/N), from the fileset's
+    metadata (the samples config's ``luminosity_pb``); ``None`` when the samples disagree or say nothing."""
+    lumis = {float(spec["metadata"]["lumi"]) for spec in fileset.values()
+             if spec["metadata"].get("process") != "data" and spec["metadata"].get("lumi") is not None}
+    return lumis.pop() if len(lumis) == 1 else None
+
+
 def write_outputs(result: RunResult, out_dir: str | Path) -> Path:
-    """Write ``histograms.root`` and ``metrics.json`` (with the cutflow) into ``out_dir``."""
+    """Write ``histograms.root`` (with the luminosity in its metadata, for the fit's plot labels) and
+    ``metrics.json`` (with the cutflow) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keys = save_histograms(result.hist, out / "histograms.root", result.filled, ttbar_scale_of(result.fileset))
+    lumi = luminosity_of(result.fileset)
+    keys = save_histograms(result.hist, out / "histograms.root", result.filled, ttbar_scale_of(result.fileset),
+                           metadata={"luminosity_pb": lumi} if lumi is not None else None)
     doc = dict(result.metrics, cutflow=result.cutflow, histogram_keys=keys)
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     result.output_dir = out
