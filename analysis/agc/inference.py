@@ -37,7 +37,7 @@ from analysis.stats.intervals import Interval, ScanResult, interval, profile_sca
 from analysis.stats.likelihood import Likelihood, pyhf_backend
 from analysis.stats.limits import LimitResult
 from analysis.stats.limits import upper_limit as core_upper_limit
-from analysis.stats.plots import limit_figure
+from analysis.stats.plots import limit_figure, scan_figure
 from analysis.stats.prune import Controls, apply_controls
 from analysis.stats.ranking import RankingResult, impacts
 from analysis.stats.significance import SignificanceResult
@@ -382,7 +382,7 @@ def _make_plots(outcome: FitOutcome, out_dir: Path, ranking: bool) -> dict[str, 
         if drawable.labels:
             keep(cabinetry.visualize.ranking(drawable.to_cabinetry(), max_pars=15, **kw), "ranking")
     if outcome.scan is not None:
-        keep(cabinetry.visualize.scan(outcome.scan.to_cabinetry(), **kw), f"scan_{poi_name}")
+        keep(scan_figure(outcome.scan), f"scan_{poi_name}")  # CL labels beside the frame, off the curve
     if outcome.limit is not None:
         keep(limit_figure(outcome.limit, poi_name, log_x=True), "limit")
     for stem, figure in fit_data_mc_figures(outcome, out_dir):

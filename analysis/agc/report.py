@@ -51,7 +51,8 @@ def _captions(fit: dict[str, Any] | None) -> dict[str, str]:
         "ranking": f"Impact on {poi} of the highest-ranked nuisance parameters: boxes are the shift of {poi} when a "
                    "parameter is fixed at ±1σ of its pre-fit (open) or post-fit (filled) uncertainty; points: pulls.",
         f"scan_{poi}": f"Profile-likelihood scan of {poi}: Δ(−2 ln L) with all other parameters refitted; the dashed "
-                       "parabola is the Gaussian approximation from the HESSE uncertainty. Δ(−2 ln L) = 1 marks 68 % CL.",
+                       "parabola is the Gaussian approximation from the HESSE uncertainty. The dotted lines Δ(−2 ln L) = 1 and 4 "
+                       "mark 68.3 % and 95.4 % CL (labelled beside the frame).",
         "limit": f"CLs versus {poi} (asymptotic, q̃_μ, log axis): observed, expected median and its ±1σ/±2σ bands; "
                  "the 95 % CL upper limit is where CLs crosses 0.05.",
     }

@@ -75,6 +75,39 @@ def brazil_band(mu: np.ndarray, cls_observed: np.ndarray, cls_expected: np.ndarr
     return fig
 
 
+def scan_figure(scan: Any) -> Any:
+    """cabinetry's profile-likelihood scan plot of an :class:`analysis.stats.intervals.ScanResult`, with the
+    confidence-level labels of its Δ(−2 ln L) = 1 and 4 lines in the right margin, outside the frame.
+
+    cabinetry writes "68% CL"/"95% CL" inside the frame at the right edge, just above each line, where the scan
+    curve (which rises through Δ = 4 inside a ±2.5σ scan range) and the Gaussian parabola pass: the text is drawn
+    over the curve. Outside the frame nothing of the curve is drawn (lines and markers are clipped to the axes),
+    so the labels cannot overlap it. The labels give the one-parameter coverage of each line,
+    CL = P(χ²₁ ≤ Δ): 68.3 % at Δ = 1 and 95.4 % at Δ = 4 (Wilks; 95 % would be Δ = 3.84).
+
+    Returns:
+        The matplotlib figure (open).
+    """
+    import cabinetry
+    from matplotlib.transforms import blended_transform_factory
+    from scipy.stats import chi2
+
+    fig = cabinetry.visualize.scan(scan.to_cabinetry(), close_figure=False, save_figure=False)
+    ax = fig.axes[0]
+    margin = blended_transform_factory(ax.transAxes, ax.transData)  # x: axes fraction, y: Δ(−2 ln L)
+    for text in list(ax.texts):
+        if text.get_text() not in ("68% CL", "95% CL"):
+            continue
+        level = float(text.get_position()[1])  # cabinetry's line height: 1 or 4
+        text.set_text(f"{100 * chi2.cdf(level, 1):.1f}% CL")
+        text.set_transform(margin)
+        text.set_position((1.015, level))
+        text.set_horizontalalignment("left")
+        text.set_verticalalignment("center")
+        text.set_clip_on(False)
+    return fig
+
+
 def limit_figure(limit: Any, poi_label: str | None = None, log_x: bool = False) -> Any:
     """:func:`brazil_band` of an :class:`analysis.stats.limits.LimitResult`."""
     return brazil_band(np.asarray(limit.mu), np.asarray(limit.cls_observed), np.asarray(limit.cls_expected),
