@@ -56,7 +56,7 @@ def _make_executor(name: str, workers: int, client, progress: bool):
         return IterativeExecutor(status=progress, retries=0, desc="Processing chunks")
     if name == "futures":
         return FuturesExecutor(workers=workers, status=progress, retries=0, desc="Processing chunks")
-    return DaskExecutor(client=client, status=progress, retries=0)  # bar on stderr
+    return DaskExecutor(client=client, status=progress, retries=0, desc="Processing chunks")  # bar on stderr, counts chunks
 
 
 class _Chunked(processor.ProcessorABC):

@@ -11,6 +11,7 @@ loop: chunks are merged in the main process as they finish, under one bar (``des
 from __future__ import annotations
 
 import concurrent.futures
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -19,7 +20,7 @@ from coffea.processor import DaskExecutor as _CoffeaDaskExecutor
 from coffea.processor import FuturesExecutor as _CoffeaFuturesExecutor
 from coffea.processor import IterativeExecutor as _CoffeaIterativeExecutor
 from coffea.processor.accumulator import Accumulatable, accumulate
-from coffea.processor.executor import _compression_wrapper, _decompress
+from coffea.processor.executor import _compression_wrapper, _decompress, _reduce
 
 from analysis.console import progress_bar, stderr_console
 
@@ -73,15 +74,70 @@ class IterativeExecutor(_CoffeaIterativeExecutor):
 
 @dataclass
 class DaskExecutor(_CoffeaDaskExecutor):
-    """coffea's Dask executor whose progress bar is drawn on stderr, like every other bar (stdout is for results).
+    """coffea's Dask executor whose progress bar counts the chunks and is drawn on stderr, like every other bar.
 
-    coffea's ``RichProgressBar`` builds its bar with ``coffea.util.rich_bar`` on coffea's stdout console; for the
-    duration of the call the bar gets the same columns on the project's stderr console instead.
+    coffea's bar (``coffea.processor._dask.progress``, distributed's ``ProgressBar``) counts every task the result
+    depends on, the tree-reduction tasks included (19/19 for 18 chunks), and draws on coffea's stdout console.
+    Here the submission is coffea's — ``client.map`` of the (compression-wrapped) work function over the items,
+    the processor sent once as ``heavy_input`` (coffea's Runner does this for Dask; that task was counted too),
+    the tree reduction in groups of ``treereduction``, a ``KilledWorker`` named by its work item — and the bar
+    is :func:`analysis.console.progress_bar` on stderr, advanced as each chunk's task finishes: it ends at
+    ``len(items)``. ``worker_affinity`` and ``use_dataframes`` (not used by this project) keep coffea's own loop
+    and bar (moved to stderr).
     """
 
     def __call__(self, items: Iterable, function: Callable, accumulator: Accumulatable):
+        """Run ``function`` on every item on the Dask client; return ``(merged accumulator, 0)``; re-raise the
+        first chunk error."""
         if not self.status:
             return super().__call__(items, function, accumulator)
+        if self.worker_affinity or self.use_dataframes:
+            return self._coffea_call_on_stderr(items, function, accumulator)
+        items = list(items)
+        if not items:
+            return accumulator, 0
+        from distributed import Client, as_completed
+        from distributed.scheduler import KilledWorker
+
+        if self.client is None:
+            self.client = Client(threads_per_worker=1)
+        reducer = _reduce(self.compression)
+        if self.compression is not None:
+            function = _compression_wrapper(self.compression, function, name=self.function_name)
+        args: list = items
+        if self.heavy_input is not None:  # one task holding it, each chunk's argument is (item, that future)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Large object of size")
+                heavy = self.client.submit(lambda x: x, self.heavy_input)  # as coffea: by value
+            args = [(item, heavy) for item in items]
+        chunks = self.client.map(function, args, pure=self.heavy_input is not None, priority=self.priority,
+                                 retries=self.retries)
+        key_to_item = {future.key: item for future, item in zip(chunks, items)}
+        work = chunks
+        while len(work) > 1:
+            work = self.client.map(reducer, [work[i:i + self.treereduction] for i in range(0, len(work), self.treereduction)],
+                                   pure=True, priority=self.priority, retries=self.retries)
+            key_to_item.update({future.key: "(output reducer)" for future in work})
+        final = work[0]
+        finished = as_completed(chunks)
+        del work, chunks, args  # a chunk's output is released once its reducer has it (only `finished` holds it until then)
+        try:
+            with progress_bar(len(items), self.desc, self.unit, enabled=True) as advance:
+                for future in finished:
+                    failed = future.status == "error"
+                    del future
+                    if failed:
+                        break  # the result below raises the chunk's error (the reduction depends on it)
+                    advance(1)
+                merged = final.result()
+        except KilledWorker as ex:
+            raise RuntimeError(f"Work item {key_to_item.get(ex.task, ex.task)} caused a KilledWorker exception "
+                               "(likely a segfault or out-of-memory issue)") from None
+        out = merged if self.compression is None else _decompress(merged)
+        return accumulate([out], accumulator), 0
+
+    def _coffea_call_on_stderr(self, items: Iterable, function: Callable, accumulator: Accumulatable):
+        """coffea's own ``__call__`` with its bar built on the project's stderr console instead of stdout."""
         import coffea.processor._dask as coffea_dask
         from rich.progress import Progress
 
