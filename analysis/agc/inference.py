@@ -212,6 +212,87 @@ def _corrupt_input_error(config: dict[str, Any]) -> AnalysisError | None:
     return None
 
 
+def required_histograms(config: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Every histogram cabinetry's template collection will read for ``config``, in its order.
+
+    The same enumeration (``cabinetry.route.apply_to_all_templates``: regions × samples × nominal/systematic
+    templates that ``histogram_is_needed``) and the same path rule (``InputPath``/``RegionPath``/``SamplePath``/
+    ``VariationPath`` with overrides) as ``cabinetry.templates.collect``.
+
+    Returns:
+        ``(file, key, region name, sample name, variation)`` per histogram; variation is ``"nominal"`` or
+        ``"<systematic> Up|Down"``.
+    """
+    from cabinetry.templates.collector import _histo_path
+
+    general = config["General"]
+    needed: list[tuple[str, str, str, str, str]] = []
+
+    def note(region: dict, sample: dict, systematic: dict, template: str | None) -> None:
+        path = _histo_path(general["InputPath"], general.get("VariationPath", ""), region, sample, systematic,
+                           template)
+        file, _, key = path.partition(":")
+        variation = "nominal" if template is None else f"{systematic['Name']} {template}"
+        needed.append((file, key.split(";")[0], region["Name"], sample["Name"], variation))
+
+    cabinetry.route.apply_to_all_templates(config, note)
+    return needed
+
+
+def check_input_histograms(config: dict[str, Any], source: str | Path = "cabinetry config") -> None:
+    """Before any template is read: every histogram the config needs is in its histogram file.
+
+    ``ana run ttbar`` legitimately writes only the samples of its fileset (a study of some samples, a fileset
+    without ttbar), and only ``ana fit``'s config says which ones a model needs, so this is where a missing
+    sample/variation is first knowable. One line names the file, the samples and variations missing and
+    example keys (cabinetry would stop at the first missing key, which for pseudodata is not the sample
+    actually lacking).
+
+    Raises:
+        AnalysisError: a histogram file is missing or unreadable, or lacks histograms the config needs.
+    """
+    from analysis.histio import PSEUDODATA_PARTS, corrupt_file_error
+
+    needed = required_histograms(config)
+    present: dict[str, set[str]] = {}
+    for file in dict.fromkeys(f for f, *_ in needed):
+        if not Path(file).is_file():
+            raise AnalysisError(f"histogram file not found: {file}")
+        try:
+            with uproot.open(file) as f:
+                present[file] = set(f.keys(cycle=False))
+        except CORRUPT_READ_ERRORS as err:
+            raise corrupt_file_error(file, err) from None
+    missing = [n for n in needed if n[1] not in present[n[0]]]
+    if not missing:
+        return
+    data_samples = {s["Name"] for s in config["Samples"] if s.get("Data")}
+    parts = []
+    for file in dict.fromkeys(f for f, *_ in missing):
+        by_sample: dict[str, list[tuple[str, str]]] = {}
+        for f, key, _, sample, variation in missing:
+            if f == file:
+                by_sample.setdefault(sample, []).append((variation, key))
+        described = []
+        for sample, items in sorted(by_sample.items(), key=lambda kv: kv[0] in data_samples):  # data (derived) last
+            variations = list(dict.fromkeys(v for v, _ in items))
+            if "nominal" in variations and len(variations) > 1:
+                what = f"nominal and {len(variations) - 1} variation(s)"
+            else:
+                what = ", ".join(variations[:3]) + (f" and {len(variations) - 3} more" if len(variations) > 3 else "")
+            keys = [k for _, k in items]
+            shown = ", ".join(repr(k) for k in keys[:3]) + (", …" if len(keys) > 3 else "")
+            text = f"sample {sample!r} {what} ({shown})"
+            if sample in data_samples and any(k.endswith("_pseudodata") for k in keys):
+                made_of = " + ".join(f"{p} {v}" for p, v, _ in PSEUDODATA_PARTS)
+                text += f" — pseudodata is made only from a fileset with {made_of}"
+            described.append(text)
+        n = sum(1 for m in missing if m[0] == file)
+        parts.append(f"{file}: lacks {n} histogram(s) that {source} needs: " + "; ".join(described))
+    raise AnalysisError("; ".join(parts) + " (`ana run ttbar` writes histograms only for the samples and "
+                        "variations in its fileset)")
+
+
 def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry config") -> dict[str, Any]:
     """Collect and post-process templates, then build and validate the pyhf workspace.
 
@@ -223,6 +304,7 @@ def build_workspace(config: dict[str, Any], source: str | Path = "cabinetry conf
         AnalysisError: missing histograms, binning that does not match the config, unfixable templates.
     """
     check_config(config, source)
+    check_input_histograms(config, source)  # all missing histograms named at once, before cabinetry reads any
     try:
         cabinetry.templates.collect(config, method="uproot")
     except uproot.KeyInFileError as err:
