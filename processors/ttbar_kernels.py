@@ -130,11 +130,18 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
     if not _is_one(factor):  # x·1 = x exactly: the nominal needs no products
         f = factor if np.ndim(factor) == 0 else factor.take(jets)
         x, y, z, en = x * f, y * f, z * f, en * f
-    tag = btag[jets] > btag_min
+    tag = btag.take(jets) > btag_min
     start = np.zeros(n + 1, np.int64)
     np.cumsum(k_per_event, out=start[1:])
-    for k in np.unique(k_per_event[want & (k_per_event >= 3)]):
-        evs = np.flatnonzero(want & (k_per_event == k))
+    # wanted events grouped by their number k of selected jets (one sort, not one pass over all events per k)
+    wanted = np.flatnonzero(want)
+    k_wanted = k_per_event.take(wanted)
+    by_k = wanted.take(np.argsort(k_wanted, kind="stable"))
+    groups = np.bincount(k_wanted)
+    bounds = np.zeros(groups.shape[0] + 1, np.int64)
+    np.cumsum(groups, out=bounds[1:])
+    for k in np.flatnonzero(groups[3:]) + 3:
+        evs = by_k[bounds[k]:bounds[k + 1]]
         first = start.take(evs)
         idx = np.arange(k)[:, None] + first  # (k, m): row j holds the positions of the events' j-th selected jets
         a, b, c = _triples(int(k))
@@ -153,7 +160,7 @@ def trijet_mass(offsets: np.ndarray, pt: np.ndarray, px: np.ndarray, py: np.ndar
         untagged |= tags.take(b, axis=0)
         untagged |= tags.take(c, axis=0)
         np.logical_not(untagged, out=untagged)
-        np.copyto(pt2, -1.0, where=untagged)  # not b-tagged: never the maximum (pt2 >= 0 > -1)
+        np.putmask(pt2, untagged, -1.0)  # not b-tagged: never the maximum (pt2 >= 0 > -1)
         best = np.argmax(pt2, axis=0)  # first maximum: ties keep the first triple in (a < b < c) order
         cols = np.arange(evs.shape[0])
         has = ~untagged[best, cols]  # the best triple is b-tagged unless none is
