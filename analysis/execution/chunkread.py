@@ -34,7 +34,7 @@ import copy
 import time
 import uuid as uuidlib
 import warnings
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ from coffea.nanoevents.util import key_to_tuple
 from coffea.processor import ProcessorABC
 from coffea.processor.executor import Runner, WorkItem
 
-from analysis.execution.fastpath import columns_capable
+from analysis.execution.fastpath import columns_capable, warning_counts
 from schemas.reading import use_inflate
 
 try:  # coffea internals used by NanoEventsFactory.from_root (virtual mode)
@@ -150,28 +150,14 @@ def work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool,
     Warnings raised while the chunk is read and processed are returned with the output (``"warnings"``:
     ``{(category, message, filename, lineno): count}``, summed over chunks like the rest of the output) instead
     of being printed by a pool or Dask worker process; the run re-emits them in the main process
-    (:func:`reemit_warnings`), where the CLI counts them into its one summary line (``-v`` shows them).
+    (:func:`analysis.execution.fastpath.reemit_warnings`), where the CLI counts them into its one summary line (``-v`` shows them).
     """
     with warnings.catch_warnings(record=True) as caught:
         out = _work_function(format, xrootdtimeout, schema, use_dataframes, savemetrics, item, processor_instance,
                              uproot_options, iteritems_options, checkpointer, cache_function)
     if caught and isinstance(out, dict):
-        out["warnings"] = dict(Counter((w.category.__name__, str(w.message), str(w.filename), int(w.lineno or 0))
-                                       for w in caught))
+        out["warnings"] = warning_counts(caught)
     return out
-
-
-def reemit_warnings(counts: dict[tuple[str, str, str, int], int] | None) -> None:
-    """Raise again, in this process, the warnings :func:`work_function` collected in worker processes (each as
-    often as it occurred, at its original file and line; categories other than the built-in ones as UserWarning)."""
-    import builtins
-
-    for (category, message, filename, lineno), n in (counts or {}).items():
-        cls = getattr(builtins, category, None)
-        if not (isinstance(cls, type) and issubclass(cls, Warning)):
-            cls = UserWarning
-        for _ in range(int(n)):
-            warnings.warn_explicit(message, cls, filename, lineno)
 
 
 def _work_function(format: str, xrootdtimeout: int, schema, use_dataframes: bool, savemetrics: bool, item: WorkItem,

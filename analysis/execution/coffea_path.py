@@ -25,7 +25,8 @@ from coffea import processor
 from coffea.processor.executor import FileMeta, WorkItem
 
 from analysis.console import progress_enabled
-from analysis.execution.chunkread import close_open_trees, reemit_warnings, work_function
+from analysis.execution.chunkread import close_open_trees, work_function
+from analysis.execution.fastpath import reemit_warnings
 from analysis.execution.executors import DaskExecutor, FuturesExecutor, IterativeExecutor
 from analysis.execution.preflight import FileCheck
 from analysis.execution.retries import RetryPolicy, _RetryingCall

@@ -1,11 +1,13 @@
-"""Local fast path: run a processor's ``process_columns`` on its declared branches, read with uproot directly.
+"""Fast path: run a processor's ``process_columns`` on its declared branches, read with uproot directly.
 
-For the iterative (in-process) executor and processors that declare their input branches (``columns(format)``)
-and offer ``process_columns(columns, metadata)`` (the same output as ``process(events)`` on that chunk), the
-chunks are processed without coffea's Runner and NanoEvents — and without importing coffea at all, which
-costs ~0.8 s CPU per process (coffea.nanoevents imports numba). Per chunk: one ``TTree.arrays`` call
-over the declared branches present in the file (basket-aligned chunk boundaries from the pre-flight, the
-file and its TTree kept open across the file's chunks, closed at the end), then ``process_columns``.
+For the iterative (in-process) and Dask executors and processors that declare their input branches
+(``columns(format)``) and offer ``process_columns(columns, metadata)`` (the same output as ``process(events)`` on
+that chunk), the chunks are processed without coffea's Runner and NanoEvents — and without importing coffea at
+all (in the client and in the workers), which costs ~0.8 s CPU per process (coffea.nanoevents imports numba).
+Per chunk: one ``TTree.arrays`` call over the declared branches present in the file (basket-aligned chunk
+boundaries from the pre-flight, the file and its TTree kept open across the file's chunks, closed at the end),
+then ``process_columns``. On Dask (:func:`run_chunks_dask`) each chunk is a task and the outputs are merged on
+the workers by a tree reduction in chunk order.
 
 The reliability layer is the same as on coffea's path: the pre-flight has run before (bad files left out
 and accounted); every chunk is retried and, when unreadable, skipped and recorded with the events lost
@@ -23,6 +25,8 @@ from __future__ import annotations
 import copy
 import time
 import uuid as uuidlib
+import warnings
+from collections import Counter
 from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,13 +83,17 @@ def columns_capable(processor_instance: Any, input_format: str | None, schema: A
     return True
 
 
+#: executors with a fast path: in-process (:func:`run_chunks`) and Dask (:func:`run_chunks_dask`)
+EXECUTORS = ("iterative", "dask")
+
+
 def eligible(processor_instance: Any, input_format: str | None, schema: Any, executor: str, checks: list) -> bool:
     """True if the run can take the fast path.
 
-    Conditions: iterative executor; one input format and a processor that is :func:`columns_capable`; every
-    file is a TTree whose basket boundaries the pre-flight found (RNTuple and other inputs take coffea's path).
+    Conditions: an executor in :data:`EXECUTORS`; one input format and a processor that is :func:`columns_capable`;
+    every file is a TTree whose basket boundaries the pre-flight found (RNTuple and other inputs take coffea's path).
     """
-    if executor != "iterative" or not checks or not columns_capable(processor_instance, input_format, schema):
+    if executor not in EXECUTORS or not checks or not columns_capable(processor_instance, input_format, schema):
         return False
     return all(c.basket_boundaries is not None and c.entries is not None for c in checks)
 
@@ -237,7 +245,127 @@ def run_chunks(chunks: list[Chunk], processor_instance: Any, branches: list[str]
                 advance(1)
     finally:
         reader.close()
+    return _finish(merged, len(chunks))
+
+
+def _finish(merged: dict, n_chunks: int) -> dict:
+    """The merged chunk outputs as the runner reads them: chunk count and sorted column names in the metrics."""
     if "metrics" in merged:
-        merged["metrics"]["chunks"] = len(chunks)
+        merged["metrics"]["chunks"] = n_chunks
         merged["metrics"]["columns"] = sorted(merged["metrics"]["columns"])
     return merged
+
+
+# ---- Dask ------------------------------------------------------------------------------------------------------
+#: tree reduction on the workers: outputs merged in groups of this many, in chunk order (as coffea's Dask executor)
+TREE_REDUCTION = 20
+
+#: per worker process: the reader of the current run (one open file and TTree, kept across that file's chunks)
+_WORKER_READERS: dict[tuple, _Reader] = {}
+
+
+def _worker_reader(branches: tuple[str, ...], uproot_options: dict[str, Any]) -> _Reader:
+    """This worker process's reader for (branches, reader options), created on first use (one at a time)."""
+    key = (branches, tuple(sorted((k, repr(v)) for k, v in uproot_options.items())))
+    reader = _WORKER_READERS.get(key)
+    if reader is None:
+        close_worker_readers()
+        reader = _WORKER_READERS[key] = _Reader(list(branches), uproot_options)
+    return reader
+
+
+def close_worker_readers() -> None:
+    """Close the file this process's fast-path reader holds open (end of a Dask run; idempotent)."""
+    while _WORKER_READERS:
+        _WORKER_READERS.popitem()[1].close()
+
+
+def dask_chunk(item: Chunk, processor_instance: Any, branches: tuple[str, ...], uproot_options: dict[str, Any],
+               policy: RetryPolicy, checkpointer=None) -> dict:
+    """One chunk on a Dask worker: what :func:`run_chunks` does per chunk (retries, skip-and-record, checkpoint),
+    with the worker's reader kept open across a file's chunks.
+
+    Warnings raised while reading and processing come back with the output (``"warnings"``:
+    ``{(category, message, filename, lineno): count}``, summed by the merge), to be re-emitted by the client
+    (:func:`reemit_warnings`) instead of printed by the worker.
+    """
+    use_inflate(getattr(processor_instance, "inflate", None))  # the processor's inflater, before reading
+    reader = _worker_reader(branches, uproot_options)
+    with warnings.catch_warnings(record=True) as caught:
+        out = _RetryingCall(policy)(0, False, _work, item, processor_instance, reader, checkpointer)
+    if caught:
+        out["warnings"] = warning_counts(caught)
+    return out
+
+
+def warning_counts(caught: list[warnings.WarningMessage]) -> dict[tuple[str, str, str, int], int]:
+    """Recorded warnings as ``{(category name, message, filename, lineno): count}`` (picklable, summed by
+    :func:`merge`), for a worker process to return with a chunk's output."""
+    return dict(Counter((w.category.__name__, str(w.message), str(w.filename), int(w.lineno or 0)) for w in caught))
+
+
+def reemit_warnings(counts: dict[tuple[str, str, str, int], int] | None) -> None:
+    """Raise again, in this process, the warnings :func:`work_function` collected in worker processes (each as
+    often as it occurred, at its original file and line; categories other than the built-in ones as UserWarning)."""
+    import builtins
+
+    for (category, message, filename, lineno), n in (counts or {}).items():
+        cls = getattr(builtins, category, None)
+        if not (isinstance(cls, type) and issubclass(cls, Warning)):
+            cls = UserWarning
+        for _ in range(int(n)):
+            warnings.warn_explicit(message, cls, filename, lineno)
+
+
+def merge_outputs(parts: list[dict]) -> dict:
+    """Chunk outputs (or partial merges) merged in order with :func:`merge` (a reduction task on a worker)."""
+    merged: dict = {}
+    for part in parts:
+        merged = merge(merged, part) if merged else part
+    return merged
+
+
+def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list[str], uproot_options: dict[str, Any],
+                    policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True) -> dict:
+    """:func:`run_chunks` on a Dask cluster: one task per chunk (:func:`dask_chunk`), the processor sent to the
+    workers once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
+    result is the one of :func:`run_chunks` bit for bit (exact sums; categories in order of first appearance).
+    Neither this process nor the workers import coffea.
+
+    Returns ``{"out", "metrics", "lost", "warnings"}`` as :func:`run_chunks` (plus the workers' warnings).
+    Raises the first failing chunk's error (user errors as they are; a worker that died more often than the
+    cluster allows as a ``RuntimeError`` naming the chunk, as coffea's Dask executor words it).
+    """
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    if not chunks:
+        return {}
+    processor_future = client.scatter(processor_instance, broadcast=True, hash=False)
+    futures = client.map(dask_chunk, chunks, processor_instance=processor_future, branches=tuple(branches),
+                         uproot_options=uproot_options, policy=policy, checkpointer=checkpointer, pure=False)
+    item_of = {f.key: item for f, item in zip(futures, chunks)}
+    work = futures
+    while len(work) > 1:
+        work = [client.submit(merge_outputs, work[i:i + TREE_REDUCTION], pure=False)
+                for i in range(0, len(work), TREE_REDUCTION)]
+    final = work[0]
+    del work
+    try:
+        if progress and progress_enabled():  # the bar counts chunks (not the reduction tasks)
+            with progress_bar(len(chunks), "Processing chunks", "chunk") as advance:
+                for future in as_completed(futures):
+                    if future.status == "error":
+                        break  # the result below raises the chunk's error (the reduction depends on it)
+                    advance(1)
+        del futures  # a chunk's output is released once its reduction task has it
+        merged = final.result()
+    except KilledWorker as err:
+        raise RuntimeError(f"Work item {item_of.get(err.task, err.task)!r} caused a KilledWorker exception (likely a "
+                           "segfault or out-of-memory issue)") from None
+    finally:
+        try:
+            client.run(close_worker_readers)
+        except Exception:  # a worker gone already holds nothing
+            pass
+    return _finish(merged, len(chunks))

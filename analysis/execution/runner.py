@@ -118,7 +118,7 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
     given when that is a wrapper). ``schema``: the NanoEvents schema (None: the fileset format's default,
     :func:`schema_for`).
 
-    Local iterative runs of processors that offer ``process_columns`` take the fast path
+    Iterative and Dask runs of processors that offer ``process_columns`` take the fast path
     (:mod:`analysis.execution.fastpath`, no coffea import); everything else runs on coffea's Runner
     (:mod:`analysis.execution.coffea_path`). Both give the same bits.
     """
@@ -146,9 +146,13 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
         keep = KeepOpen(reader_options(fileset)) if exe_name == "iterative" and client is None else None
         checks = preflight(fileset, {p: e["nevts"] for p, e in expected.items()}, client=client, retries=retries,
                            branches=declared_branches(processor_instance, fileset), keep=keep)
-        if client is not None:  # the workers import the chunk reader and the processor while this process imports
-            # coffea and plans the chunks (≈ 0.5 s CPU on each side, otherwise one after the other)
-            _warm_workers(client, ("analysis.execution.chunkread", type(processor_instance).__module__))
+        if client is not None:  # the workers import the chunk reader and the processor while this process plans
+            # the chunks (and imports coffea if the run takes coffea's path): otherwise one after the other
+            from analysis.execution.fastpath import columns_capable
+
+            capable = columns_capable(processor_instance, input_format_of(fileset), schema)
+            reader = "analysis.execution.fastpath" if capable else "analysis.execution.chunkread"
+            _warm_workers(client, (reader, type(processor_instance).__module__))
         for c in checks:
             stack.callback(c.close)  # whatever the reader did not take (idempotent)
         accounting = Accounting()
@@ -200,8 +204,13 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
             if fast:
                 chunks = fastpath.plan_chunks(run_fileset, good, size)
                 reused = [(ch.entrystart, ch.entrystop) for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
-                wrapped = fastpath.run_chunks(chunks, processor_instance, wanted, reader_options(run_fileset), policy,
-                                              ckpt, progress, opened=good)
+                if client is not None:
+                    wrapped = fastpath.run_chunks_dask(chunks, processor_instance, wanted, reader_options(run_fileset),
+                                                       policy, client, ckpt, progress)
+                    fastpath.reemit_warnings(wrapped.pop("warnings", None))  # the workers', where the caller counts them
+                else:
+                    wrapped = fastpath.run_chunks(chunks, processor_instance, wanted, reader_options(run_fileset),
+                                                  policy, ckpt, progress, opened=good)
                 n_chunks = len(chunks)
             else:
                 for c in checks:  # coffea's path opens files itself

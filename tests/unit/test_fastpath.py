@@ -54,7 +54,7 @@ def test_who_takes_the_fast_path() -> None:
     assert eligible(TtbarCore(), "nanoaod", None, "iterative", CHECKS)
     assert eligible(BothOverridden(), "ntuple", None, "iterative", CHECKS)
     assert not eligible(TtbarCore(), "ntuple", None, "futures", CHECKS)
-    assert not eligible(TtbarCore(), "ntuple", None, "dask", CHECKS)
+    assert eligible(TtbarCore(), "ntuple", None, "dask", CHECKS)  # Dask: run_chunks_dask
     assert not eligible(OwnProcess(), "ntuple", None, "iterative", CHECKS)
     assert not eligible(OwnWeights(), "ntuple", None, "iterative", CHECKS)
     assert not eligible(NoColumns(), "ntuple", None, "iterative", CHECKS)

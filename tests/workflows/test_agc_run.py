@@ -34,16 +34,22 @@ def _same(h1, h2) -> None:
             assert np.array_equal(a.variances(flow=True), b.variances(flow=True)), (p, v)
 
 
-def test_bit_identical_across_executors_and_chunk_sizes(sample, tmp_path):
+def test_bit_identical_across_executors_and_chunk_sizes(sample, tmp_path, monkeypatch):
+    from analysis.execution import fastpath
+
     ref = run_ttbar(sample, tmp_path / "it", executor="iterative", chunksize=1000, progress=False)
     assert ref.metrics["events_processed"] == 9 * 2 * 3000
     other_chunks = run_ttbar(sample, executor="iterative", chunksize=777, progress=False)
     futures = run_ttbar(sample, executor="futures", workers=2, chunksize=1300, progress=False)
     dask = run_ttbar(sample, tmp_path / "dask", executor="dask", workers=2, chunksize=2000, progress=False)
-    # local iterative runs take the fast path (uproot + process_columns), pools and Dask coffea's Runner + NanoEvents
-    assert ref.metrics["fast_path"] and other_chunks.metrics["fast_path"]
-    assert not futures.metrics["fast_path"] and not dask.metrics["fast_path"]
-    for other in (other_chunks, futures, dask):
+    # iterative and Dask runs take the fast path (uproot + process_columns), process pools coffea's Runner
+    assert ref.metrics["fast_path"] and other_chunks.metrics["fast_path"] and dask.metrics["fast_path"]
+    assert not futures.metrics["fast_path"]
+    with monkeypatch.context() as m:  # Dask on coffea's Runner (what a processor without process_columns gets)
+        m.setattr(fastpath, "eligible", lambda *args, **kwargs: False)
+        dask_coffea = run_ttbar(sample, executor="dask", workers=2, chunksize=1500, progress=False)
+    assert not dask_coffea.metrics["fast_path"]
+    for other in (other_chunks, futures, dask, dask_coffea):
         _same(ref.hist, other.hist)
         assert other.cutflow == ref.cutflow
     # the written files are identical in content too

@@ -127,9 +127,12 @@ def test_remote_scheduler_ships_code_and_survives_sigkilled_worker(agc, referenc
     killed = None
     deadline = time.time() + 120
     while thread.is_alive() and killed is None and time.time() < deadline:
+        # chunk tasks: the fast path's dask_chunk (coffea's path: the _Chunked processor's)
         done = client.run_on_scheduler(lambda dask_scheduler: sum(
-            1 for ts in dask_scheduler.tasks.values() if ts.state == "memory" and str(ts.key).startswith("_Chunked")))
-        busy = [a for a, keys in client.processing().items() if any(str(k).startswith("_Chunked") for k in keys)]
+            1 for ts in dask_scheduler.tasks.values()
+            if ts.state == "memory" and str(ts.key).startswith(("dask_chunk", "_Chunked"))))
+        busy = [a for a, keys in client.processing().items()
+                if any(str(k).startswith(("dask_chunk", "_Chunked")) for k in keys)]
         if done >= 8 and busy:
             killed = busy[0]
             os.kill(pids[killed], signal.SIGKILL)
