@@ -215,6 +215,10 @@ def test_fast_path_retries_and_shares_checkpoints_with_coffeas_path(source, tmp_
                       progress=False)
     assert not again.metrics["fast_path"] and again.metrics["chunks_from_checkpoint"] == 36
     assert histogram_digest(tmp_path / "again" / "histograms.root") == histogram_digest(tmp_path / "ref" / "histograms.root")
+    on_dask = run_ttbar(source, tmp_path / "dask", executor="dask", workers=2, chunksize=500, checkpoint=ck,
+                        progress=False)  # the Dask fast path: its workers load the same checkpoints
+    assert on_dask.metrics["fast_path"] and on_dask.metrics["chunks_from_checkpoint"] == 36
+    assert histogram_digest(tmp_path / "dask" / "histograms.root") == histogram_digest(tmp_path / "ref" / "histograms.root")
 
 
 def _checkpoints(ck: Path) -> dict[Path, tuple[int, int]]:
