@@ -71,3 +71,28 @@ def test_worker_side_imports_stay_light() -> None:
                             "analysis.execution.coffea_path\n")
     assert not mods & NOT_ON_THE_PROCESSING_PATH, sorted(mods & NOT_ON_THE_PROCESSING_PATH)
     assert compiled == []
+
+
+def test_dask_run_imports_no_coffea_on_client_or_workers(tiny: Path) -> None:
+    """A Dask run of a processor with ``process_columns`` takes the fast path: neither the client process nor the
+    worker processes import coffea or numba (nor the statistics/plotting/ML libraries)."""
+    heavy = sorted((NOT_ON_THE_PROCESSING_PATH - {"dask", "distributed"}) | {"coffea", "numba"})
+    code = (
+        "import logging\n"
+        "from distributed import Client, LocalCluster\n"
+        "from analysis.agc.run import run_ttbar\n"
+        "with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.CRITICAL) "
+        "as cluster, Client(cluster) as client:\n"
+        f"    res = run_ttbar({str(tiny)!r}, None, executor='dask', scheduler=cluster.scheduler_address, progress=False)\n"
+        "    assert res.metrics['fast_path'] and res.metrics['events_processed'] == 4000\n"
+        f"    on_workers = client.run(lambda: sorted(m for m in {heavy!r} if m in __import__('sys').modules))\n"
+        "    print('WORKERS=' + repr(sorted(set(sum(on_workers.values(), [])))))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code + REPORT], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    assert lines["WORKERS"] == "[]"
+    client_mods = set(lines["MODULES"].split(","))
+    assert "processors" in client_mods and not client_mods & set(heavy), sorted(client_mods & set(heavy))
