@@ -3,8 +3,8 @@
 The same synthetic AGC files are processed with each worker count, in two conditions:
 
 * ``cold``: what a one-shot ``ana run ttbar --executor dask --workers N`` does — a fresh LocalCluster per run
-  (cluster start-up and pre-flight excluded; the first chunk's imports in every worker and the client's
-  coffea import are in the timed processing);
+  (cluster start-up and pre-flight excluded; whatever of the workers' first imports the warm-up started after the
+  pre-flight has not finished is in the timed processing);
 * ``warm``: a running cluster reused through ``--scheduler`` (how a long-lived Dask cluster is used): one
   untimed run, then timed runs; this is the parallel efficiency of the processing itself.
 
