@@ -317,6 +317,11 @@ def reemit_warnings(counts: dict[tuple[str, str, str, int], int] | None) -> None
             warnings.warn_explicit(message, cls, filename, lineno)
 
 
+def _identity(x: Any) -> Any:
+    """The argument itself (a task holding an object for the chunk tasks)."""
+    return x
+
+
 def merge_outputs(parts: list[dict]) -> dict:
     """Chunk outputs (or partial merges) merged in order with :func:`merge` (a reduction task on a worker)."""
     merged: dict = {}
@@ -328,7 +333,7 @@ def merge_outputs(parts: list[dict]) -> dict:
 def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list[str], uproot_options: dict[str, Any],
                     policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True) -> dict:
     """:func:`run_chunks` on a Dask cluster: one task per chunk (:func:`dask_chunk`), the processor sent to the
-    workers once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
+    cluster once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
     result is the one of :func:`run_chunks` bit for bit (exact sums; categories in order of first appearance).
     Neither this process nor the workers import coffea.
 
@@ -341,7 +346,9 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
 
     if not chunks:
         return {}
-    processor_future = client.scatter(processor_instance, broadcast=True, hash=False)
+    # the processor as the result of a task (not scattered data): recomputable if the workers holding it leave an
+    # adaptive cluster (coffea's Dask executor sends its heavy input the same way, coffea issue #465)
+    processor_future = client.submit(_identity, processor_instance, pure=False)
     futures = client.map(dask_chunk, chunks, processor_instance=processor_future, branches=tuple(branches),
                          uproot_options=uproot_options, policy=policy, checkpointer=checkpointer, pure=False)
     item_of = {f.key: item for f, item in zip(futures, chunks)}
