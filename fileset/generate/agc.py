@@ -472,7 +472,7 @@ def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths
     """
     pt_bits, index_bits, event_bits = widths
     m = event.shape[0]
-    event = event.astype(np.int64, copy=False).view(np.uint64)
+    event = event.view(f"u{event.dtype.itemsize}")  # non-negative integers
     edges = np.arange(0, n + (1 << event_bits), 1 << event_bits)
     edges[-1] = n
     starts = np.concatenate([[0], runs, [m]])
@@ -539,6 +539,24 @@ def _jagged(flat: np.ndarray, offsets: ak.index.Index64) -> ak.Array:
     return ak.Array(ak.contents.ListOffsetArray(offsets, ak.contents.NumpyArray(flat)))
 
 
+def _kept_jets(cands: list[tuple], response: np.ndarray) -> list[np.ndarray]:
+    """Jets above 20 GeV with |η| < 2.5 as (event (int32), pT, η, φ (float32), flavour), in candidate order.
+
+    ``cands``: the jet candidate tuples of :class:`Partons`; ``response``: the response of every
+    candidate (all sources in order), multiplied in place by the parton pT. Each source is selected
+    on its own (float64 cuts), so the flat candidate arrays are never built.
+    """
+    parts, at = [], 0
+    for event, ppt, eta, phi, flav in cands:
+        pt = response[at:at + ppt.shape[0]]
+        at += ppt.shape[0]
+        pt *= ppt
+        keep = np.flatnonzero((pt > 20.0) & (np.abs(eta) < 2.5))
+        parts.append((keep if event is None else event[keep], pt[keep], eta[keep], phi[keep], flav[keep]))
+    dtypes = (np.int32, np.float32, np.float32, np.float32, np.int32)
+    return [np.concatenate([p[i] for p in parts], dtype=dtype, casting="same_kind") for i, dtype in enumerate(dtypes)]
+
+
 def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, ak.Array | np.ndarray]:
     """Detector-level objects (AGC ntuple columns, float32 kinematics) from partons.
 
@@ -548,15 +566,11 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     Collections are sorted by descending pT in each event.
     """
     n = ev.n
-    event, ppt, eta, phi, flav = _candidates(ev.jets, n)
-    pt = _normal(tune.jet_response, tune.jet_resolution, event.size, rng)
+    pt = _normal(tune.jet_response, tune.jet_resolution, sum(c[1].shape[0] for c in ev.jets), rng)
     np.maximum(pt, 0.3, out=pt)
-    pt *= ppt
-    keep = np.flatnonzero((pt > 20.0) & (np.abs(eta) < 2.5))
-    pt32 = pt[keep].astype(np.float32)
-    order, njet = _sorted_by_event(event[keep], pt32, n)
-    idx = keep[order]
-    pt32, eta, phi, flav = pt32[order], eta[idx].astype(np.float32), phi[idx].astype(np.float32, copy=False), flav[idx]
+    event, pt32, eta, phi, flav = _kept_jets(ev.jets, pt)
+    order, njet = _sorted_by_event(event, pt32, n)
+    pt32, eta, phi, flav = pt32[order], eta[order], phi[order], flav[order]
     mass = rng.random(pt32.size, dtype=np.float32)
     mass *= np.float32(0.10)
     mass += np.float32(0.04)
