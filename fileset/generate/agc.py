@@ -127,10 +127,24 @@ class Partons:
 BLOCK = 16_384
 
 
+@dataclass(frozen=True)
+class _Uniforms:
+    """Uniform deviates in [0, 1) that :func:`_blockwise` draws block by block (``rng.random(k, dtype)``).
+
+    The stream is that of one draw for all elements (numpy's uniform draws consume the generator's
+    output one deviate after the other), provided nothing else draws meanwhile: one such argument per
+    :func:`_blockwise` call, and it must be the last draw of the whole-array version.
+    """
+
+    rng: np.random.Generator
+    dtype: type = np.float64
+
+
 def _blockwise(kernel, n: int, args: tuple, out: tuple[np.ndarray, ...] | int) -> tuple[np.ndarray, ...]:
     """Run ``kernel(*args, out=outputs)`` on blocks of :data:`BLOCK` elements; return the outputs.
 
-    ``args``: length-``n`` arrays (sliced per block) or scalars (constant arrays: bind them with
+    ``args``: length-``n`` arrays (sliced per block), one :class:`_Uniforms` (drawn per block: the
+    deviates never fill a length-``n`` array) or scalars (constant arrays: bind them with
     ``functools.partial``); the kernel writes its results into the block slices of the outputs
     (``out``: the length-``n`` output arrays, or their number for new float64 ones). For element-wise
     numpy chains the result is bit for bit that of one call on the whole arrays, ~2× faster for
@@ -138,10 +152,14 @@ def _blockwise(kernel, n: int, args: tuple, out: tuple[np.ndarray, ...] | int) -
     """
     if isinstance(out, int):
         out = tuple(np.empty(n) for _ in range(out))
+    if sum(isinstance(a, _Uniforms) for a in args) > 1:
+        raise ValueError("at most one _Uniforms argument (two would interleave their draws)")
     sliced = [isinstance(a, np.ndarray) and a.ndim > 0 for a in args]
     for start in range(0, n, BLOCK):
         block = slice(start, start + BLOCK)
-        kernel(*(a[block] if cut else a for a, cut in zip(args, sliced)), out=tuple(o[block] for o in out))
+        size = min(BLOCK, n - start)
+        kernel(*(a[block] if cut else a.rng.random(size, dtype=a.dtype) if isinstance(a, _Uniforms) else a
+                 for a, cut in zip(args, sliced)), out=tuple(o[block] for o in out))
     return out
 
 
@@ -167,9 +185,8 @@ def _standard_normal(n: int, rng: np.random.Generator) -> np.ndarray:
     """
     half = (n + 1) // 2
     u = rng.random(half)
-    v = rng.random(half, dtype=np.float32)
     out = np.empty(2 * half)
-    _blockwise(_box_muller, half, (u, v), (out[:half], out[half:]))
+    _blockwise(_box_muller, half, (u, _Uniforms(rng, np.float32)), (out[:half], out[half:]))
     return out[:n]
 
 
@@ -268,7 +285,7 @@ def _decay(parent: P4, mass: np.ndarray, m1: float, m2: float | np.ndarray, rng:
     """
     n = mass.shape[0]
     u = rng.random(n)  # cos θ* = 2u − 1
-    v = rng.random(n, dtype=np.float32)  # φ* (as _phi)
+    v = _Uniforms(rng, np.float32)  # φ* (as _phi)
     out = _blockwise(_decay_kernel, n, (parent.px, parent.py, parent.pz, parent.e, mass, m1, m2, u, v), 8)
     return P4(*out[:4]), P4(*out[4:])
 
@@ -509,8 +526,8 @@ def _btag(flavour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     table = np.full(max(B_TAG_PROB) + 1, B_TAG_PROB[0])
     for flav, p in B_TAG_PROB.items():
         table[flav] = p
-    u = rng.random(flavour.shape)
-    return _blockwise(partial(_btag_kernel, table), u.shape[0], (flavour, u), (np.empty(u.shape, np.float32),))[0]
+    m = flavour.shape[0]
+    return _blockwise(partial(_btag_kernel, table), m, (flavour, _Uniforms(rng)), (np.empty(m, np.float32),))[0]
 
 
 def _btag_kernel(table: np.ndarray, flavour: np.ndarray, u: np.ndarray, out: tuple[np.ndarray]) -> None:
