@@ -450,36 +450,39 @@ def _candidates(cands: list[tuple], n: int) -> list[np.ndarray]:
         np.concatenate([c[i] for c in cands]) for i in range(1, len(cands[0]))]
 
 
-def _sorted_by_event(event: np.ndarray, pt32: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_by_event(event: np.ndarray, pt32: np.ndarray, n: int, columns: tuple[np.ndarray, ...] | None = None,
+                     ) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
     """(order, counts): ``order`` groups candidates by event and sorts each event by descending pT.
 
     The order is that of the integer key (event, −bits(pT), candidate index): non-negative float32 bit
     patterns are ordered like the values, so the order is that of the stored float32 pT (equal pT in one
     event: candidate order). ``event`` comes as a few non-decreasing runs (one per candidate source):
     :func:`_sort_in_event_blocks` sorts the key values with the index packed in (~2× faster than an
-    argsort); otherwise (many runs, or keys that do not fit 64 bits) one argsort of that key.
+    argsort); otherwise (many runs, or keys that do not fit 64 bits) one argsort of that key. With
+    ``columns`` (arrays of the candidates), the first item is instead the list of those columns in
+    that order (gathered block by block: the order never fills a whole array).
     """
     counts = np.bincount(event, minlength=n)
     m = event.shape[0]
-    if m == 0:
-        return np.zeros(0, np.intp), counts
     bits = pt32.view(np.uint32)
-    low, high = int(bits.min()), int(bits.max())
+    low, high = (int(bits.min()), int(bits.max())) if m else (0, 0)
     index_bits = max(m - 1, 1).bit_length()
     pt_bits = (high - low).bit_length()
     event_bits = 64 - index_bits - pt_bits  # events per block: 2**event_bits
     runs = np.flatnonzero(event[1:] < event[:-1]) + 1
     if high < 0x8000_0000 and event_bits >= 10 and runs.size < 64:
-        return _sort_in_event_blocks(event, bits, high, (pt_bits, index_bits, event_bits), runs, n), counts
+        return _sort_in_event_blocks(event, bits, high, (pt_bits, index_bits, event_bits), runs, n, columns), counts
     key = event.astype(np.uint64)
     key <<= np.uint64(32)
     key |= ~bits
-    return np.argsort(key, kind="stable"), counts
+    order = np.argsort(key, kind="stable")
+    return (order if columns is None else [c[order] for c in columns]), counts
 
 
 def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths: tuple[int, int, int],
-                          runs: np.ndarray, n: int) -> np.ndarray:
-    """The order of :func:`_sorted_by_event` by value sorts of packed keys, one block of events at a time.
+                          runs: np.ndarray, n: int, columns: tuple[np.ndarray, ...] | None,
+                          ) -> np.ndarray | list[np.ndarray]:
+    """The order (or the ``columns`` in that order) of :func:`_sorted_by_event`, one block of events at a time.
 
     Key (64 bits): event mod 2**event_bits | high − bits(pT) (pt_bits) | candidate index (index_bits), so
     that sorting the key values (numpy's SIMD sort, much faster than an argsort) and keeping the low bits
@@ -495,7 +498,8 @@ def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths
     starts = np.concatenate([[0], runs, [m]])
     cuts = np.stack([a + np.searchsorted(event[a:b], edges) for a, b in zip(starts[:-1], starts[1:])])
     sizes = (cuts[:, 1:] - cuts[:, :-1]).sum(axis=0)
-    order = np.empty(m, np.uint64)
+    out = [np.empty(m, np.intp)] if columns is None else [np.empty(m, c.dtype) for c in columns]
+    columns = out if columns is None else columns
     event_mask, index_mask = np.uint64((1 << event_bits) - 1), np.uint64((1 << index_bits) - 1)
     pt_shift, index_shift, high = np.uint64(pt_bits), np.uint64(index_bits), np.uint32(high)
     pos = 0
@@ -511,9 +515,15 @@ def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths
             key |= np.arange(a, e, dtype=np.uint64)
             at += e - a
         block.sort()
-        np.bitwise_and(block, index_mask, out=order[pos:pos + block.size])
-        pos += block.size
-    return order.view(np.int64)
+        block &= index_mask
+        order = block.view(np.intp)
+        if columns is out:
+            out[0][pos:pos + order.size] = order
+        else:
+            for column, sorted_column in zip(columns, out):
+                np.take(column, order, out=sorted_column[pos:pos + order.size], mode="clip")
+        pos += order.size
+    return out[0] if columns is out else out
 
 
 def _btag(flavour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -586,8 +596,7 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     pt = _normal(tune.jet_response, tune.jet_resolution, sum(c[1].shape[0] for c in ev.jets), rng)
     np.maximum(pt, 0.3, out=pt)
     event, pt32, eta, phi, flav = _kept_jets(ev.jets, pt)
-    order, njet = _sorted_by_event(event, pt32, n)
-    pt32, eta, phi, flav = pt32[order], eta[order], phi[order], flav[order]
+    (pt32, eta, phi, flav), njet = _sorted_by_event(event, pt32, n, (pt32, eta, phi, flav))
     mass = rng.random(pt32.size, dtype=np.float32)
     mass *= np.float32(0.10)
     mass += np.float32(0.04)

@@ -30,6 +30,11 @@ def test_order_is_events_then_descending_pt(n):
     order, counts = _sorted_by_event(event, pt32, n)
     np.testing.assert_array_equal(order, _truth(event, pt32))
     np.testing.assert_array_equal(counts, np.bincount(event, minlength=n))
+    flavour = rng.integers(0, 6, event.size).astype(np.int32)
+    (pt_sorted, flavour_sorted), counts = _sorted_by_event(event, pt32, n, (pt32, flavour))
+    np.testing.assert_array_equal(pt_sorted, pt32[_truth(event, pt32)])
+    np.testing.assert_array_equal(flavour_sorted, flavour[_truth(event, pt32)])
+    assert flavour_sorted.dtype == np.int32
 
 
 def test_unsorted_events_take_the_argsort_path():
@@ -40,6 +45,8 @@ def test_unsorted_events_take_the_argsort_path():
     order, counts = _sorted_by_event(event, pt32, 500)
     np.testing.assert_array_equal(order, _truth(event, pt32))
     np.testing.assert_array_equal(counts, np.bincount(event, minlength=500))
+    (pt_sorted,), _ = _sorted_by_event(event, pt32, 500, (pt32,))
+    np.testing.assert_array_equal(pt_sorted, pt32[_truth(event, pt32)])
 
 
 def test_wide_pt_range_and_empty():
