@@ -575,13 +575,21 @@ def _kept_jets(cands: list[tuple], response: np.ndarray) -> list[np.ndarray]:
     """
     parts, at = [], 0
     for event, ppt, eta, phi, flav in cands:
-        pt = response[at:at + ppt.shape[0]]
-        at += ppt.shape[0]
-        pt *= ppt
-        keep = np.flatnonzero((pt > 20.0) & (np.abs(eta) < 2.5))
+        k = ppt.shape[0]
+        pt = response[at:at + k]
+        at += k
+        keep = np.flatnonzero(_blockwise(_jet_pt_cuts, k, (pt, ppt, eta), (pt, np.empty(k, bool)))[1])
         parts.append((keep if event is None else event[keep], pt[keep], eta[keep], phi[keep], flav[keep]))
     dtypes = (np.int32, np.float32, np.float32, np.float32, np.int32)
     return [np.concatenate([p[i] for p in parts], dtype=dtype, casting="same_kind") for i, dtype in enumerate(dtypes)]
+
+
+def _jet_pt_cuts(response: np.ndarray, ppt: np.ndarray, eta: np.ndarray, out: tuple[np.ndarray, np.ndarray]) -> None:
+    """out = (pT = response × parton pT, pT > 20 GeV and |η| < 2.5) (kernel of :func:`_kept_jets`)."""
+    pt, keep = out
+    np.multiply(response, ppt, out=pt)
+    np.greater(pt, 20.0, out=keep)
+    keep &= np.abs(eta) < 2.5
 
 
 def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, ak.Array | np.ndarray]:
