@@ -454,12 +454,13 @@ def _sorted_by_event(event: np.ndarray, pt32: np.ndarray, n: int, columns: tuple
                      ) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
     """(order, counts): ``order`` groups candidates by event and sorts each event by descending pT.
 
-    The order is that of the integer key (event, −bits(pT), candidate index): non-negative float32 bit
-    patterns are ordered like the values, so the order is that of the stored float32 pT (equal pT in one
-    event: candidate order). ``event`` comes as a few non-decreasing runs (one per candidate source):
-    :func:`_sort_in_event_blocks` sorts the key values with the index packed in (~2× faster than an
-    argsort); otherwise (many runs, or keys that do not fit 64 bits) one argsort of that key. With
-    ``columns`` (arrays of the candidates), the first item is instead the list of those columns in
+    The order is numpy's argsort of the integer key (event << 32 | ~bits(pT)): non-negative float32 bit
+    patterns are ordered like the values, so the order is that of the stored float32 pT. ``event`` comes
+    as a few non-decreasing runs (one per candidate source): :func:`_sort_in_event_blocks` then sorts key
+    values with the candidate index packed in (~2× faster than the argsort, the same order); when two
+    candidates of one event have the same float32 pT (~1 per 2M ttbar events), whose order the argsort
+    leaves to its algorithm, or with many runs or keys that do not fit 64 bits, the argsort itself.
+    With ``columns`` (arrays of the candidates), the first item is instead the list of those columns in
     that order (gathered block by block: the order never fills a whole array).
     """
     counts = np.bincount(event, minlength=n)
@@ -471,18 +472,21 @@ def _sorted_by_event(event: np.ndarray, pt32: np.ndarray, n: int, columns: tuple
     event_bits = 64 - index_bits - pt_bits  # events per block: 2**event_bits
     runs = np.flatnonzero(event[1:] < event[:-1]) + 1
     if high < 0x8000_0000 and event_bits >= 10 and runs.size < 64:
-        return _sort_in_event_blocks(event, bits, high, (pt_bits, index_bits, event_bits), runs, n, columns), counts
+        out = _sort_in_event_blocks(event, bits, high, (pt_bits, index_bits, event_bits), runs, n, columns)
+        if out is not None:
+            return out, counts
     key = event.astype(np.uint64)
     key <<= np.uint64(32)
     key |= ~bits
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)  # the generator's order since 2026-11 (ties: as this argsort leaves them)
     return (order if columns is None else [c[order] for c in columns]), counts
 
 
 def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths: tuple[int, int, int],
                           runs: np.ndarray, n: int, columns: tuple[np.ndarray, ...] | None,
-                          ) -> np.ndarray | list[np.ndarray]:
-    """The order (or the ``columns`` in that order) of :func:`_sorted_by_event`, one block of events at a time.
+                          ) -> np.ndarray | list[np.ndarray] | None:
+    """The order (or the ``columns`` in that order) of :func:`_sorted_by_event`, one block of events at a time;
+    None if two candidates of one event have the same pT (their order is then the argsort's).
 
     Key (64 bits): event mod 2**event_bits | high − bits(pT) (pt_bits) | candidate index (index_bits), so
     that sorting the key values (numpy's SIMD sort, much faster than an argsort) and keeping the low bits
@@ -515,6 +519,9 @@ def _sort_in_event_blocks(event: np.ndarray, bits: np.ndarray, high: int, widths
             key |= np.arange(a, e, dtype=np.uint64)
             at += e - a
         block.sort()
+        event_pt = block >> index_shift
+        if np.any(event_pt[1:] == event_pt[:-1]):
+            return None
         block &= index_mask
         order = block.view(np.intp)
         if columns is out:
