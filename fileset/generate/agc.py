@@ -599,6 +599,19 @@ def _jet_pt_cuts(response: np.ndarray, ppt: np.ndarray, eta: np.ndarray, out: tu
     keep &= np.abs(eta) < 2.5
 
 
+def _mass_energy(pt: np.ndarray, eta: np.ndarray, u: np.ndarray, out: tuple[np.ndarray, np.ndarray]) -> None:
+    """out = (m = pT × (0.04 + 0.10 u), E = √((pT cosh η)² + m²)) in float32 (kernel of :func:`reconstruct`)."""
+    mass, energy = out
+    np.multiply(u, np.float32(0.10), out=mass)
+    mass += np.float32(0.04)
+    mass *= pt
+    np.cosh(eta, out=energy)
+    energy *= pt
+    energy *= energy
+    energy += mass * mass
+    np.sqrt(energy, out=energy)
+
+
 def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, ak.Array | np.ndarray]:
     """Detector-level objects (AGC ntuple columns, float32 kinematics) from partons.
 
@@ -612,14 +625,8 @@ def reconstruct(ev: Partons, tune: Tune, rng: np.random.Generator) -> dict[str, 
     np.maximum(pt, 0.3, out=pt)
     event, pt32, eta, phi, flav = _kept_jets(ev.jets, pt)
     (pt32, eta, phi, flav), njet = _sorted_by_event(event, pt32, n, (pt32, eta, phi, flav))
-    mass = rng.random(pt32.size, dtype=np.float32)
-    mass *= np.float32(0.10)
-    mass += np.float32(0.04)
-    mass *= pt32
-    energy = pt32 * np.cosh(eta)
-    energy *= energy
-    energy += mass * mass
-    np.sqrt(energy, out=energy)
+    mass, energy = np.empty_like(pt32), np.empty_like(pt32)
+    _blockwise(_mass_energy, pt32.shape[0], (pt32, eta, _Uniforms(rng, np.float32)), (mass, energy))
     jets = {"pt": pt32, "eta": eta, "phi": phi, "e": energy,
             "mass": mass, "btag": _btag(flav, rng), "hadronFlavour": flav}
     offsets = _offsets(njet)
