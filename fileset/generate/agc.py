@@ -236,11 +236,16 @@ def _discrete(cum: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     The index of u is the number of thresholds ``cum[k] <= u`` (= ``np.searchsorted(cum, u, "right")``
     for the non-decreasing ``cum``), counted in int8 over the few thresholds: ~5× faster than the search.
     """
-    u = rng.random(n)
-    idx = np.zeros(n, np.int8)
+    idx = _blockwise(partial(_count_below, cum), n, (_Uniforms(rng),), (np.empty(n, np.int8),))[0]
+    return idx.astype(np.intp)
+
+
+def _count_below(cum: np.ndarray, u: np.ndarray, out: tuple[np.ndarray]) -> None:
+    """out = the number of thresholds ``cum[k] <= u`` per uniform (int8; kernel of :func:`_discrete`)."""
+    idx = out[0]
+    idx[...] = 0
     for c in cum:
         idx += u >= c
-    return idx.astype(np.intp)
 
 
 def _truncated_poisson_cdf(mean: float, k_max: int) -> np.ndarray:
@@ -277,22 +282,28 @@ def _gamma2(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     return pt
 
 
-def _decay(parent: P4, mass: np.ndarray, m1: float, m2: float | np.ndarray, rng: np.random.Generator) -> tuple[P4, P4]:
+def _decay(parent: P4, mass: np.ndarray, m1: float, m2: float | np.ndarray, rng: np.random.Generator,
+           energies: bool = True) -> tuple[P4, P4]:
     """Isotropic two-body decay of ``parent`` (invariant mass ``mass``) into masses m1, m2, in the lab frame.
 
     Rest-frame momentum q (PDG kinematics, eq. 49.17); boost p = q + P [(P·q)/(m(E+m)) + E₁*/m],
     E = (E E₁* + P·q)/m; the second daughter is parent − first (exact four-momentum conservation).
+    ``energies=False``: the daughters' E are not computed (None), their momenta are the same.
     """
     n = mass.shape[0]
     u = rng.random(n)  # cos θ* = 2u − 1
     v = _Uniforms(rng, np.float32)  # φ* (as _phi)
-    out = _blockwise(_decay_kernel, n, (parent.px, parent.py, parent.pz, parent.e, mass, m1, m2, u, v), 8)
+    out = _blockwise(_decay_kernel, n, (parent.px, parent.py, parent.pz, parent.e, mass, m1, m2, u, v),
+                     8 if energies else 6)
+    if not energies:
+        return P4(*out[:3], None), P4(*out[3:], None)
     return P4(*out[:4]), P4(*out[4:])
 
 
 def _decay_kernel(px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, mass: np.ndarray, m1: float,
                   m2: float | np.ndarray, u: np.ndarray, v: np.ndarray, out: tuple[np.ndarray, ...]) -> None:
-    """out = the daughter four-momenta (px, py, pz, E of the first, then of the second) of :func:`_decay`."""
+    """out = the daughter four-momenta (px, py, pz, E of the first, then of the second) of :func:`_decay`
+    (6 outputs: without the energies)."""
     m = np.maximum(mass, m1 + m2 + 1e-6)
     p = np.sqrt(np.maximum((m**2 - (m1 + m2) ** 2) * (m**2 - (m1 - m2) ** 2), 0.0)) / (2 * m)
     cos_t = u * 2.0 - 1.0
@@ -302,15 +313,16 @@ def _decay_kernel(px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
     e1 = np.sqrt(p**2 + m1**2) if m1 else p
     pq = px * qx + py * qy + pz * qz
     k = (pq / (e + m) + e1) / m
-    x1, y1, z1, e1_lab, x2, y2, z2, e2_lab = out
+    x1, y1, z1, x2, y2, z2 = out[:3] + out[-4:-1] if len(out) == 8 else out
     np.add(qx, k * px, out=x1)
     np.add(qy, k * py, out=y1)
     np.add(qz, k * pz, out=z1)
-    np.divide(e * e1 + pq, m, out=e1_lab)
     np.subtract(px, x1, out=x2)
     np.subtract(py, y1, out=y2)
     np.subtract(pz, z1, out=z2)
-    np.subtract(e, e1_lab, out=e2_lab)
+    if len(out) == 8:
+        np.divide(e * e1 + pq, m, out=out[3])
+        np.subtract(e, out[3], out=out[7])
 
 
 def _top(n: int, tune: Tune, rng: np.random.Generator) -> tuple[P4, np.ndarray]:
@@ -322,7 +334,7 @@ def _top(n: int, tune: Tune, rng: np.random.Generator) -> tuple[P4, np.ndarray]:
 
 def _add_w_decay(ev: Partons, w: P4, m_w: np.ndarray, rng: np.random.Generator, leptonic_only: bool = False) -> None:
     """Decay W bosons into quark pairs or lepton+neutrino (mode drawn per event); add the visible objects."""
-    d1, d2 = _decay(w, m_w, 0.0, 0.0, rng)
+    d1, d2 = _decay(w, m_w, 0.0, 0.0, rng, energies=False)
     prob = np.array([0.0, 0.37, 0.37, 0.26]) if leptonic_only else W_MODE_PROB
     mode = _discrete(np.cumsum(prob)[:-1], ev.n, rng)
     pt1, eta1, phi1 = _ptetaphi(d1.px, d1.py, d1.pz)
