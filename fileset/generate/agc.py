@@ -794,7 +794,26 @@ def extend_in_baskets(tree, data: dict, basket_entries: int | None = None) -> No
         tree.extend(data)
         return
     for start in range(0, n, step):
-        tree.extend({k: v[start:start + step] for k, v in data.items()})
+        tree.extend({k: _entries(v, start, min(start + step, n)) for k, v in data.items()})
+
+
+def _entries(array: ak.Array | np.ndarray, start: int, stop: int) -> ak.Array | np.ndarray:
+    """Entries [start, stop) of a column for one basket: jagged (records of) numbers as a new list-offset
+    array whose offsets start at 0 over views of the contents (what uproot would otherwise re-slice
+    field by field), anything else sliced as it is."""
+    layout = array.layout if isinstance(array, ak.Array) else None
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        return array[start:stop]
+    content = layout.content
+    fields = content.contents if isinstance(content, ak.contents.RecordArray) else [content]
+    if not all(isinstance(f, ak.contents.NumpyArray) for f in fields) or content.parameters or layout.parameters:
+        return array[start:stop]
+    offsets = np.asarray(layout.offsets)[start:stop + 1]
+    first, last = int(offsets[0]), int(offsets[-1])
+    sliced = [ak.contents.NumpyArray(np.asarray(f.data)[first:last]) for f in fields]
+    if isinstance(content, ak.contents.RecordArray):
+        sliced = [ak.contents.RecordArray(sliced, content.fields, length=last - first)]
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets - first), sliced[0]))
 
 
 def generate_agc(out: str | Path, events_per_file: int = 20_000, files_per_sample: int = 2, seed: int = 1,
