@@ -585,21 +585,40 @@ def _jagged(flat: np.ndarray, offsets: ak.index.Index64) -> ak.Array:
 
 
 def _kept_jets(cands: list[tuple], response: np.ndarray) -> list[np.ndarray]:
-    """Jets above 20 GeV with |η| < 2.5 as (event (int32), pT, η, φ (float32), flavour), in candidate order.
+    """Jets above 20 GeV with |η| < 2.5 as (event (int32), pT, η, φ (float32), flavour (int32)), in candidate order.
 
     ``cands``: the jet candidate tuples of :class:`Partons`; ``response``: the response of every
     candidate (all sources in order), multiplied in place by the parton pT. Each source is selected
-    on its own (float64 cuts), so the flat candidate arrays are never built.
+    on its own (float64 cuts) and gathered straight into the output columns through one reused
+    buffer, so neither flat candidate arrays nor per-source temporaries are built.
     """
-    parts, at = [], 0
-    for event, ppt, eta, phi, flav in cands:
-        k = ppt.shape[0]
+    sizes = [c[1].shape[0] for c in cands]
+    starts = np.cumsum([0] + sizes)
+    mask = np.empty(max(sizes, default=0), bool)
+    keeps = []
+    for (event, ppt, eta, phi, flav), at, k in zip(cands, starts, sizes):
         pt = response[at:at + k]
-        at += k
-        keep = np.flatnonzero(_blockwise(_jet_pt_cuts, k, (pt, ppt, eta), (pt, np.empty(k, bool)))[1])
-        parts.append((keep if event is None else event[keep], pt[keep], eta[keep], phi[keep], flav[keep]))
-    dtypes = (np.int32, np.float32, np.float32, np.float32, np.int32)
-    return [np.concatenate([p[i] for p in parts], dtype=dtype, casting="same_kind") for i, dtype in enumerate(dtypes)]
+        _blockwise(_jet_pt_cuts, k, (pt, ppt, eta), (pt, mask[:k]))
+        keeps.append(np.flatnonzero(mask[:k]))
+    total = sum(keep.shape[0] for keep in keeps)
+    out = [np.empty(total, dtype) for dtype in (np.int32, np.float32, np.float32, np.float32, np.int32)]
+    buffer = np.empty(max((keep.shape[0] for keep in keeps), default=0), np.float64)
+    pos = 0
+    for (event, ppt, eta, phi, flav), keep, at, k in zip(cands, keeps, starts, sizes):
+        part = slice(pos, pos + keep.shape[0])
+        pos += keep.shape[0]
+        for column, source in zip(out, (keep if event is None else event, response[at:at + k], eta, phi, flav)):
+            if source is keep:
+                column[part] = keep
+            elif source.dtype == column.dtype:
+                np.take(source, keep, out=column[part], mode="clip")
+            elif source.dtype.itemsize == buffer.dtype.itemsize:  # float64/int64: gathered in the buffer, then cast
+                gathered = buffer[:keep.shape[0]].view(source.dtype)
+                np.take(source, keep, out=gathered, mode="clip")
+                column[part] = gathered
+            else:
+                column[part] = source[keep]
+    return out
 
 
 def _jet_pt_cuts(response: np.ndarray, ppt: np.ndarray, eta: np.ndarray, out: tuple[np.ndarray, np.ndarray]) -> None:
