@@ -50,6 +50,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -748,11 +749,16 @@ def write_file(path: Path, cols: dict[str, ak.Array | np.ndarray], basket_entrie
         tree = fout.mktree(
             "events",
             {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()},
-            counter_name=lambda counted: "number" + counted,
+            counter_name=_counter_name,
             field_name=lambda outer, inner: f"{outer}_{inner}",
         )
-        extend_in_baskets(tree, data, basket_entries)
+        extend_in_baskets(tree, data, basket_entries, _counter_name)
     return len(cols["event"])
+
+
+def _counter_name(collection: str) -> str:
+    """The AGC ntuples' counter branch of a jagged collection (``numberjet`` for ``jet``)."""
+    return "number" + collection
 
 
 def _jagged_records(fields: dict[str, ak.Array], dtypes: dict[str, type] | None = None) -> ak.Array:
@@ -815,34 +821,54 @@ def basket_compression(algorithm: str = "zlib") -> uproot.compression.Compressio
     return compression
 
 
-def extend_in_baskets(tree, data: dict, basket_entries: int | None = None) -> None:
-    """Fill an uproot ``WritableTree`` with ``data`` in baskets of ``basket_entries`` (one extend call each)."""
+def extend_in_baskets(tree, data: dict, basket_entries: int | None = None,
+                      counter_name: Callable[[str], str] | None = None) -> None:
+    """Fill an uproot ``WritableTree`` with ``data`` in baskets of ``basket_entries`` (one extend call each).
+
+    ``counter_name``: the tree's counter naming (as given to ``mktree``); with it, each jagged record
+    column goes to uproot as its fields plus the counter (counts from the offsets), which spares uproot
+    ~1 ms of awkward calls per basket (``ak.num`` and one field access per branch); the file is the same.
+    """
     step = basket_entries or BASKET_ENTRIES
     n = len(next(iter(data.values())))
     if n == 0:
         tree.extend(data)
         return
     for start in range(0, n, step):
-        tree.extend({k: _entries(v, start, min(start + step, n)) for k, v in data.items()})
+        piece = {}
+        for key, value in data.items():
+            entries = _entries(value, start, min(start + step, n), counter_name is not None)
+            if isinstance(entries, tuple):  # (counts, fields) of a jagged record column
+                piece[counter_name(key)], piece[key] = entries
+            else:
+                piece[key] = entries
+        tree.extend(piece)
 
 
-def _entries(array: ak.Array | np.ndarray, start: int, stop: int) -> ak.Array | np.ndarray:
+def _entries(array: ak.Array | np.ndarray, start: int, stop: int, split_records: bool = False,
+             ) -> ak.Array | np.ndarray | tuple[np.ndarray, dict[str, ak.Array]]:
     """Entries [start, stop) of a column for one basket: jagged (records of) numbers as a new list-offset
     array whose offsets start at 0 over views of the contents (what uproot would otherwise re-slice
-    field by field), anything else sliced as it is."""
+    field by field), anything else sliced as it is. ``split_records``: a jagged record column comes as
+    (counts (int32), {field: jagged array}) instead."""
     layout = array.layout if isinstance(array, ak.Array) else None
     if not isinstance(layout, ak.contents.ListOffsetArray):
         return array[start:stop]
     content = layout.content
-    fields = content.contents if isinstance(content, ak.contents.RecordArray) else [content]
+    record = isinstance(content, ak.contents.RecordArray)
+    fields = content.contents if record else [content]
     if not all(isinstance(f, ak.contents.NumpyArray) for f in fields) or content.parameters or layout.parameters:
         return array[start:stop]
     offsets = np.asarray(layout.offsets)[start:stop + 1]
     first, last = int(offsets[0]), int(offsets[-1])
+    index = ak.index.Index64(offsets - first)
     sliced = [ak.contents.NumpyArray(np.asarray(f.data)[first:last]) for f in fields]
-    if isinstance(content, ak.contents.RecordArray):
+    if record and split_records:
+        counts = np.diff(offsets).astype(np.int32)
+        return counts, {name: ak.Array(ak.contents.ListOffsetArray(index, f)) for name, f in zip(content.fields, sliced)}
+    if record:
         sliced = [ak.contents.RecordArray(sliced, content.fields, length=last - first)]
-    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets - first), sliced[0]))
+    return ak.Array(ak.contents.ListOffsetArray(index, sliced[0]))
 
 
 def generate_agc(out: str | Path, events_per_file: int = 20_000, files_per_sample: int = 2, seed: int = 1,

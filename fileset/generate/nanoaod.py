@@ -99,6 +99,11 @@ def flat_nanoaod_fields(data: dict[str, ak.Array | np.ndarray]) -> dict[str, ak.
     return out
 
 
+def _counter_name(collection: str) -> str:
+    """NanoAOD's counter branch of a jagged collection (``nJet`` for ``Jet``)."""
+    return "n" + collection
+
+
 def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray], container: str = "ttree") -> int:
     """Write NanoAOD-named columns as ``Events`` (a TTree, or an RNTuple like CMS NanoAOD from ROOT 6.34+);
     return the number of events. The RNTuple holds the same flat fields (``nJet``, ``Jet_pt``, …) as the TTree."""
@@ -112,10 +117,10 @@ def write_nanoaod_file(path: Path, data: dict[str, ak.Array | np.ndarray], conta
         tree = fout.mktree(
             "Events",
             {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()},
-            counter_name=lambda counted: "n" + counted,
+            counter_name=_counter_name,
             field_name=lambda outer, inner: f"{outer}_{inner}",
         )
-        extend_in_baskets(tree, data)
+        extend_in_baskets(tree, data, counter_name=_counter_name)
     return len(data["event"])
 
 
