@@ -39,9 +39,10 @@ float32 pT. tests/unit/test_agc_generator_stream.py pins the stream (these speed
 bit for bit as it was). Per event (1M-event ttbar files, one core, CPU time, 2026-11-30): ~0.52 µs
 generation — partons ~0.24 (four two-body decays ~0.08 with their draws, pT/η/φ ~0.03), jets ~0.2
 (response Gaussians, cuts and gathers ~0.04, per-event sort with gathers ~0.07, b-tag ~0.045), leptons
-and MET ~0.04 — and ~0.47 µs writing: ~0.29 ISA-L level-1 ZLIB compression of nearly incompressible
-float32 baskets (256 MB in, 176 MB out), ~0.05 file writes, ~0.12 uproot's basket assembly (big-endian
-copy, two more copies of each basket, awkward and Python bookkeeping). Memory reuse matters: the first
+and MET ~0.05 — and ~0.46 µs writing: ~0.29 ISA-L level-1 ZLIB compression of nearly incompressible
+float32 baskets (256 MB in, 176 MB out, a quarter of it the baskets' entry offsets), ~0.05 file writes,
+~0.1 uproot's basket assembly (big-endian copy, two more copies of each basket, ~2.5 ms of Python per
+set of 22 baskets and ~3 ms per file, e.g. ``mktree``). Memory reuse matters: the first
 files of a process generate up to ~2× slower while glibc's allocator adapts (fresh pages from the kernel).
 """
 
