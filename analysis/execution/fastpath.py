@@ -6,8 +6,8 @@ that chunk), the chunks are processed without coffea's Runner and NanoEvents —
 all (in the client and in the workers), which costs ~0.8 s CPU per process (coffea.nanoevents imports numba).
 Per chunk: one ``TTree.arrays`` call over the declared branches present in the file (basket-aligned chunk
 boundaries from the pre-flight, the file and its TTree kept open across the file's chunks, closed at the end),
-then ``process_columns``. On Dask (:func:`run_chunks_dask`) each chunk is a task and the outputs are merged on
-the workers by a tree reduction in chunk order.
+then ``process_columns``. On Dask (:func:`run_chunks_dask`) each task is a run of consecutive chunks of one file
+and the outputs are merged on the workers by a tree reduction in chunk order.
 
 The reliability layer is the same as on coffea's path: the pre-flight has run before (bad files left out
 and accounted); every chunk is retried and, when unreadable, skipped and recorded with the events lost
@@ -280,10 +280,11 @@ def close_worker_readers() -> None:
         _WORKER_READERS.popitem()[1].close()
 
 
-def dask_chunk(item: Chunk, processor_instance: Any, branches: tuple[str, ...], uproot_options: dict[str, Any],
-               policy: RetryPolicy, checkpointer=None) -> dict:
-    """One chunk on a Dask worker: what :func:`run_chunks` does per chunk (retries, skip-and-record, checkpoint),
-    with the worker's reader kept open across a file's chunks.
+def dask_chunks(group: list[Chunk], processor_instance: Any, branches: tuple[str, ...], uproot_options: dict[str, Any],
+                policy: RetryPolicy, checkpointer=None) -> dict:
+    """Consecutive chunks of one file on a Dask worker: what :func:`run_chunks` does per chunk (retries,
+    skip-and-record, checkpoint), merged in order, the file opened once for the group (and kept open for the
+    worker's next group of the same file).
 
     Warnings raised while reading and processing come back with the output (``"warnings"``:
     ``{(category, message, filename, lineno): count}``, summed by the merge), to be re-emitted by the client
@@ -291,11 +292,31 @@ def dask_chunk(item: Chunk, processor_instance: Any, branches: tuple[str, ...], 
     """
     use_inflate(getattr(processor_instance, "inflate", None))  # the processor's inflater, before reading
     reader = _worker_reader(branches, uproot_options)
-    with warnings.catch_warnings(record=True) as caught:
-        out = _RetryingCall(policy)(0, False, _work, item, processor_instance, reader, checkpointer)
-    if caught:
-        out["warnings"] = warning_counts(caught)
-    return out
+    call = _RetryingCall(policy)
+    merged: dict = {}
+    for item in group:
+        with warnings.catch_warnings(record=True) as caught:  # per chunk, as coffea's path counts them
+            res = call(0, False, _work, item, processor_instance, reader, checkpointer)
+        if caught:
+            res["warnings"] = warning_counts(caught)
+        merged = merge(merged, res) if merged else res
+    return merged
+
+
+def chunk_groups(chunks: list[Chunk], n_workers: int, groups_per_worker: int = 4) -> list[list[Chunk]]:
+    """The Dask tasks: runs of consecutive chunks of one file, each at most ``ceil(len(chunks) / (groups_per_worker
+    · n_workers))`` chunks long, in chunk order. A worker then opens a file once for several of its chunks (not
+    once per chunk, as when neighbouring chunks land on different workers), while every worker still gets about
+    ``groups_per_worker`` tasks or more to balance the load."""
+    size = max(1, -(-len(chunks) // (groups_per_worker * max(1, n_workers))))
+    groups: list[list[Chunk]] = []
+    for item in chunks:
+        last = groups[-1] if groups else None
+        if last and len(last) < size and (last[-1].filename, last[-1].treename) == (item.filename, item.treename):
+            last.append(item)
+        else:
+            groups.append([item])
+    return groups
 
 
 def warning_counts(caught: list[warnings.WarningMessage]) -> dict[tuple[str, str, str, int], int]:
@@ -332,8 +353,8 @@ def merge_outputs(parts: list[dict]) -> dict:
 
 def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list[str], uproot_options: dict[str, Any],
                     policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True) -> dict:
-    """:func:`run_chunks` on a Dask cluster: one task per chunk (:func:`dask_chunk`), the processor sent to the
-    cluster once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
+    """:func:`run_chunks` on a Dask cluster: one task per run of consecutive chunks of a file (:func:`chunk_groups`,
+    :func:`dask_chunks`), the processor sent to the cluster once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
     result is the one of :func:`run_chunks` bit for bit (exact sums; categories in order of first appearance).
     Neither this process nor the workers import coffea.
 
@@ -349,9 +370,10 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
     # the processor as the result of a task (not scattered data): recomputable if the workers holding it leave an
     # adaptive cluster (coffea's Dask executor sends its heavy input the same way, coffea issue #465)
     processor_future = client.submit(_identity, processor_instance, pure=False)
-    futures = client.map(dask_chunk, chunks, processor_instance=processor_future, branches=tuple(branches),
+    groups = chunk_groups(chunks, len(client.scheduler_info().get("workers", {})))
+    futures = client.map(dask_chunks, groups, processor_instance=processor_future, branches=tuple(branches),
                          uproot_options=uproot_options, policy=policy, checkpointer=checkpointer, pure=False)
-    item_of = {f.key: item for f, item in zip(futures, chunks)}
+    group_of = {f.key: group for f, group in zip(futures, groups)}
     work = futures
     while len(work) > 1:
         work = [client.submit(merge_outputs, work[i:i + TREE_REDUCTION], pure=False)
@@ -364,12 +386,15 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
                 for future in as_completed(futures):
                     if future.status == "error":
                         break  # the result below raises the chunk's error (the reduction depends on it)
-                    advance(1)
+                    advance(len(group_of[future.key]))
         del futures  # a chunk's output is released once its reduction task has it
         merged = final.result()
     except KilledWorker as err:
-        raise RuntimeError(f"Work item {item_of.get(err.task, err.task)!r} caused a KilledWorker exception (likely a "
-                           "segfault or out-of-memory issue)") from None
+        group = group_of.get(err.task)
+        what = repr(group[0]) + (f" (and the next {len(group) - 1} chunk(s) of the file)" if len(group) > 1 else "") \
+            if group else repr(err.task)
+        raise RuntimeError(f"Work item {what} caused a KilledWorker exception (likely a segfault or out-of-memory "
+                           "issue)") from None
     finally:
         try:
             client.run(close_worker_readers)

@@ -11,7 +11,7 @@ import hist
 import numpy as np
 import pytest
 
-from analysis.execution.fastpath import Chunk, chunk_metadata, eligible, merge, plan_chunks
+from analysis.execution.fastpath import Chunk, chunk_groups, chunk_metadata, eligible, merge, plan_chunks
 from analysis.execution.preflight import FileCheck
 from processors.objects import BranchEvents, flat, jagged_parts
 from processors.ttbar_core import TtbarCore
@@ -147,3 +147,15 @@ def test_missing_branch_is_one_line_naming_it(tmp_path) -> None:
     with pytest.raises(AnalysisError, match=r"f\.root: .*no branch 'jet_phi'") as err:
         run_ttbar(tmp_path / "n.json", executor="iterative", progress=False)
     assert "\n" not in str(err.value)
+
+
+def test_dask_tasks_are_runs_of_one_files_chunks() -> None:
+    """Consecutive chunks of one file per task (a worker opens the file once for them), bounded so that every worker
+    gets about four tasks; chunk order kept."""
+    chunks = [Chunk("d", f, "events", a, a + 10, b"") for f in ("a.root", "b.root") for a in range(0, 100, 10)]
+    two = chunk_groups(chunks, n_workers=2)  # 20 chunks, 2 workers: runs of at most ceil(20 / 8) = 3
+    assert [len(g) for g in two] == [3, 3, 3, 1, 3, 3, 3, 1]
+    assert all(len({c.filename for c in g}) == 1 for g in two) and sum(two, []) == chunks
+    assert [len(g) for g in chunk_groups(chunks, n_workers=1)] == [5, 5, 5, 5]
+    assert [len(g) for g in chunk_groups(chunks[:3], n_workers=8)] == [1, 1, 1]  # few chunks: one per task
+    assert chunk_groups([], n_workers=0) == []

@@ -127,13 +127,13 @@ def test_remote_scheduler_ships_code_and_survives_sigkilled_worker(agc, referenc
     killed = None
     deadline = time.time() + 120
     while thread.is_alive() and killed is None and time.time() < deadline:
-        # chunk tasks: the fast path's dask_chunk (coffea's path: the _Chunked processor's)
+        # chunk tasks: the fast path's dask_chunks (coffea's path: the _Chunked processor's)
         done = client.run_on_scheduler(lambda dask_scheduler: sum(
             1 for ts in dask_scheduler.tasks.values()
             if ts.state == "memory" and str(ts.key).startswith(("dask_chunk", "_Chunked"))))
         busy = [a for a, keys in client.processing().items()
                 if any(str(k).startswith(("dask_chunk", "_Chunked")) for k in keys)]
-        if done >= 8 and busy:
+        if done >= 3 and busy:  # some tasks done, one running (the fast path: 9 tasks, one per file)
             killed = busy[0]
             os.kill(pids[killed], signal.SIGKILL)
             still_running = thread.is_alive()
