@@ -70,6 +70,9 @@ def test_dask_equals_the_in_process_loop_and_counts_worker_warnings(sample, clie
         assert np.array_equal(a.view(flow=True), b.view(flow=True))  # bit for bit
     assert local["out"]["cutflow"] == remote["out"]["cutflow"] and local["out"]["nevents"] == remote["out"]["nevents"]
     assert remote["metrics"]["chunks"] == len(chunks) and remote["metrics"]["entries"] == 8000
+    # the workers read exactly the declared branches, the same bytes as the in-process loop
+    assert remote["metrics"]["columns"] == local["metrics"]["columns"] == sorted(branches)
+    assert remote["metrics"]["bytesread"] == local["metrics"]["bytesread"] > 0
     with pytest.warns(RuntimeWarning, match="chunk of ttbar__nominal"):
         fastpath.reemit_warnings(counts)
 
