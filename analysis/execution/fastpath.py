@@ -352,11 +352,15 @@ def merge_outputs(parts: list[dict]) -> dict:
 
 
 def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list[str], uproot_options: dict[str, Any],
-                    policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True) -> dict:
+                    policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True,
+                    workers: int | None = None) -> dict:
     """:func:`run_chunks` on a Dask cluster: one task per run of consecutive chunks of a file (:func:`chunk_groups`,
     :func:`dask_chunks`), the processor sent to the cluster once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
     result is the one of :func:`run_chunks` bit for bit (exact sums; categories in order of first appearance).
     Neither this process nor the workers import coffea.
+
+    ``workers``: how many workers the run expects (e.g. an adaptive batch cluster's maximum, when few have started
+    yet); the tasks are planned for the larger of it and the worker threads connected now.
 
     Returns ``{"out", "metrics", "lost", "warnings"}`` as :func:`run_chunks` (plus the workers' warnings).
     Raises the first failing chunk's error (user errors as they are; a worker that died more often than the
@@ -370,7 +374,7 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
     # the processor as the result of a task (not scattered data): recomputable if the workers holding it leave an
     # adaptive cluster (coffea's Dask executor sends its heavy input the same way, coffea issue #465)
     processor_future = client.submit(_identity, processor_instance, pure=False)
-    groups = chunk_groups(chunks, len(client.scheduler_info().get("workers", {})))
+    groups = chunk_groups(chunks, max(workers or 0, sum(client.nthreads().values())))
     futures = client.map(dask_chunks, groups, processor_instance=processor_future, branches=tuple(branches),
                          uproot_options=uproot_options, policy=policy, checkpointer=checkpointer, pure=False)
     group_of = {f.key: group for f, group in zip(futures, groups)}

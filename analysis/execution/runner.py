@@ -75,6 +75,17 @@ def _warm_workers(client: Any, modules: tuple[str, ...]) -> None:
         log.debug("warming the Dask workers failed", exc_info=True)
 
 
+def expected_workers(connected: int, cluster_config: dict[str, Any] | None) -> int:
+    """Worker processes a Dask run can expect: those connected, or for a batch cluster (dask-jobqueue) its jobs
+    (``adaptive.maximum`` or ``jobs``) × worker processes per job (``processes``, else ``cores``), whichever is
+    larger — an adaptive cluster starts with few or none."""
+    if not cluster_config:
+        return connected
+    adaptive = cluster_config.get("adaptive") or {}
+    jobs = adaptive.get("maximum", cluster_config.get("jobs", 1))
+    return max(connected, int(jobs) * int(cluster_config.get("processes", cluster_config.get("cores", 1))))
+
+
 def declared_branches(processor_instance: Any, fileset: dict[str, dict[str, Any]]) -> list[str] | None:
     """The branches the processor declares for the fileset's input format (``columns(format)``), else None (unknown)."""
     columns = getattr(processor_instance, "columns", None)
@@ -206,7 +217,8 @@ def execute(fileset: dict[str, dict[str, Any]], processor_instance: Any,
                 reused = [(ch.entrystart, ch.entrystop) for ch in chunks if ckpt.exists(ch)] if ckpt is not None else []
                 if client is not None:
                     wrapped = fastpath.run_chunks_dask(chunks, processor_instance, wanted, reader_options(run_fileset),
-                                                       policy, client, ckpt, progress)
+                                                       policy, client, ckpt, progress,
+                                                       workers=expected_workers(n_workers, cluster_config))
                     fastpath.reemit_warnings(wrapped.pop("warnings", None))  # the workers', where the caller counts them
                 else:
                     wrapped = fastpath.run_chunks(chunks, processor_instance, wanted, reader_options(run_fileset),

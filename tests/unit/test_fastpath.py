@@ -159,3 +159,16 @@ def test_dask_tasks_are_runs_of_one_files_chunks() -> None:
     assert [len(g) for g in chunk_groups(chunks, n_workers=1)] == [5, 5, 5, 5]
     assert [len(g) for g in chunk_groups(chunks[:3], n_workers=8)] == [1, 1, 1]  # few chunks: one per task
     assert chunk_groups([], n_workers=0) == []
+
+
+def test_dask_tasks_are_planned_for_the_workers_a_batch_cluster_will_have() -> None:
+    """An adaptive batch cluster starts with few workers: the tasks are planned for its maximum (jobs × processes),
+    else a 25-job cluster would get four tasks."""
+    from analysis.execution.runner import expected_workers
+
+    assert expected_workers(0, {"cores": 4, "memory": "16GB", "adaptive": {"minimum": 1, "maximum": 25}}) == 100
+    assert expected_workers(3, {"cores": 4, "processes": 2, "memory": "16GB", "jobs": 5}) == 10
+    assert expected_workers(12, {"cores": 1, "memory": "4GB", "jobs": 2}) == 12  # more connected than configured
+    assert expected_workers(2, None) == 2  # local cluster or a scheduler address: the workers connected
+    chunks = [Chunk("d", f"f{i}.root", "events", 0, 10, b"") for i in range(200)]
+    assert len(chunk_groups(chunks, expected_workers(0, {"cores": 4, "memory": "16GB", "adaptive": {"maximum": 25}}))) == 200
