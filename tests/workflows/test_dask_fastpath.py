@@ -109,3 +109,24 @@ def test_unreadable_chunk_is_skipped_with_its_events_or_named(sample, client, tm
     assert processed + sum(r["events_lost"] for r in lost) == 2000  # every event processed or reported lost
     with pytest.raises(UnreadableInputError, match=r"bad\.root: cannot read entries"):
         fastpath.run_chunks_dask(chunks, TtbarCore(), branches, {}, RetryPolicy(retries=1), client, progress=False)
+
+
+class RefusingTtbar(TtbarCore):
+    """A user error raised in the worker (as a processor refusing its input would)."""
+
+    def process_columns(self, columns, metadata):
+        from processors.errors import ProcessorError
+
+        raise ProcessorError("jet pT threshold below the trigger plateau")
+
+
+def test_user_error_in_a_worker_reaches_the_client_as_one_line_naming_the_file(sample, client):
+    from fileset.errors import UserError
+
+    _, fileset = sample
+    chunks = _plan(fileset)
+    with pytest.raises(UserError) as err:
+        fastpath.run_chunks_dask(chunks, RefusingTtbar(), TtbarCore().columns("ntuple"), {}, RetryPolicy(retries=2),
+                                 client, progress=False)
+    text = str(err.value)
+    assert "jet pT threshold below the trigger plateau" in text and ".root" in text and "\n" not in text
