@@ -1,8 +1,9 @@
 """The README's workflow commands, run as written and in order in a fresh directory, so the README cannot drift.
 
 Every fenced ``bash`` block of the README's "Workflows" section runs with ``bash -e`` in one temporary directory
-that holds links to the repository's top-level files and directories, like the root of a fresh clone (the
-outputs land next to them, the repository stays clean). Blocks preceded by ``<!-- readme-test: skip (reason) -->`` (cluster, network) are not
+that holds links to the repository's own (git-tracked) top-level files and directories, like the root of a fresh
+clone (the outputs land next to them; the repository, and any outputs of the user's own README runs in it, stay
+untouched). Blocks preceded by ``<!-- readme-test: skip (reason) -->`` (cluster, network) are not
 run. The only changes: sample sizes are made small (``--events-per-file``, ``--background-events``, ``--scale``;
 ``ANA_README_SCALE`` multiplies them) and ``ana fit`` skips the impact ranking. Then the outputs are checked
 against what the README promises (events processed = the fileset's, identical histograms on every executor,
@@ -80,13 +81,37 @@ def shrink(script: str) -> str:
     return "\n".join(out) + "\n"
 
 
+# the project's top-level entries when the checkout is not a git repository (e.g. an unpacked archive)
+PROJECT_ENTRIES = ("README.md", "pyproject.toml", "cabinetry_config.yml", "analysis", "processors", "schemas",
+                   "fileset", "notebooks", "tests", "workflows", "benchmarks")
+
+
+def repository_entries() -> list[str]:
+    """The repository's own top-level files and directories (git's tracked ones): never the outputs a user's own
+    README commands left in the checkout (``agc/``, ``out/``, ``fit/``, …), which the blocks would overwrite
+    through a link."""
+    try:
+        tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True,
+                                 timeout=60).stdout.decode().split("\0")
+        names = {path.split("/", 1)[0] for path in tracked if path}
+    except (OSError, subprocess.SubprocessError):
+        names = set(PROJECT_ENTRIES)
+    return sorted(n for n in names if not n.startswith(".") and (ROOT / n).exists())
+
+
+def test_readme_runs_link_only_the_repository_s_own_files() -> None:
+    """A user's outputs in the checkout (here ``agc/`` and ``out/`` if present) are not linked into the README run."""
+    entries = repository_entries()
+    assert {"README.md", "analysis", "processors", "tests"} <= set(entries)
+    assert not {"agc", "out", "fit", "demo", "nano", "xgg", "recast"} & set(entries)
+
+
 @pytest.fixture(scope="module")
 def readme_run(tmp_path_factory):
     """Run every non-skipped block in order; return (work dir, [(script, stdout, stderr, seconds)])."""
     work = tmp_path_factory.mktemp("fresh_clone")
-    for item in ROOT.iterdir():  # the repository's files, as in the root of a fresh clone (outputs land beside)
-        if not item.name.startswith(".") and item.name != "__pycache__":
-            (work / item.name).symlink_to(item)
+    for name in repository_entries():  # as in the root of a fresh clone (the outputs land beside them)
+        (work / name).symlink_to(ROOT / name)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     log = []
