@@ -166,6 +166,25 @@ def jobqueue_kwargs(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+#: the command dask-jobqueue submits worker jobs with, per batch system
+SUBMIT_COMMANDS = {"slurm": "sbatch", "htcondor": "condor_submit"}
+
+
+def require_submit_command(kind: str) -> None:
+    """Fail in one line if this machine cannot submit ``kind`` batch jobs (dask-jobqueue would raise
+    ``FileNotFoundError`` from its event loop and wait for workers that never come).
+
+    Raises:
+        AnalysisError: the batch system's submit command is not on ``PATH``.
+    """
+    import shutil
+
+    command = SUBMIT_COMMANDS.get(kind)
+    if command is not None and shutil.which(command) is None:
+        raise AnalysisError(f"--cluster {kind}: {command} not found on this machine; run from a submit (login) node "
+                            f"of the {kind} batch system (--print-job-script shows the job without submitting it)")
+
+
 def make_jobqueue_cluster(kind: str, cfg: dict[str, Any]):
     """Create (but do not scale) an HTCondorCluster or SLURMCluster from a validated cluster section."""
     try:
@@ -335,6 +354,7 @@ def dask_client(*, scheduler: str | None = None, cluster: str | None = None,
         elif cluster:
             if cluster_config is None:
                 raise AnalysisError(f"--cluster {cluster} needs --cluster-config FILE")
+            require_submit_command(cluster)
             jq = stack.enter_context(make_jobqueue_cluster(cluster, cluster_config))
             ad = cluster_config.get("adaptive")
             if ad:

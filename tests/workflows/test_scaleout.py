@@ -179,6 +179,22 @@ def test_slurm_job_script(tmp_path, capsys):
     assert "--nworkers 4" in script and "--nthreads 1" in script
 
 
+@pytest.mark.parametrize("kind, command, queue", [("slurm", "sbatch", "short"), ("htcondor", "condor_submit", "workday")])
+def test_batch_cluster_without_its_submit_command_is_one_line(agc, tmp_path, capsys, monkeypatch, kind, command, queue):
+    """On a machine without the batch system (no sbatch / condor_submit on PATH): one line, exit 2, at once — it
+    hung with dask-jobqueue's FileNotFoundError traceback."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the test machine may have neither; make sure
+    cfg = tmp_path / "cluster.yml"
+    cfg.write_text(CLUSTER_YAML.format(queue=queue, logs=tmp_path / "logs"))
+    t0 = time.time()
+    rc = cli_main(["run", "ttbar", "--fileset", str(agc), "--out", str(tmp_path / "o"), "--cluster", kind,
+                   "--cluster-config", str(cfg), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.time() - t0 < 30
+    assert len(err.strip().splitlines()) == 1 and f"{command} not found on this machine" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_htcondor_job_script(tmp_path):
     """HTCondor submit description: cores, memory, disk, MaxRuntime from walltime, JobFlavour from queue."""
     pytest.importorskip("dask_jobqueue")
