@@ -90,9 +90,13 @@ def cabinetry_colors(config: dict) -> dict[str, str]:
     return {s["Name"]: process_style(s["Name"], config, i)[0] for i, s in enumerate(samples)}
 
 
+#: legend label of the total uncertainty band: ⊕ as mathtext (the CMS style's text font has no ⊕ glyph)
+TOTAL_UNCERTAINTY_LABEL = r"Total unc. (syst. $\oplus$ MC stat.)"
+
+
 def restyle_data_mc(fig: plt.Figure, config: dict, data_label: str | None = None) -> plt.Figure:
     """Relabel a cabinetry data/MC figure's legend with the process labels (colours come from
-    :func:`cabinetry_colors`); "Uncertainty" becomes "Total unc. (syst. ⊕ MC stat.)"."""
+    :func:`cabinetry_colors`); "Uncertainty" becomes :data:`TOTAL_UNCERTAINTY_LABEL`."""
     data_names = {s["Name"] for s in config.get("Samples", []) if s.get("Data")}
     for ax in fig.axes:
         leg = ax.get_legend()
@@ -101,7 +105,7 @@ def restyle_data_mc(fig: plt.Figure, config: dict, data_label: str | None = None
         for text in leg.get_texts():
             t = text.get_text()
             if t == "Uncertainty":
-                text.set_text("Total unc. (syst. ⊕ MC stat.)")
+                text.set_text(TOTAL_UNCERTAINTY_LABEL)
             elif t in data_names or t == "Data":
                 text.set_text(data_label or t)
             else:

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis.errors import AnalysisError, UserError  # noqa: E402
 from analysis.plotting import (PROCESS_STYLE, cabinetry_colors, correlation_selection, process_key,  # noqa: E402
-                               process_style, restyle_data_mc, save_figure)
+                               process_style, restyle_data_mc, save_figure, TOTAL_UNCERTAINTY_LABEL)
 from analysis.report import Quantity, Report, fmt, format_duration, pm  # noqa: E402
 
 
@@ -126,7 +126,7 @@ def test_one_style_for_stacks_and_cabinetry_figures() -> None:
     restyle_data_mc(cfig, CONFIG)
     ax = cfig.axes[0]
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert PROCESS_STYLE["ttbar"][1] in texts and "W+jets" in texts and "Total unc. (syst. ⊕ MC stat.)" in texts
+    assert PROCESS_STYLE["ttbar"][1] in texts and "W+jets" in texts and TOTAL_UNCERTAINTY_LABEL in texts
     bar_colours = {matplotlib.colors.to_hex(c.patches[0].get_facecolor()) for c in ax.containers
                    if hasattr(c, "patches") and c.patches[0].get_fill()}
     assert {PROCESS_STYLE["ttbar"][0], PROCESS_STYLE["wjets"][0]} <= bar_colours
@@ -238,3 +238,18 @@ def test_fit_data_mc_plots_say_events_per_bin(tmp_path):
     figs = data_mc_figures(cabinetry.model_utils.prediction(model), data, config, figure_folder=tmp_path,
                            save_figure=False, close_figure=False)
     assert [item["figure"].axes[0].get_ylabel() for item in figs] == ["Events / bin"]
+
+
+def test_total_uncertainty_label_renders_without_missing_glyphs(tmp_path):
+    """The band's legend label draws with the CMS style's fonts: no "Glyph … missing" warning (⊕ via mathtext)."""
+    import warnings
+
+    import mplhep
+
+    with plt.style.context(mplhep.style.CMS), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph is a UserWarning from the renderer
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1], label=TOTAL_UNCERTAINTY_LABEL)
+        ax.legend()
+        fig.savefig(tmp_path / "label.png")
+        plt.close(fig)
