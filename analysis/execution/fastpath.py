@@ -303,12 +303,16 @@ def dask_chunks(group: list[Chunk], processor_instance: Any, branches: tuple[str
     return merged
 
 
+#: longest run of chunks in one Dask task (workers that join an adaptive cluster late still find tasks to take)
+MAX_RUN = 8
+
+
 def chunk_groups(chunks: list[Chunk], n_workers: int, groups_per_worker: int = 4) -> list[list[Chunk]]:
     """The Dask tasks: runs of consecutive chunks of one file, each at most ``ceil(len(chunks) / (groups_per_worker
-    · n_workers))`` chunks long, in chunk order. A worker then opens a file once for several of its chunks (not
-    once per chunk, as when neighbouring chunks land on different workers), while every worker still gets about
-    ``groups_per_worker`` tasks or more to balance the load."""
-    size = max(1, -(-len(chunks) // (groups_per_worker * max(1, n_workers))))
+    · n_workers))`` (and :data:`MAX_RUN`) chunks long, in chunk order. A worker then opens a file once for several of
+    its chunks (not once per chunk, as when neighbouring chunks land on different workers), while every worker still
+    gets about ``groups_per_worker`` tasks or more to balance the load."""
+    size = min(MAX_RUN, max(1, -(-len(chunks) // (groups_per_worker * max(1, n_workers)))))
     groups: list[list[Chunk]] = []
     for item in chunks:
         last = groups[-1] if groups else None

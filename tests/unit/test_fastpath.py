@@ -159,6 +159,8 @@ def test_dask_tasks_are_runs_of_one_files_chunks() -> None:
     assert [len(g) for g in chunk_groups(chunks, n_workers=1)] == [5, 5, 5, 5]
     assert [len(g) for g in chunk_groups(chunks[:3], n_workers=8)] == [1, 1, 1]  # few chunks: one per task
     assert chunk_groups([], n_workers=0) == []
+    long_file = [Chunk("d", "big.root", "events", a, a + 1, b"") for a in range(100)]
+    assert max(len(g) for g in chunk_groups(long_file, n_workers=1)) == 8  # capped (late-joining workers find tasks)
 
 
 def test_dask_tasks_are_planned_for_the_workers_a_batch_cluster_will_have() -> None:
