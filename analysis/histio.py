@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import struct
@@ -31,9 +30,6 @@ from schemas.reading import inflate_errors
 log = logging.getLogger(__name__)
 
 PSEUDODATA_PARTS = (("ttbar", "ME_var", 0.5), ("ttbar", "PS_var", 0.5), ("wjets", "nominal", 1.0))
-#: Key of the run's metadata in ``histograms.root``: a ``TObjString`` holding a JSON object (e.g. the integrated
-#: luminosity the MC was normalised to), so that the file says what it was made for wherever it is copied.
-METADATA_KEY = "ana_metadata"
 
 
 def histogram_key(region: str, process: str, variation: str) -> str:
@@ -106,13 +102,12 @@ def _th1(values: np.ndarray, variances: np.ndarray, axis: Any, title: str = "") 
 
 
 def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]] | None = None,
-                    ttbar_scale: float = 1.0, metadata: Mapping[str, Any] | None = None) -> list[str]:
+                    ttbar_scale: float = 1.0) -> list[str]:
     """Write ``histograms.root`` with AGC keys (the histograms of :func:`to_keyed`); return the keys written.
 
     Regular-axis Weight histograms (``run ttbar``'s) are converted from one view of the whole histogram; any other
-    kind goes through uproot's own conversion of the ``hist`` object. ``metadata`` (JSON-serialisable, e.g.
-    ``{"luminosity_pb": 3378.0}``) is stored under :data:`METADATA_KEY` (read back by :func:`read_metadata`);
-    it is not among the returned histogram keys.
+    kind goes through uproot's own conversion of the ``hist`` object. The file holds histograms only (users loop
+    over its keys calling ``.values()``); run information goes to ``metrics.json`` next to it.
     """
     hs = fit_slice(h, 110.0, 2)
     plan = _keyed_plan(hs, filled, ttbar_scale)
@@ -133,28 +128,7 @@ def save_histograms(h: hist.Hist, path: str | Path, filled: set[tuple[str, str]]
                 f[key] = _th1(np.asarray(cell["value"]), np.asarray(cell["variance"]), axis, title)
             else:
                 f[key] = hs[:, where[0], where[1], where[2]]
-        if metadata:
-            f[METADATA_KEY] = json.dumps(dict(metadata), sort_keys=True)
     return list(plan)
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The run metadata stored by :func:`save_histograms` in a histogram file; ``{}`` when it has none (a file
-    written by another tool or an older version) or when it cannot be read as a JSON object.
-
-    Raises:
-        AnalysisError: missing/non-ROOT file.
-    """
-    p = require_root_file(path)
-    try:
-        with uproot.open(p) as f:
-            if METADATA_KEY not in f:
-                return {}
-            doc = json.loads(str(f[METADATA_KEY]))
-    except (*CORRUPT_READ_ERRORS, json.JSONDecodeError):
-        log.debug("%s: unreadable %s", p, METADATA_KEY, exc_info=True)
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def require_root_file(path: str | Path, what: str = "histogram file") -> Path:
@@ -230,13 +204,24 @@ def read_histograms(path: str | Path) -> dict[str, hist.Hist]:
     return out
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes: identifies one written file exactly (``ana run`` records it for
+    ``histograms.root`` in ``metrics.json``, so that what metrics.json says is only applied to that very file).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def histogram_digest(path: str | Path) -> str:
     """SHA-256 over every histogram's name, edges, values and variances (flow included): equal content, equal digest."""
     h = hashlib.sha256()
     key = None
     try:
         with uproot.open(path) as f:
-            keys = sorted(k for k in f.keys(cycle=False) if k != METADATA_KEY)
+            keys = sorted(f.keys(cycle=False))
             if not keys:
                 raise AnalysisError(f"{path}: holds no histograms")
             for key in keys:

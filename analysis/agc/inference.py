@@ -66,8 +66,8 @@ class FitOutcome:
     plots: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    #: integrated luminosity (pb⁻¹) the input histograms are normalised to, from their file's metadata
-    #: (:func:`input_luminosity`); None when unknown — the plots then show no luminosity
+    #: integrated luminosity (pb⁻¹) the input histograms are normalised to, from the metrics.json ``ana run``
+    #: wrote with them (:func:`input_luminosity`); None when unknown — the plots then show no luminosity
     luminosity_pb: float | None = None
 
     @property
@@ -184,20 +184,41 @@ def _input_files(config: dict[str, Any]) -> list[str]:
     return sorted(glob.glob(re.sub(r"\{[^}]*\}", "*", pattern))) if "{" in pattern else [pattern]
 
 
-def input_luminosity(config: dict[str, Any]) -> float | None:
-    """Integrated luminosity in pb⁻¹ recorded by ``ana run`` in the metadata of the config's histogram file(s)
-    (:func:`analysis.histio.read_metadata`); ``None`` when a file does not record it or the files disagree —
-    the fit has no other source, and a plot label must not show a guessed number."""
-    from analysis.histio import read_metadata
+def recorded_luminosity(histograms: str | Path) -> float | None:
+    """Integrated luminosity in pb⁻¹ that ``ana run`` recorded for the histogram file ``histograms``: the
+    ``luminosity_pb`` of the ``metrics.json`` in the same directory, provided that metrics.json was written for
+    this very file (its ``histograms_sha256`` equals :func:`analysis.histio.file_sha256` of ``histograms``).
 
+    Returns:
+        The luminosity (finite, > 0), or ``None`` when the file or its metrics.json is missing or unreadable, the
+        metrics.json belongs to another histograms file, or it records no (valid) luminosity.
+    """
+    from analysis.histio import file_sha256
+
+    path = Path(histograms)
+    try:
+        doc = json.loads((path.parent / "metrics.json").read_text())
+        if not isinstance(doc, dict) or doc.get("histograms_sha256") != file_sha256(path):
+            return None
+    except (OSError, ValueError):  # missing/unreadable file, invalid JSON or UTF-8
+        log.debug("%s: no usable metrics.json beside it", path, exc_info=True)
+        return None
+    lumi = doc.get("luminosity_pb")
+    if not isinstance(lumi, (int, float)) or isinstance(lumi, bool) or not np.isfinite(lumi) or lumi <= 0:
+        return None
+    return float(lumi)
+
+
+def input_luminosity(config: dict[str, Any]) -> float | None:
+    """Integrated luminosity in pb⁻¹ of the config's histogram file(s), as recorded by ``ana run`` in the
+    ``metrics.json`` written with each file (:func:`recorded_luminosity`); ``None`` when a file has no such
+    record or the files disagree — the fit has no other source, and a plot label must not show a guessed number."""
     values = set()
     for path in _input_files(config):
-        if not Path(path).is_file():
+        lumi = recorded_luminosity(path)
+        if lumi is None:
             return None
-        lumi = read_metadata(path).get("luminosity_pb")
-        if not isinstance(lumi, (int, float)) or isinstance(lumi, bool) or not np.isfinite(lumi) or lumi <= 0:
-            return None
-        values.add(float(lumi))
+        values.add(lumi)
     return values.pop() if len(values) == 1 else None
 
 
@@ -477,8 +498,8 @@ def fit_data_mc_figures(outcome: FitOutcome, out_dir: Path | None = None) -> lis
     """Pre- and post-fit data/model figures per region (``{region}_{prefit|postfit}``, figures left open).
 
     The run's process colours and labels, the experiment label of the run's stack plots (luminosity from the
-    histograms' metadata, :attr:`FitOutcome.luminosity_pb`, or none when unknown; √s = 13 TeV) and, post-fit,
-    the region's and the fit's χ².
+    metrics.json written with the histograms, :attr:`FitOutcome.luminosity_pb`, or none when unknown;
+    √s = 13 TeV) and, post-fit, the region's and the fit's χ².
     """
     kw = {"figure_folder": out_dir or Path("."), "close_figure": False, "save_figure": False}
     lumi_fb = outcome.luminosity_pb / 1000.0 if outcome.luminosity_pb is not None else None

@@ -14,7 +14,7 @@ from analysis.errors import AnalysisError, UserError
 from analysis.execution.options import RunOptions
 from analysis.execution.preflight import FileCheck
 from analysis.execution.runner import execute, verify_event_counts
-from analysis.histio import save_histograms
+from analysis.histio import file_sha256, save_histograms
 from fileset.build import build_fileset, is_remote, load_ntuples_json
 from fileset.normalisation import mc_normalisation
 from processors.accumulators import Constant
@@ -151,14 +151,19 @@ def luminosity_of(fileset: dict[str, dict[str, Any]]) -> float | None:
 
 
 def write_outputs(result: RunResult, out_dir: str | Path) -> Path:
-    """Write ``histograms.root`` (with the luminosity in its metadata, for the fit's plot labels) and
-    ``metrics.json`` (with the cutflow) into ``out_dir``."""
+    """Write ``histograms.root`` (histograms only) and ``metrics.json`` into ``out_dir``.
+
+    ``metrics.json`` holds the run's metrics, the cutflow, the histogram keys, ``luminosity_pb`` (pb⁻¹ the MC is
+    normalised to, :func:`luminosity_of`; null when unknown — ``ana fit`` labels its data/model plots with it) and
+    ``histograms_sha256`` (:func:`analysis.histio.file_sha256` of the histograms.root written with it, so that a
+    reader applies the luminosity only to that very file: :func:`analysis.agc.inference.input_luminosity`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lumi = luminosity_of(result.fileset)
-    keys = save_histograms(result.hist, out / "histograms.root", result.filled, ttbar_scale_of(result.fileset),
-                           metadata={"luminosity_pb": lumi} if lumi is not None else None)
-    doc = dict(result.metrics, cutflow=result.cutflow, histogram_keys=keys)
+    hists = out / "histograms.root"
+    keys = save_histograms(result.hist, hists, result.filled, ttbar_scale_of(result.fileset))
+    doc = dict(result.metrics, cutflow=result.cutflow, histogram_keys=keys, luminosity_pb=luminosity_of(result.fileset),
+               histograms_sha256=file_sha256(hists))
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     result.output_dir = out
     return out
