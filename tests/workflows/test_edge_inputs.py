@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -43,7 +44,7 @@ def test_empty_sample_contributes_zero(tmp_path, executor):
     assert result.metrics["fast_path"] == (executor == "iterative") and result.metrics["chunks"] == 2
     assert not h[:, :, "single_top_s_chan", :].values(flow=True).any()
     with uproot.open(tmp_path / "out" / "histograms.root") as f:
-        for key in f.keys(filter_classname="TH1*"):  # the histograms (not the run's metadata string)
+        for key in f.keys():
             assert np.all(np.isfinite(f[key].values())) and np.all(np.isfinite(f[key].variances())), key
         assert f["4j2b_ttbar"].values().sum() > 0
 
@@ -81,9 +82,26 @@ def test_max_files_one_equals_first_files_only(two_file_sample, tmp_path):
     ref = run_ttbar(first, tmp_path / "ref", executor="iterative", progress=False)
     with uproot.open(tmp_path / "m1" / "histograms.root") as a, uproot.open(tmp_path / "ref" / "histograms.root") as b:
         assert sorted(a.keys()) == sorted(b.keys())
-        for k in b.keys(filter_classname="TH1*"):  # the histograms (not the run's metadata string)
+        for k in b.keys():
             assert np.array_equal(a[k].values(), b[k].values()), k
-        assert a["ana_metadata"] == b["ana_metadata"]
+
+
+def test_histograms_root_holds_only_histograms(two_file_sample, tmp_path):
+    """Users loop over every key of histograms.root calling .values(): `ana run ttbar` writes TH1s only; the run's
+    luminosity goes to metrics.json, with the SHA-256 of the histograms.root it was written with."""
+    _, full, _ = two_file_sample
+    out = tmp_path / "out"
+    assert main(["run", "ttbar", "--fileset", str(full), "--out", str(out), "--executor", "iterative",
+                 "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    with uproot.open(out / "histograms.root") as f:
+        classes = f.classnames(cycle=False)
+        assert sorted(classes) == sorted(m["histogram_keys"]) and "4j2b_wjets" in classes
+        assert {k: c for k, c in classes.items() if not c.startswith("TH1")} == {}
+        for key in f.keys():
+            assert np.isfinite(f[key].values()).all(), key
+    assert m["luminosity_pb"] == load_samples_config()["luminosity_pb"] == 3378.0
+    assert m["histograms_sha256"] == hashlib.sha256((out / "histograms.root").read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "1.5", "x"])
