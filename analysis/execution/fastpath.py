@@ -330,8 +330,9 @@ def warning_counts(caught: list[warnings.WarningMessage]) -> dict[tuple[str, str
 
 
 def reemit_warnings(counts: dict[tuple[str, str, str, int], int] | None) -> None:
-    """Raise again, in this process, the warnings :func:`work_function` collected in worker processes (each as
-    often as it occurred, at its original file and line; categories other than the built-in ones as UserWarning)."""
+    """Raise again, in this process, the warnings worker processes collected with their chunks (:func:`dask_chunks`,
+    ``analysis.execution.chunkread.work_function``; :func:`warning_counts`): each as often as it occurred, at its
+    original file and line; categories other than the built-in ones as UserWarning."""
     import builtins
 
     for (category, message, filename, lineno), n in (counts or {}).items():
@@ -359,8 +360,9 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
                     policy: RetryPolicy, client: Any, checkpointer=None, progress: bool = True,
                     workers: int | None = None) -> dict:
     """:func:`run_chunks` on a Dask cluster: one task per run of consecutive chunks of a file (:func:`chunk_groups`,
-    :func:`dask_chunks`), the processor sent to the cluster once, outputs merged on the workers by a tree reduction in chunk order (:func:`merge_outputs`), so the
-    result is the one of :func:`run_chunks` bit for bit (exact sums; categories in order of first appearance).
+    :func:`dask_chunks`), the processor sent to the cluster once, outputs merged on the workers by a tree reduction
+    in chunk order (:func:`merge_outputs`), so the result is the one of :func:`run_chunks` bit for bit (exact sums;
+    categories in order of first appearance).
     Neither this process nor the workers import coffea.
 
     ``workers``: how many workers the run expects (e.g. an adaptive batch cluster's maximum, when few have started
