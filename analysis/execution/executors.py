@@ -23,6 +23,7 @@ from coffea.processor.accumulator import Accumulatable, accumulate
 from coffea.processor.executor import _compression_wrapper, _decompress, _reduce
 
 from analysis.console import progress_bar, stderr_console
+from analysis.execution.dask_tasks import tree_reduce, wait_counting_chunks
 
 
 @dataclass
@@ -97,7 +98,6 @@ class DaskExecutor(_CoffeaDaskExecutor):
         if not items:
             return accumulator, 0
         from distributed import Client, as_completed
-        from distributed.scheduler import KilledWorker
 
         if self.client is None:
             self.client = Client(threads_per_worker=1)
@@ -113,26 +113,12 @@ class DaskExecutor(_CoffeaDaskExecutor):
         chunks = self.client.map(function, args, pure=self.heavy_input is not None, priority=self.priority,
                                  retries=self.retries)
         key_to_item = {future.key: item for future, item in zip(chunks, items)}
-        work = chunks
-        while len(work) > 1:
-            work = self.client.map(reducer, [work[i:i + self.treereduction] for i in range(0, len(work), self.treereduction)],
-                                   pure=True, priority=self.priority, retries=self.retries)
-            key_to_item.update({future.key: "(output reducer)" for future in work})
-        final = work[0]
+        final = tree_reduce(self.client, chunks, reducer, self.treereduction, pure=True, priority=self.priority,
+                            retries=self.retries)
         finished = as_completed(chunks)
-        del work, chunks, args  # a chunk's output is released once its reducer has it (only `finished` holds it until then)
-        try:
-            with progress_bar(len(items), self.desc, self.unit, enabled=True) as advance:
-                for future in finished:
-                    failed = future.status == "error"
-                    del future
-                    if failed:
-                        break  # the result below raises the chunk's error (the reduction depends on it)
-                    advance(1)
-                merged = final.result()
-        except KilledWorker as ex:
-            raise RuntimeError(f"Work item {key_to_item.get(ex.task, ex.task)} caused a KilledWorker exception "
-                               "(likely a segfault or out-of-memory issue)") from None
+        del chunks, args  # a chunk's output is released once its reducer has it (only `finished` holds it until then)
+        merged = wait_counting_chunks(final, finished, len(items), self.desc, self.unit,
+                                      name_of=lambda key: key_to_item.get(key, "(output reducer)"))
         out = merged if self.compression is None else _decompress(merged)
         return accumulate([out], accumulator), 0
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.console import progress_bar, progress_enabled
+from analysis.execution.dask_tasks import tree_reduce, wait_counting_chunks
 from analysis.execution.retries import RetryPolicy, _RetryingCall
 from schemas.reading import basket_aligned_ranges, use_inflate
 
@@ -373,7 +374,6 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
     cluster allows as a ``RuntimeError`` naming the chunk, as coffea's Dask executor words it).
     """
     from distributed import as_completed
-    from distributed.scheduler import KilledWorker
 
     if not chunks:
         return {}
@@ -384,27 +384,19 @@ def run_chunks_dask(chunks: list[Chunk], processor_instance: Any, branches: list
     futures = client.map(dask_chunks, groups, processor_instance=processor_future, branches=tuple(branches),
                          uproot_options=uproot_options, policy=policy, checkpointer=checkpointer, pure=False)
     group_of = {f.key: group for f, group in zip(futures, groups)}
-    work = futures
-    while len(work) > 1:
-        work = [client.submit(merge_outputs, work[i:i + TREE_REDUCTION], pure=False)
-                for i in range(0, len(work), TREE_REDUCTION)]
-    final = work[0]
-    del work
+    final = tree_reduce(client, futures, merge_outputs, TREE_REDUCTION, pure=False)
+    finished = as_completed(futures) if progress and progress_enabled() else None  # the bar counts chunks
+    del futures  # a chunk's output is released once its reduction task has it
+
+    def name_of(key: Any) -> str:
+        group = group_of.get(key)
+        if not group:
+            return repr(key)
+        return repr(group[0]) + (f" (and the next {len(group) - 1} chunk(s) of the file)" if len(group) > 1 else "")
+
     try:
-        if progress and progress_enabled():  # the bar counts chunks (not the reduction tasks)
-            with progress_bar(len(chunks), "Processing chunks", "chunk") as advance:
-                for future in as_completed(futures):
-                    if future.status == "error":
-                        break  # the result below raises the chunk's error (the reduction depends on it)
-                    advance(len(group_of[future.key]))
-        del futures  # a chunk's output is released once its reduction task has it
-        merged = final.result()
-    except KilledWorker as err:
-        group = group_of.get(err.task)
-        what = repr(group[0]) + (f" (and the next {len(group) - 1} chunk(s) of the file)" if len(group) > 1 else "") \
-            if group else repr(err.task)
-        raise RuntimeError(f"Work item {what} caused a KilledWorker exception (likely a segfault or out-of-memory "
-                           "issue)") from None
+        merged = wait_counting_chunks(final, finished, len(chunks), "Processing chunks", "chunk",
+                                      chunks_of=lambda key: len(group_of[key]), name_of=name_of)
     finally:
         try:
             client.run(close_worker_readers)
